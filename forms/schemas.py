@@ -1,0 +1,47 @@
+"""Marshmallow schemas derived from the field spec.
+
+``prefill_schema()`` validates the host-supplied values that go into a new form (every
+``prefill`` field of the spec); ``field_for()`` gives the marshmallow field for any spec field,
+so other schemas (the service's event schema, the validator) are built from the same source.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from forms.spec import FieldSpec, FormSpec, load_spec
+
+
+def field_for(spec: FieldSpec, *, required: bool = False) -> fields.Field:
+    """The marshmallow field that loads one spec field's normalised value."""
+    kwargs: dict = {"required": required, "allow_none": not required}
+    length = validate.Length(min=1 if required else 0, max=spec.max_length)
+    if spec.type == "checkbox":
+        return fields.Boolean(**kwargs)
+    if spec.type == "choice":
+        return fields.String(validate=validate.OneOf(spec.option_values), **kwargs)
+    if spec.type == "date":
+        return fields.Date(**kwargs)
+    if spec.type == "datetime":
+        return fields.AwareDateTime(**kwargs)
+    if spec.type == "email":
+        return fields.Email(validate=length, **kwargs)
+    return fields.String(validate=length, **kwargs)
+
+
+@cache
+def _prefill_schema_class(form: FormSpec) -> type[Schema]:
+    declared = {
+        f.name: field_for(f, required=not f.optional)
+        for f in form.prefilled_fields
+    }
+    cls = Schema.from_dict(declared, name="PrefillSchema")
+    cls.Meta.unknown = RAISE  # type: ignore[attr-defined]
+    return cls
+
+
+def prefill_schema(form: FormSpec | None = None) -> Schema:
+    """A schema for the values the host prefills (unknown keys are an error)."""
+    return _prefill_schema_class(form or load_spec())(unknown=RAISE)

@@ -1,0 +1,1 @@
+"""Celery application and background tasks: reminders, delivery to the host, sweeps."""

@@ -1,0 +1,250 @@
+"""Golden-rule completeness validation of a decision record's values.
+
+``validate(values)`` takes the normalised, JSON-ready values of a record (keyed by spec field
+name: text as ``str``, choices as their code, checkboxes as ``bool``, dates as ISO
+``YYYY-MM-DD``, date-times as ISO 8601) and returns a list of :class:`Problem`; an empty list
+means the record is complete. Incomplete is a normal outcome, never an exception.
+
+Every rule is derived from the field spec (``forms/decision_record.toml``), none is written
+per field here:
+
+- a value that is not of the field's type (a date that is not a date, a choice the form does
+  not offer, text over ``max_length``) is a problem of that field;
+- ``required`` fields must have a value (a required checkbox must be ticked);
+- ``required_when`` fields must have a value when every listed field holds one of the listed
+  values;
+- ``not_before`` dates must not be earlier than the other field's date (a date-time is taken as
+  its calendar date in the form's time zone, Europe/London);
+- ``not_future`` dates must not be later than ``today`` (default: today in Europe/London);
+- ``[[checks]]``: when the condition holds, the field must take one of the allowed values.
+
+Each problem carries the golden rule (1-7) of the field's section; section 0 (the case details,
+such as ``purpose``) belongs to rule 7, the record. Messages start ``"Rule N: "`` and are plain
+English for the practitioner. A field gets at most one problem (the first found, in the order
+above), so the list reads as a to-do list.
+
+The checks run inside a marshmallow schema built from the spec with
+:func:`forms.schemas.field_for`, with a ``@validates_schema`` hook that collects the
+completeness problems.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from marshmallow import EXCLUDE, Schema, ValidationError, validates_schema
+
+from forms.schemas import field_for
+from forms.spec import FieldSpec, FormSpec, load_spec
+
+__all__ = ["Problem", "rule_of", "validate"]
+
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing that stops the record being complete (or a value that cannot be understood)."""
+
+    field: str
+    rule: int
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form used by the API and stored with an upload: ``{field, rule, message}``."""
+        return {"field": self.field, "rule": self.rule, "message": self.message}
+
+
+def rule_of(field: FieldSpec) -> int:
+    """The golden rule a field belongs to: its section, with the case details under rule 7."""
+    return field.section if 1 <= field.section <= 7 else 7
+
+
+def _prefixed(field: FieldSpec, text: str) -> str:
+    return f"Rule {rule_of(field)}: {text}"
+
+
+def _bare(label: str) -> str:
+    """A label without its trailing typing hint such as ``(DD/MM/YYYY)``."""
+    return re.sub(r"\s*\([^)]*\)\s*$", "", label).strip()
+
+
+def _noun(label: str) -> str:
+    """A label as a noun phrase inside a sentence: no trailing hint, lower-case first letter."""
+    text = _bare(label)
+    return text[:1].lower() + text[1:]
+
+
+def _shown(d: date) -> str:
+    return d.strftime("%d/%m/%Y")
+
+
+def _type_message(field: FieldSpec, value: Any) -> str:
+    """Why a value could not be loaded as this field's type (derived from the spec)."""
+    quoted = f"\u201c{_bare(field.label)}\u201d"
+    if isinstance(value, str) and field.max_length and len(value) > field.max_length:
+        return _prefixed(
+            field,
+            f"{quoted} is too long: at most {field.max_length} characters, "
+            f"this has {len(value)}.",
+        )
+    if field.type == "date":
+        return _prefixed(field, f"{quoted} must be a real date, typed as DD/MM/YYYY.")
+    if field.type == "datetime":
+        return _prefixed(field, f"{quoted} must be a date and time.")
+    if field.type == "choice":
+        labels = ", ".join(o.label for o in field.options)
+        return _prefixed(field, f"{quoted} must be one of: {labels}.")
+    if field.type == "checkbox":
+        return _prefixed(field, f"{quoted} must be ticked or left empty.")
+    if field.type == "email":
+        return _prefixed(field, f"{quoted} must be an email address.")
+    return _prefixed(field, f"{quoted} could not be read as text.")
+
+
+def _missing(field: FieldSpec, value: Any) -> bool:
+    if field.type == "checkbox":
+        return value is not True
+    return value is None
+
+
+def _holds(conditions: tuple[tuple[str, tuple[str, ...]], ...], data: Mapping[str, Any]) -> bool:
+    return all(data.get(other) in allowed for other, allowed in conditions)
+
+
+def _as_date(value: Any, zone: ZoneInfo) -> date | None:
+    if isinstance(value, datetime):
+        return value.astimezone(zone).date() if value.tzinfo else value.date()
+    if isinstance(value, date):
+        return value
+    return None
+
+
+def _completeness(
+    form: FormSpec, data: Mapping[str, Any], today: date
+) -> dict[str, Problem]:
+    """Field name -> problem for every completeness rule the loaded data breaks."""
+    zone = ZoneInfo(form.timezone)
+    found: dict[str, Problem] = {}
+
+    def add(field: FieldSpec, text: str) -> None:
+        found[field.name] = Problem(field.name, rule_of(field), _prefixed(field, text))
+
+    for field in form.fields:
+        value = data.get(field.name)
+        needed = field.required or (field.required_when and _holds(field.required_when, data))
+        if needed and _missing(field, value):
+            add(field, field.message or "this is required.")
+            continue
+        day = _as_date(value, zone)
+        if day is None:
+            continue
+        if field.not_before:
+            other = form[field.not_before]
+            earliest = _as_date(data.get(other.name), zone)
+            if earliest is not None and day < earliest:
+                add(
+                    field,
+                    f"the {_noun(field.label)} ({_shown(day)}) cannot be earlier than "
+                    f"the \u201c{other.label}\u201d date of this request ({_shown(earliest)}).",
+                )
+                continue
+        if field.not_future and day > today:
+            add(
+                field,
+                f"the {_noun(field.label)} ({_shown(day)}) is in the future; "
+                f"today is {_shown(today)}.",
+            )
+    for check in form.checks:
+        if check.field in found:
+            continue
+        value = data.get(check.field)
+        if value is None or not _holds(check.when, data) or value in check.allowed:
+            continue
+        found[check.field] = Problem(check.field, check.rule, f"Rule {check.rule}: {check.message}")
+    return found
+
+
+class _RecordSchema(Schema):
+    """Base of the generated schema: loads typed values, then checks completeness."""
+
+    form: FormSpec
+    today: date
+    found: dict[str, Problem]
+
+    class Meta:
+        unknown = EXCLUDE
+
+    @validates_schema(skip_on_field_errors=False)
+    def _complete(self, data: dict[str, Any], **_: Any) -> None:
+        self.found = _completeness(self.form, data, self.today)
+        if self.found:
+            raise ValidationError({n: [p.message] for n, p in self.found.items()})
+
+
+@cache
+def _schema_class(form: FormSpec) -> type[_RecordSchema]:
+    declared: dict[str, Any] = {f.name: field_for(f) for f in form.fields}
+    declared["form"] = form
+    return type("DecisionRecordSchema", (_RecordSchema,), declared)
+
+
+def _clean(form: FormSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Blank text is no value; date objects become ISO text so the schema loads one form."""
+    out: dict[str, Any] = {}
+    for name in form.names:
+        if name not in values:
+            continue
+        value = values[name]
+        if isinstance(value, str) and not value.strip():
+            value = None
+        elif isinstance(value, datetime | date):
+            value = value.isoformat()
+        out[name] = value
+    return out
+
+
+def today_in(form: FormSpec | None = None) -> date:
+    """Today's date in the form's time zone (Europe/London)."""
+    return datetime.now(ZoneInfo((form or load_spec()).timezone)).date()
+
+
+def validate(values: Mapping[str, Any], *, today: date | None = None) -> list[Problem]:
+    """Check a record's values against every golden-rule completeness rule in the spec.
+
+    Returns the problems in form order (then the cross-field checks); ``[]`` means complete.
+    ``today`` defaults to the current date in Europe/London.
+    """
+    form = load_spec()
+    schema = _schema_class(form)()
+    schema.today = today or today_in(form)
+    schema.found = {}
+    cleaned = _clean(form, values)
+    try:
+        schema.load(cleaned)
+    except ValidationError as err:
+        messages = err.messages if isinstance(err.messages, dict) else {}
+    else:
+        return []
+    problems: list[Problem] = []
+    for field in form.fields:
+        ours = schema.found.get(field.name)
+        raw = messages.get(field.name)
+        texts = raw if isinstance(raw, list) else [raw] if raw else []
+        if ours is not None and ours.message in texts:
+            texts = [t for t in texts if t != ours.message]
+        if texts:
+            # marshmallow could not load the value itself: say what the field needs.
+            problems.append(
+                Problem(field.name, rule_of(field), _type_message(field, cleaned.get(field.name)))
+            )
+        elif ours is not None and ours.rule == rule_of(field):
+            problems.append(ours)
+    listed = {p.field for p in problems}
+    problems.extend(p for n, p in schema.found.items() if n not in listed)
+    return problems

@@ -161,6 +161,11 @@ class FieldFont:
             drawn.append(ch)
         return Encoded("".join(drawn), "".join(hexes), width / 1000.0, tuple(missing))
 
+    def glyph_hex(self, text: str) -> str:
+        """Identity-H hex of text that :meth:`encode` has already made drawable."""
+        hex_of = self._hex
+        return "".join(hex_of[ch] for ch in text)
+
     def width(self, text: str, size: float) -> float:
         """Advance width of ``text`` (assumed already encodable) at ``size`` points."""
         get = self._width.get

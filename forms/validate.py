@@ -43,7 +43,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, validates_schema
 from forms.schemas import field_for
 from forms.spec import FieldSpec, FormSpec, load_spec
 
-__all__ = ["Problem", "rule_of", "validate"]
+__all__ = ["Problem", "describe_invalid", "rule_of", "today_in", "validate"]
 
 
 
@@ -84,8 +84,8 @@ def _shown(d: date) -> str:
     return d.strftime("%d/%m/%Y")
 
 
-def _type_message(field: FieldSpec, value: Any) -> str:
-    """Why a value could not be loaded as this field's type (derived from the spec)."""
+def describe_invalid(field: FieldSpec, value: Any) -> str:
+    """Why a value cannot be this field's (from the spec; the value itself is not echoed)."""
     quoted = f"\u201c{_bare(field.label)}\u201d"
     if isinstance(value, str) and field.max_length and len(value) > field.max_length:
         return _prefixed(
@@ -240,9 +240,8 @@ def validate(values: Mapping[str, Any], *, today: date | None = None) -> list[Pr
             texts = [t for t in texts if t != ours.message]
         if texts:
             # marshmallow could not load the value itself: say what the field needs.
-            problems.append(
-                Problem(field.name, rule_of(field), _type_message(field, cleaned.get(field.name)))
-            )
+            message = describe_invalid(field, cleaned.get(field.name))
+            problems.append(Problem(field.name, rule_of(field), message))
         elif ours is not None and ours.rule == rule_of(field):
             problems.append(ours)
     listed = {p.field for p in problems}

@@ -1,0 +1,300 @@
+"""Run the parse of an untrusted upload in a warm worker process under a time and memory bound.
+
+A PDF can be built to make a parser spin (a cross-reference that points at itself, object
+trees that never end) or to expand a few kilobytes into gigabytes (a decompression bomb).
+The upload path therefore never parses in the web process. :func:`read` hands the bytes to
+one of a small pool of worker processes and waits with a timeout.
+
+Bounds (defaults; see :class:`ReaderPool`):
+
+- **time**: the caller waits ``timeout`` seconds (5 s by default, from
+  :func:`forms.reader.read_upload`); then the worker is killed (``SIGKILL``) and replaced, and
+  the upload is refused with ``UploadRejected("too_complex")``.
+- **memory**: each worker runs under ``RLIMIT_AS`` = 768 MB of address space (the virtual
+  size of a warm worker is about 0.2 GB, so about 0.5 GB is left for one parse). An
+  allocation beyond it raises ``MemoryError`` in the worker (refused as ``too_complex``, and
+  the worker is replaced); a worker that dies any other way is also replaced and the upload
+  refused as ``too_complex``. A 12 MB upload of the form stays far below the 300 MB resident
+  target (see ``bench/bench_readback.py``).
+- **parser limits**: inside the worker pypdf runs with :data:`forms.reader.PYPDF_LIMITS` (a
+  Flate stream stops at 32 MB of output) and the reader's own walks are bounded and loop-safe.
+- **no core files** (``RLIMIT_CORE`` = 0); a worker is retired after ``max_tasks`` parses.
+
+Workers are separate interpreters (``python -m forms.sandbox``, started with ``subprocess``
+and talking over a socket pair with :class:`multiprocessing.connection.Connection`), so they
+inherit nothing from the web process (threads, sockets, database connections, the main
+module). Each loads the spec and parses the template once at start (about half a second,
+paid when the pool starts or a killed worker is replaced), so a call costs one pipe round
+trip (well under a millisecond) on top of the parse. Calls are thread-safe; a call waits for a
+free worker, and as every call ends within its timeout the wait is bounded too.
+
+The pool is created on first use (per process: a forked child gets its own); :func:`warm`
+starts it early and :func:`shutdown` stops it (also registered with ``atexit``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import queue
+import resource
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from forms.reader import ReadBack, UploadRejected
+
+__all__ = ["ReaderPool", "get_pool", "read", "shutdown", "warm"]
+
+DEFAULT_WORKERS = 2
+DEFAULT_MEMORY_LIMIT = 768 * 1024 * 1024
+DEFAULT_MAX_TASKS = 500
+STARTUP_TIMEOUT = 30.0
+_PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def _limit_memory(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _warm_up() -> None:
+    """Load the spec and exercise the parser once so the first real call is fast."""
+    from forms import reader
+    from forms.spec import SPEC_PATH, load_spec
+
+    load_spec()
+    template = SPEC_PATH.with_name("decision_record.pdf")
+    if template.exists():
+        try:
+            reader.read_pdf(template.read_bytes(), "warm-up", {})
+        except UploadRejected:
+            pass
+
+
+def worker_main(conn: Connection, memory_limit: int, max_tasks: int) -> None:
+    """The worker loop: one request in, one reply out, until told to stop or retired."""
+    from forms import reader
+
+    _limit_memory(memory_limit)
+    _warm_up()
+    conn.send(("ready", os.getpid()))
+    for _ in range(max_tasks):
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        kind = request[0]
+        if kind == "stats":
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            conn.send(("stats", usage.ru_maxrss * 1024))
+            continue
+        _, data, record_id, shown = request
+        try:
+            conn.send(("ok", reader.read_pdf(data, record_id, shown)))
+        except UploadRejected as rejected:
+            conn.send(("rejected", rejected.code, rejected.message))
+        except MemoryError:
+            conn.send(("rejected", "too_complex", None))
+            return
+        del data, request
+    conn.send(("retired", None))
+
+
+class _Worker:
+    """One reader process: ``python -m forms.sandbox FD`` speaking over a socket pair."""
+
+    def __init__(self, memory_limit: int, max_tasks: int) -> None:
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (_PROJECT_ROOT, env.get("PYTHONPATH", "")) if p
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "forms.sandbox", str(theirs.fileno()),
+             str(memory_limit), str(max_tasks)],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=_PROJECT_ROOT,
+        )
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.ready = False
+        self.tasks = 0
+        self.max_tasks = max_tasks
+
+    def wait_ready(self, timeout: float) -> bool:
+        if self.ready:
+            return True
+        try:
+            if self.conn.poll(timeout):
+                self.ready = self.conn.recv()[0] == "ready"
+        except (EOFError, OSError):
+            return False
+        return self.ready
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.conn.close()
+
+
+class ReaderPool:
+    """A fixed number of warm, resource-limited reader processes."""
+
+    def __init__(
+        self,
+        workers: int = DEFAULT_WORKERS,
+        *,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        max_tasks: int = DEFAULT_MAX_TASKS,
+    ) -> None:
+        self._memory_limit = memory_limit
+        self._max_tasks = max_tasks
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._closed = False
+        self.pid = os.getpid()
+        for _ in range(workers):
+            self._idle.put(self._spawn())
+
+    def _spawn(self) -> _Worker:
+        return _Worker(self._memory_limit, self._max_tasks)
+
+    def _release(self, worker: _Worker, healthy: bool) -> None:
+        if self._closed:
+            worker.kill()
+            return
+        if not healthy or worker.tasks >= worker.max_tasks:
+            worker.kill()
+            worker = self._spawn()
+        self._idle.put(worker)
+
+    def call(self, request: tuple[Any, ...], timeout: float) -> tuple[Any, ...]:
+        """Send one request to a free worker and return its reply (or raise on a bound)."""
+        if self._closed:
+            raise RuntimeError("the reader pool is shut down")
+        worker = self._idle.get()
+        healthy = False
+        try:
+            if not worker.wait_ready(STARTUP_TIMEOUT):
+                # a worker that never came up: replace it and try once more
+                worker.kill()
+                worker = self._spawn()
+                if not worker.wait_ready(STARTUP_TIMEOUT):
+                    raise RuntimeError("a PDF reader worker did not start")
+            try:
+                worker.conn.send(request)
+            except OSError:
+                # the worker died while idle (not this upload's doing): use a fresh one
+                worker.kill()
+                worker = self._spawn()
+                if not worker.wait_ready(STARTUP_TIMEOUT):
+                    raise RuntimeError("a PDF reader worker did not start") from None
+                worker.conn.send(request)
+            worker.tasks += 1
+            if not worker.conn.poll(timeout):
+                raise UploadRejected("too_complex")
+            try:
+                reply = worker.conn.recv()
+            except (EOFError, OSError):
+                raise UploadRejected("too_complex") from None
+            healthy = reply[0] in ("ok", "rejected", "stats") and worker.alive()
+            if reply[0] == "rejected" and reply[1] == "too_complex":
+                healthy = False  # after a MemoryError the worker is not trusted again
+            return reply
+        finally:
+            self._release(worker, healthy)
+
+    def read(
+        self, data: bytes, record_id: str, shown: Mapping[str, str], timeout: float
+    ) -> ReadBack:
+        """Parse one upload in a worker (see :func:`forms.reader.read_pdf`)."""
+        reply = self.call(("read", data, record_id, dict(shown)), timeout)
+        if reply[0] == "ok":
+            return reply[1]
+        if reply[0] == "rejected":
+            raise UploadRejected(reply[1], reply[2])
+        raise UploadRejected("too_complex")
+
+    def peak_rss(self, timeout: float = 5.0) -> int:
+        """The peak resident size in bytes of one worker (the next free one)."""
+        reply = self.call(("stats",), timeout)
+        return int(reply[1])
+
+    def worker_pids(self) -> list[int]:
+        """The process ids of the idle workers (for tests and diagnostics)."""
+        workers = list(self._idle.queue)
+        return [w.process.pid for w in workers if w.process.pid is not None]
+
+    def close(self) -> None:
+        """Stop every idle worker; busy ones are stopped when their call returns."""
+        self._closed = True
+        while True:
+            try:
+                worker = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                worker.conn.send(None)
+            except OSError:
+                pass
+            try:
+                worker.process.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+            worker.kill()
+
+
+_pool: ReaderPool | None = None
+_pool_lock = threading.Lock()
+
+
+def get_pool() -> ReaderPool:
+    """The process's reader pool, created on first use (and again in a forked child)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool.pid != os.getpid():
+            workers = int(os.environ.get("SHAREWISE_READER_WORKERS", DEFAULT_WORKERS))
+            _pool = ReaderPool(max(1, workers))
+        return _pool
+
+
+def read(data: bytes, record_id: str, shown: Mapping[str, str], *, timeout: float) -> ReadBack:
+    """Parse an upload in the sandbox; see :func:`forms.reader.read_upload`."""
+    return get_pool().read(data, record_id, shown, timeout)
+
+
+def warm() -> None:
+    """Start the pool now (for example when the web service starts)."""
+    get_pool()
+
+
+def shutdown() -> None:
+    """Stop the pool's workers (registered with ``atexit``)."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None and _pool.pid == os.getpid():
+            _pool.close()
+        _pool = None
+
+
+atexit.register(shutdown)
+
+
+if __name__ == "__main__":  # the worker process: python -m forms.sandbox FD LIMIT TASKS
+    worker_main(Connection(int(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3]))

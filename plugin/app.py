@@ -1,0 +1,74 @@
+"""The Flask application factory.
+
+Configuration layers: the defaults (``config/defaults.toml``), then the ``config`` mapping
+passed in (tests), then ``SHAREWISE_<KEY>`` environment variables, then derived values
+(:func:`plugin.settings.finalise`). On start the database is migrated to head (unless
+``MIGRATE_ON_START`` is false). Concerns register their blueprints in :data:`BLUEPRINTS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from plugin import db, problems, settings, storage, tenants
+from plugin.celery import celery_init_app
+
+#: ``"module:attribute"`` of every blueprint; each concern adds one line.
+BLUEPRINTS: list[str] = [
+    "plugin.webhooks.views:bp",
+    "plugin.records.views:bp",
+]
+#: The practitioner pages (issue 4) replace the minimal pages served until they exist.
+PRACTITIONER_BLUEPRINT = "plugin.practitioner.views:bp"
+MINIMAL_PAGES_BLUEPRINT = "plugin.records.pages:bp"
+
+
+def _load(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _practitioner_blueprint() -> Any:
+    try:
+        return _load(PRACTITIONER_BLUEPRINT)
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("plugin.practitioner", "plugin.practitioner.views"):
+            raise
+        return _load(MINIMAL_PAGES_BLUEPRINT)
+
+
+def configure_logging(level: str) -> None:
+    """Plain process-wide logging (record ids only ever reach it)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Sharewise Flask app."""
+    app = Flask("plugin")
+    app.config.update(settings.defaults())
+    app.config.update(config or {})
+    app.config.from_prefixed_env(settings.ENV_PREFIX)
+    settings.finalise(app.config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    configure_logging(str(app.config.get("LOG_LEVEL", "INFO")))
+
+    db.init_app(app)
+    if app.config["MIGRATE_ON_START"]:
+        db.upgrade(db.engine_for(app))
+    tenants.init_app(app)
+    storage.init_app(app)
+    problems.init_app(app)
+    celery_init_app(app)
+    for ref in BLUEPRINTS:
+        app.register_blueprint(_load(ref))
+    app.register_blueprint(_practitioner_blueprint())
+    return app

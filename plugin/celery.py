@@ -1,0 +1,84 @@
+"""Celery wiring (Flask's ``examples/celery`` pattern) and :func:`enqueue` by task name.
+
+The plugin never imports ``tasks/``: it hands work to the worker by task *name*. Tasks are
+defined in ``tasks/`` with ``@shared_task(name=...)`` and run inside the Flask app context.
+The broker only carries work: anything that must happen is a database row first, and a beat
+sweep re-enqueues what is due and not done (see ``tasks/sweeps.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask, current_app
+
+FILESYSTEM_PREFIX = "filesystem://"
+
+
+def broker_settings(url: str) -> dict[str, Any]:
+    """Celery broker settings for ``url`` (``filesystem://<dir>`` becomes transport options)."""
+    if url.startswith(FILESYSTEM_PREFIX):
+        root = Path(url[len(FILESYSTEM_PREFIX) :] or "broker").expanduser().resolve()
+        queue, processed, control = root / "queue", root / "processed", root / "control"
+        for d in (queue, processed, control):
+            d.mkdir(parents=True, exist_ok=True)
+        return {
+            "broker_url": FILESYSTEM_PREFIX,
+            "broker_transport_options": {
+                "data_folder_in": str(queue),
+                "data_folder_out": str(queue),
+                "processed_folder": str(processed),
+                "control_folder": str(control),
+                "store_processed": False,
+                "polling_interval": 0.1,
+            },
+        }
+    return {"broker_url": url, "broker_transport_options": {}}
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Create the app's Celery application (``app.extensions['celery']``)."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    conf: dict[str, Any] = {
+        **broker_settings(app.config["BROKER_URL"]),
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "timezone": "UTC",
+        "enable_utc": True,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {},
+    }
+    conf["broker_transport_options"].update(app.config.get("BROKER_TRANSPORT_OPTIONS") or {})
+    conf.update(app.config.get("CELERY") or {})
+    celery_app.config_from_object(conf)
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
+def celery_app_for(app: Flask | None = None) -> Celery:
+    """The Celery app of ``app`` (default: the current app)."""
+    return (app or current_app).extensions["celery"]
+
+
+def enqueue(task_name: str, *args: Any, app: Flask | None = None, **options: Any) -> str:
+    """Send a task by name (arguments: ids only, never personal data); returns the task id.
+
+    Call it *after* the transaction that wrote the row the task works on has committed.
+    """
+    result = celery_app_for(app).send_task(task_name, args=args, **options)
+    return result.id

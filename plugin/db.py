@@ -1,0 +1,190 @@
+"""Database: one SQLAlchemy engine and session factory per Flask app, ``Base``, migrations.
+
+* SQLite (the embedded default) runs in WAL mode with a busy timeout and foreign keys on; every
+  transaction starts with ``BEGIN IMMEDIATE`` so concurrent writers queue on the busy timeout
+  instead of failing on a read-to-write lock upgrade.
+* PostgreSQL runs through psycopg 3 (``postgresql+psycopg://``).
+* :func:`session_scope` is the unit of work for requests, Celery tasks and CLI commands:
+  commit on success, roll back on error, always close.
+* :func:`upgrade` applies the Alembic migrations in ``plugin/migrations`` (``upgrade head``),
+  serialised across processes by a PostgreSQL advisory lock or a file lock next to the SQLite
+  database, so several processes starting at once are safe.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import DateTime, Engine, create_engine, event, text
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: Key of the PostgreSQL advisory lock held while migrating ("SHAREWSE" in ASCII).
+MIGRATION_LOCK_KEY = 0x5348415245575345
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model (``plugin/models.py`` imports them all)."""
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC ``datetime`` on every backend (SQLite stores naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store in UTC; naive values are refused (they are always a bug)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return aware UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, UTC."""
+    return datetime.now(UTC)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with the per-backend settings described above."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30}, pool_pre_ping=False)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's engine and session factory (``app.extensions['sharewise.db']``)."""
+    engine = make_engine(app.config["DATABASE_URL"])
+    factory = sessionmaker(engine, expire_on_commit=False)
+    app.extensions["sharewise.db"] = {"engine": engine, "sessionmaker": factory}
+
+    @app.teardown_appcontext
+    def _close_request_session(_exc: BaseException | None) -> None:
+        session = g.pop("sharewise_session", None)
+        if session is not None:
+            session.rollback()
+            session.close()
+
+
+def engine_for(app: Flask | None = None) -> Engine:
+    """The engine of ``app`` (default: the current app)."""
+    return (app or current_app).extensions["sharewise.db"]["engine"]
+
+
+def sessionmaker_for(app: Flask | None = None) -> sessionmaker[Session]:
+    """The session factory of ``app`` (default: the current app)."""
+    return (app or current_app).extensions["sharewise.db"]["sessionmaker"]
+
+
+@contextmanager
+def session_scope(app: Flask | None = None) -> Iterator[Session]:
+    """A unit of work: commit when the block ends normally, roll back on error, close always."""
+    session = sessionmaker_for(app)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def request_session() -> Session:
+    """A session for the current app context, rolled back and closed at teardown."""
+    session = g.get("sharewise_session")
+    if session is None:
+        session = g.sharewise_session = sessionmaker_for()()
+    return session
+
+
+def alembic_config(connection: Any = None) -> Any:
+    """An Alembic ``Config`` for ``plugin/migrations`` (no ini file needed)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``, holding a cross-process lock while doing so."""
+    from alembic import command
+
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database or ""
+        lock = Path(database + ".migrate.lock") if database else None
+        ctx = _file_lock(lock) if lock else _null()
+        with ctx, engine.begin() as conn:
+            command.upgrade(alembic_config(conn), revision)
+        return
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+        command.upgrade(alembic_config(conn), revision)
+
+
+@contextmanager
+def _null() -> Iterator[None]:
+    yield
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's Alembic revision (``None`` before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,97 @@
+"""Signed, expiring links for practitioners and the host (itsdangerous).
+
+A token carries only the tenant slug and the opaque public record id, signed with a salt per
+purpose (``form``, ``pdf``, ``upload``, ``status``) so a token for one purpose never opens
+another. Keys come from ``SECRET_KEYS``: the first key signs, every key verifies (itsdangerous
+signs with the *last* key of its list, so the list is reversed here).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+PURPOSES = ("form", "pdf", "upload", "status")
+#: URL path of each purpose's link (the views registering them must use the same paths).
+PATHS = {
+    "form": "/form/{token}",
+    "pdf": "/form/{token}/pdf",
+    "upload": "/upload/{token}",
+    "status": "/status/{token}",
+}
+#: the keys of :func:`make_links`'s result per purpose
+URL_KEYS = {
+    "form": "form_url",
+    "pdf": "form_pdf_url",
+    "upload": "upload_url",
+    "status": "status_url",
+}
+
+
+class LinkError(Exception):
+    """A token did not load (see the subclasses)."""
+
+
+class LinkExpired(LinkError):
+    """The token's signature is valid but it is older than ``LINK_MAX_AGE``."""
+
+
+class LinkInvalid(LinkError):
+    """The token is malformed or its signature does not verify (tampered, or an old key)."""
+
+
+class LinkWrongPurpose(LinkError):
+    """The token is genuine but was issued for another purpose."""
+
+
+def _serializer(purpose: str, app: Flask | None = None) -> URLSafeTimedSerializer:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown link purpose {purpose!r}")
+    keys = list((app or current_app).config["SECRET_KEYS"])
+    return URLSafeTimedSerializer(list(reversed(keys)), salt=f"sharewise.link.{purpose}")
+
+
+def make_token(tenant: str, record_public_id: str, purpose: str, app: Flask | None = None) -> str:
+    """A signed token for one purpose."""
+    return _serializer(purpose, app).dumps({"t": tenant, "r": record_public_id})
+
+
+def load_token(token: str, purpose: str, app: Flask | None = None) -> tuple[str, str]:
+    """``(tenant, record_public_id)`` from a token; raises a :class:`LinkError` subclass."""
+    app = app or current_app
+    max_age = int(app.config["LINK_MAX_AGE"])
+    try:
+        payload: Any = _serializer(purpose, app).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise LinkExpired("this link has expired") from None
+    except BadSignature:
+        for other in PURPOSES:
+            if other == purpose:
+                continue
+            try:
+                _serializer(other, app).loads(token)
+            except BadSignature:
+                continue
+            raise LinkWrongPurpose(f"this link is for {other}, not {purpose}") from None
+        raise LinkInvalid("this link is not valid") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("t"), str) or not isinstance(
+        payload.get("r"), str
+    ):
+        raise LinkInvalid("this link is not valid")
+    return payload["t"], payload["r"]
+
+
+def link_url(tenant: str, record_public_id: str, purpose: str, app: Flask | None = None) -> str:
+    """The absolute URL of one link under ``BASE_URL``."""
+    app = app or current_app
+    token = make_token(tenant, record_public_id, purpose, app)
+    return app.config["BASE_URL"] + PATHS[purpose].format(token=token)
+
+
+def make_links(record: Any, app: Flask | None = None) -> dict[str, str]:
+    """``form_url``, ``form_pdf_url``, ``upload_url``, ``status_url`` for a record."""
+    return {
+        URL_KEYS[p]: link_url(record.tenant, record.public_id, p, app) for p in PURPOSES
+    }

@@ -1,0 +1,9 @@
+"""Every concern's models, imported in one place so ``Base.metadata`` is complete (Alembic).
+
+Each concern adds one import line here.
+"""
+
+from plugin.db import Base
+from plugin.records.models import AuditEntry, Record, WebhookEvent
+
+__all__ = ["AuditEntry", "Base", "Record", "WebhookEvent"]

@@ -1,0 +1,1 @@
+"""Records: the decision records, their append-only audit trail and the webhook events received."""

@@ -1,0 +1,167 @@
+"""Models of the records concern: ``Record``, ``AuditEntry`` (append-only), ``WebhookEvent``.
+
+Outside the database a record is known only by its opaque public id (``SR-`` + 16 random
+base32 characters); the integer primary key never leaves the model layer. Personal data (names,
+emails, dates of birth, form text) lives only in ``Record.prefill`` and the email columns.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column, relationship
+
+from plugin.db import Base, UTCDateTime, utcnow
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+AWAITING = "awaiting_completion"
+INCOMPLETE = "incomplete"
+COMPLETE = "complete"
+CANCELLED = "cancelled"
+STATUSES = (AWAITING, INCOMPLETE, COMPLETE, CANCELLED)
+FINAL_STATUSES = frozenset({COMPLETE, CANCELLED})
+#: Allowed status changes (a record may stay ``incomplete`` across uploads without a change).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    AWAITING: frozenset({INCOMPLETE, COMPLETE, CANCELLED}),
+    INCOMPLETE: frozenset({COMPLETE, CANCELLED}),
+    COMPLETE: frozenset(),
+    CANCELLED: frozenset(),
+}
+
+
+def new_public_id() -> str:
+    """A fresh opaque record id: ``SR-`` and 80 random bits in base32 (not guessable)."""
+    return "SR-" + base64.b32encode(secrets.token_bytes(10)).decode("ascii")
+
+
+class Record(Base):
+    """One information-sharing decision record, created by a ``share.requested`` event."""
+
+    __tablename__ = "records"
+    __table_args__ = (
+        UniqueConstraint("tenant", "request_id", name="uq_records_tenant_request"),
+        Index("ix_records_status_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    tenant: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32), default=AWAITING)
+    urgency: Mapped[str] = mapped_column(String(16), default="routine")
+    case_reference: Mapped[str] = mapped_column(String(64), default="")
+    practitioner_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    practitioner_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    manager_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: the normalised prefill values (personal data: stays behind the model layer)
+    prefill: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    prefill_hash: Mapped[str] = mapped_column(String(64), default="")
+    prefill_version: Mapped[int] = mapped_column(Integer, default=1)
+    #: storage key of the current prefilled PDF
+    prefill_pdf_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    #: what is still missing, as ``[{"field", "rule", "message"}]`` (updated on each upload)
+    missing: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    final_pdf_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    final_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    audit: Mapped[list[AuditEntry]] = relationship(
+        back_populates="record", order_by="AuditEntry.id", passive_deletes=True
+    )
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the record is ``complete`` or ``cancelled`` (nothing more happens)."""
+        return self.status in FINAL_STATUSES
+
+    def __repr__(self) -> str:  # never personal data
+        return f"<Record {self.public_id} {self.tenant} {self.status}>"
+
+
+class AuditEntry(Base):
+    """One line of a record's audit trail. Append-only: updates and deletes are refused."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_record", "record_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="RESTRICT"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(64))
+    from_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    to_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    record: Mapped[Record] = relationship(back_populates="audit")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready view (for the post-back and the final PDF's audit page)."""
+        return {
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "event": self.event,
+            "from_status": self.from_status,
+            "to_status": self.to_status,
+            "reason": self.reason,
+        }
+
+
+class AppendOnlyError(RuntimeError):
+    """Something tried to change or delete an audit entry."""
+
+
+@event.listens_for(AuditEntry, "before_update")
+def _refuse_update(_mapper: Mapper, _conn: Any, target: AuditEntry) -> None:
+    raise AppendOnlyError(f"audit entry {target.id} is append-only")
+
+
+@event.listens_for(AuditEntry, "before_delete")
+def _refuse_delete(_mapper: Mapper, _conn: Any, target: AuditEntry) -> None:
+    raise AppendOnlyError(f"audit entry {target.id} is append-only")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk(state: Any) -> None:
+    if (state.is_update or state.is_delete) and any(
+        m.class_ is AuditEntry for m in state.all_mappers
+    ):
+        raise AppendOnlyError("audit entries are append-only")
+
+
+class WebhookEvent(Base):
+    """A webhook delivery received from a host, kept for deduplication and replay."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("tenant", "webhook_id", name="uq_webhook_tenant_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    webhook_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[int | None] = mapped_column(
+        ForeignKey("records.id", ondelete="SET NULL"), nullable=True
+    )
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    response_status: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

@@ -1,0 +1,384 @@
+"""Record services: intake (``create_from_event``), cancellation, status transitions.
+
+Idempotency comes from unique constraints, never from check-then-insert: a duplicate delivery
+that races the first one fails on ``uq_records_tenant_request`` / ``uq_webhook_tenant_id``, its
+transaction rolls back, and it answers with the body stored for the first delivery.
+Every status change writes an :class:`AuditEntry` in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from plugin import links
+from plugin.db import session_scope, utcnow
+from plugin.records import policy
+from plugin.records.models import (
+    AWAITING,
+    CANCELLED,
+    COMPLETE,
+    TRANSITIONS,
+    AuditEntry,
+    Record,
+    WebhookEvent,
+    new_public_id,
+)
+from plugin.records.schemas import prefill_values
+from plugin.storage import storage
+from plugin.tenants import Tenant
+
+log = logging.getLogger(__name__)
+
+
+class RecordNotFound(LookupError):
+    """No record for this tenant and request id / public id."""
+
+
+class InvalidTransition(ValueError):
+    """The record cannot move to that status (e.g. it is already final)."""
+
+    def __init__(self, record_id: str, from_status: str, to_status: str) -> None:
+        super().__init__(f"record {record_id} cannot go from {from_status} to {to_status}")
+        self.from_status = from_status
+        self.to_status = to_status
+
+
+class PrefillRejected(ValueError):
+    """The form library refused the event's values; ``errors`` lists each field problem."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__(f"{len(errors)} prefill error(s)")
+        self.errors = errors
+
+
+@dataclass
+class IntakeResult:
+    """What a webhook delivery produced: the HTTP status and body to answer with."""
+
+    status: int
+    body: dict[str, Any]
+    record_id: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- lookups
+
+
+def find_record(session: Session, tenant: str, request_id: str) -> Record | None:
+    """The record of a host request."""
+    return session.scalar(
+        select(Record).where(Record.tenant == tenant, Record.request_id == request_id)
+    )
+
+
+def get_by_public_id(
+    session: Session, public_id: str, tenant: str | None = None, *, lock: bool = False
+) -> Record:
+    """The record with this public id (optionally of this tenant); :class:`RecordNotFound`."""
+    stmt = select(Record).where(Record.public_id == public_id)
+    if tenant is not None:
+        stmt = stmt.where(Record.tenant == tenant)
+    if lock:
+        stmt = stmt.with_for_update()
+    record = session.scalar(stmt)
+    if record is None:
+        raise RecordNotFound(public_id)
+    return record
+
+
+def find_replay(session: Session, tenant: str, webhook_id: str) -> WebhookEvent | None:
+    """A webhook delivery already answered (same tenant and ``webhook-id``)."""
+    return session.scalar(
+        select(WebhookEvent).where(
+            WebhookEvent.tenant == tenant, WebhookEvent.webhook_id == webhook_id
+        )
+    )
+
+
+# ----------------------------------------------------------------------------- transitions
+
+
+def transition(
+    session: Session,
+    record: Record,
+    to_status: str,
+    actor: str,
+    reason: str | None = None,
+    *,
+    event: str = "status_changed",
+    at: datetime | None = None,
+) -> bool:
+    """Move ``record`` to ``to_status`` and write the audit row (same transaction).
+
+    Returns ``False`` (and writes nothing) when the record already has that status;
+    raises :class:`InvalidTransition` when the move is not allowed.
+    """
+    if record.status == to_status:
+        return False
+    if to_status not in TRANSITIONS.get(record.status, frozenset()):
+        raise InvalidTransition(record.public_id, record.status, to_status)
+    now = at or utcnow()
+    from_status = record.status
+    record.status = to_status
+    if to_status == COMPLETE:
+        record.completed_at = now
+    elif to_status == CANCELLED:
+        record.cancelled_at = now
+    session.add(
+        AuditEntry(
+            record=record,
+            at=now,
+            actor=actor,
+            event=event,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+        )
+    )
+    log.info("record %s: %s -> %s by %s", record.public_id, from_status, to_status, actor)
+    return True
+
+
+def audit(
+    session: Session, record: Record, actor: str, event: str, reason: str | None = None
+) -> AuditEntry:
+    """Append an audit entry that is not a status change (an upload, a reminder...)."""
+    entry = AuditEntry(record=record, actor=actor, event=event, reason=reason,
+                       from_status=record.status, to_status=record.status)
+    session.add(entry)
+    return entry
+
+
+# ----------------------------------------------------------------------------- intake
+
+
+def _record_body(record_id: str, tenant: str, due: datetime, app: Flask) -> dict[str, Any]:
+    stub = type("R", (), {"tenant": tenant, "public_id": record_id})()
+    return {
+        "record_id": record_id,
+        "status": AWAITING,
+        **links.make_links(stub, app),
+        "due_at": due.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def _creation_body(session: Session, record: Record, app: Flask) -> dict[str, Any]:
+    """The body first answered for this record (so every duplicate gets the same body)."""
+    first = session.scalar(
+        select(WebhookEvent)
+        .where(WebhookEvent.record_id == record.id, WebhookEvent.response_status == 201)
+        .order_by(WebhookEvent.id)
+        .limit(1)
+    )
+    if first is not None:
+        return dict(first.response_body)
+    return _record_body(record.public_id, record.tenant, record.due_at, app)
+
+
+def _replay_or_existing(
+    tenant: Tenant, webhook_id: str, event_type: str, request_id: str, app: Flask
+) -> IntakeResult | None:
+    """The answer for a duplicate: a stored replay, or the existing record's creation body."""
+    with session_scope(app) as session:
+        replay = find_replay(session, tenant.slug, webhook_id)
+        if replay is not None:
+            return IntakeResult(200, dict(replay.response_body))
+        record = find_record(session, tenant.slug, request_id)
+        if record is None:
+            return None
+        body = _creation_body(session, record, app)
+        record_id = record.public_id
+        pk = record.id
+    remember(tenant.slug, webhook_id, event_type, pk, 200, body, app)
+    return IntakeResult(200, body, record_id)
+
+
+def remember(
+    tenant: str,
+    webhook_id: str,
+    event_type: str,
+    record_pk: int | None,
+    status: int,
+    body: dict[str, Any],
+    app: Flask | None = None,
+) -> None:
+    """Store a delivery's answer for replay (a concurrent duplicate that wins is fine)."""
+    try:
+        with session_scope(app) as session:
+            session.add(
+                WebhookEvent(
+                    tenant=tenant,
+                    webhook_id=webhook_id,
+                    event_type=event_type,
+                    record_id=record_pk,
+                    response_status=status,
+                    response_body=body,
+                )
+            )
+    except IntegrityError:
+        pass
+
+
+def _prefill(values: dict[str, Any]) -> tuple[bytes, str, list[str]]:
+    from forms.prefill import FormDataError, prefill
+
+    try:
+        filled = prefill(values)
+    except FormDataError as exc:
+        errors = getattr(exc, "errors", None) or [str(exc)]
+        raise PrefillRejected(_as_field_errors(errors)) from None
+    return filled.pdf, filled.prefill_hash, [str(w) for w in (filled.warnings or [])]
+
+
+def _as_field_errors(errors: Any) -> list[dict[str, str]]:
+    from plugin.records.schemas import flatten_errors
+
+    if isinstance(errors, dict):
+        return flatten_errors(errors, "prefill")
+    out = []
+    for e in errors:
+        if isinstance(e, dict):
+            out.append(
+                {"field": str(e.get("field", "prefill")), "message": str(e.get("message", e))}
+            )
+        else:
+            out.append({"field": str(getattr(e, "field", "prefill")),
+                        "message": str(getattr(e, "message", e))})
+    return out
+
+
+def prefill_key(tenant: str, record_id: str, version: int) -> str:
+    """Storage key of a record's prefilled PDF, one per version."""
+    return f"{tenant}/{record_id}/prefill-{version}.pdf"
+
+
+def create_from_event(
+    tenant: Tenant,
+    webhook_id: str,
+    data: dict[str, Any],
+    requested_at: datetime,
+    app: Flask | None = None,
+) -> IntakeResult:
+    """Intake of a ``share.requested`` event: 201 on first delivery, 200 for any duplicate.
+
+    Produces the prefilled PDF (``forms.prefill``), stores it, then writes the record, its
+    first audit entry and the delivery's answer in one transaction. Raises
+    :class:`PrefillRejected` when the form library refuses the values (nothing is kept).
+    """
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    event_type = "share.requested"
+    request_id = data["request_id"]
+    existing = _replay_or_existing(tenant, webhook_id, event_type, request_id, app)
+    if existing is not None:
+        return existing
+
+    record_id = new_public_id()
+    values = prefill_values(data, record_id, requested_at)
+    urgency = values["urgency"]
+    due = data.get("due_at") or policy.due_at(requested_at, urgency, tenant.timezone, tenant.policy)
+    pdf, prefill_hash, warnings = _prefill(values)
+    key = prefill_key(tenant.slug, record_id, 1)
+    store = storage(app)
+    store.put(key, pdf)
+
+    body = _record_body(record_id, tenant.slug, due, app)
+    if warnings:
+        body_201 = {**body, "warnings": warnings}
+    else:
+        body_201 = body
+    practitioner = data["practitioner"]
+    try:
+        with session_scope(app) as session:
+            record = Record(
+                public_id=record_id,
+                tenant=tenant.slug,
+                request_id=request_id,
+                status=AWAITING,
+                urgency=urgency,
+                case_reference=data["case"]["reference"],
+                practitioner_ref=practitioner["id"],
+                practitioner_email=practitioner["email"],
+                manager_email=practitioner["manager"]["email"],
+                requested_at=requested_at,
+                due_at=due,
+                prefill=values,
+                prefill_hash=prefill_hash,
+                prefill_version=1,
+                prefill_pdf_key=key,
+                missing=[],
+            )
+            session.add(record)
+            session.add(AuditEntry(record=record, actor="host", event="created",
+                                   from_status=None, to_status=AWAITING))
+            session.flush()
+            session.add(
+                WebhookEvent(
+                    tenant=tenant.slug,
+                    webhook_id=webhook_id,
+                    event_type=event_type,
+                    record_id=record.id,
+                    response_status=201,
+                    response_body=body,
+                )
+            )
+    except IntegrityError:
+        store.delete(key)
+        existing = _replay_or_existing(tenant, webhook_id, event_type, request_id, app)
+        if existing is None:  # pragma: no cover - the constraint that failed names a row
+            raise
+        return existing
+    log.info("record %s created for tenant %s", record_id, tenant.slug)
+    return IntakeResult(201, body_201, record_id, warnings)
+
+
+def cancel(
+    tenant: Tenant,
+    webhook_id: str,
+    request_id: str,
+    reason: str | None,
+    app: Flask | None = None,
+) -> IntakeResult:
+    """``share.cancelled``: the record becomes ``cancelled`` (idempotent).
+
+    Raises :class:`RecordNotFound` and, for a ``complete`` record, :class:`InvalidTransition`.
+    """
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    with session_scope(app) as session:
+        replay = find_replay(session, tenant.slug, webhook_id)
+        if replay is not None:
+            return IntakeResult(200, dict(replay.response_body))
+        record = session.scalar(
+            select(Record)
+            .where(Record.tenant == tenant.slug, Record.request_id == request_id)
+            .with_for_update()
+        )
+        if record is None:
+            raise RecordNotFound(request_id)
+        transition(session, record, CANCELLED, "host", reason, event="cancelled")
+        body = {"record_id": record.public_id, "status": record.status}
+        pk = record.id
+    remember(tenant.slug, webhook_id, "share.cancelled", pk, 200, body, app)
+    return IntakeResult(200, body, body["record_id"])
+
+
+def status_body(record: Record) -> dict[str, Any]:
+    """The JSON of ``GET status_url``."""
+
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+    return {
+        "record_id": record.public_id,
+        "status": record.status,
+        "missing": list(record.missing or []),
+        "due_at": iso(record.due_at),
+        "completed_at": iso(record.completed_at),
+    }

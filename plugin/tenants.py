@@ -1,0 +1,210 @@
+"""The tenants file: one TOML table per host system (``[tenants.<slug>]``).
+
+Keys: ``name``, ``webhook_secret`` (or ``webhook_secrets``, a list, for rotation: any verifies),
+``callback_url``, ``callback_secret``, ``timezone`` (default Europe/London), ``admin_email``,
+and a ``policy`` table (due dates and reminder steps; see :mod:`plugin.records.policy` and the
+reminders concern). The file is re-read when it changes on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Flask, current_app
+
+from plugin.signing import generate_secret, secret_bytes
+
+log = logging.getLogger(__name__)
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+DEFAULT_TIMEZONE = "Europe/London"
+
+
+class TenantsError(ValueError):
+    """The tenants file is malformed (the message names the tenant and key, never a secret)."""
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One host system."""
+
+    slug: str
+    name: str
+    webhook_secrets: tuple[str, ...]
+    callback_url: str | None = None
+    callback_secret: str | None = None
+    timezone: str = DEFAULT_TIMEZONE
+    admin_email: str | None = None
+    policy: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The tenant's time zone."""
+        return ZoneInfo(self.timezone)
+
+
+def parse_tenants(data: dict[str, Any]) -> dict[str, Tenant]:
+    """Tenants from a parsed TOML document."""
+    out: dict[str, Tenant] = {}
+    for slug, raw in (data.get("tenants") or {}).items():
+        where = f"tenant {slug!r}"
+        if not SLUG.match(slug):
+            raise TenantsError(f"{where}: slug must match {SLUG.pattern}")
+        if not isinstance(raw, dict):
+            raise TenantsError(f"{where}: must be a table")
+        secrets_: list[str] = []
+        if raw.get("webhook_secret"):
+            secrets_.append(raw["webhook_secret"])
+        secrets_.extend(raw.get("webhook_secrets") or [])
+        if not secrets_:
+            raise TenantsError(f"{where}: webhook_secret is required")
+        for key, value in [("webhook_secret", s) for s in secrets_] + [
+            ("callback_secret", raw.get("callback_secret"))
+        ]:
+            if value is None:
+                continue
+            try:
+                secret_bytes(str(value))
+            except ValueError:
+                raise TenantsError(f"{where}: {key} is not a whsec_<base64> secret") from None
+        tz = raw.get("timezone", DEFAULT_TIMEZONE)
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise TenantsError(f"{where}: unknown timezone {tz!r}") from None
+        callback_url = raw.get("callback_url")
+        if callback_url and not str(callback_url).startswith(("http://", "https://")):
+            raise TenantsError(f"{where}: callback_url must be an http(s) URL")
+        out[slug] = Tenant(
+            slug=slug,
+            name=str(raw.get("name", slug)),
+            webhook_secrets=tuple(str(s) for s in secrets_),
+            callback_url=callback_url,
+            callback_secret=raw.get("callback_secret"),
+            timezone=tz,
+            admin_email=raw.get("admin_email"),
+            policy=dict(raw.get("policy") or {}),
+        )
+    return out
+
+
+def load_tenants(path: str | Path) -> dict[str, Tenant]:
+    """Read and parse a tenants file (a missing file means no tenants)."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as f:
+            return parse_tenants(tomllib.load(f))
+    except tomllib.TOMLDecodeError as exc:
+        raise TenantsError(f"{path}: not valid TOML ({exc})") from None
+
+
+class TenantRegistry:
+    """The app's tenants, re-read when the file's modification time changes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._tenants: dict[str, Tenant] = {}
+        self._reload()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def _reload(self) -> None:
+        stamp = self._stat()
+        if stamp == self._stamp and self._stamp is not None:
+            return
+        with self._lock:
+            try:
+                self._tenants = load_tenants(self.path)
+            except TenantsError as exc:
+                if self._stamp is None:
+                    raise
+                log.error("tenants file not reloaded: %s", exc)
+            self._stamp = stamp
+
+    def all(self) -> dict[str, Tenant]:
+        """Every tenant by slug."""
+        self._reload()
+        return dict(self._tenants)
+
+    def get(self, slug: str) -> Tenant | None:
+        """The tenant ``slug`` or ``None``."""
+        self._reload()
+        return self._tenants.get(slug)
+
+
+def resolve_tenants_path(config: dict[str, Any] | Any) -> Path:
+    """The tenants file to use: ``TENANTS`` if it exists, else ``DATA_DIR/tenants.toml``."""
+    configured = Path(config["TENANTS"])
+    if configured.exists():
+        return configured
+    fallback = Path(config["DATA_DIR"]) / "tenants.toml"
+    return fallback if fallback.exists() else configured
+
+
+def init_app(app: Flask) -> None:
+    """Load the app's tenants (``app.extensions['sharewise.tenants']``)."""
+    path = resolve_tenants_path(app.config)
+    app.config["TENANTS_IN_USE"] = str(path)
+    app.extensions["sharewise.tenants"] = TenantRegistry(path)
+
+
+def get_tenant(slug: str, app: Flask | None = None) -> Tenant | None:
+    """The tenant ``slug`` of the current app."""
+    return (app or current_app).extensions["sharewise.tenants"].get(slug)
+
+
+def all_tenants(app: Flask | None = None) -> dict[str, Tenant]:
+    """Every tenant of the current app."""
+    return (app or current_app).extensions["sharewise.tenants"].all()
+
+
+def tenant_block(slug: str, name: str | None = None) -> str:
+    """A new ``[tenants.<slug>]`` block with fresh secrets (for ``sharewise tenants add``)."""
+    if not SLUG.match(slug):
+        raise TenantsError(f"tenant slug must match {SLUG.pattern}")
+    return (
+        f"[tenants.{slug}]\n"
+        f'name = "{(name or slug).replace(chr(34), "")}"\n'
+        f'webhook_secret = "{generate_secret()}"    # verifies events from the host\n'
+        f'callback_url = "https://case.example/api/sharewise"   # where finished records go\n'
+        f'callback_secret = "{generate_secret()}"   # signs what Sharewise posts to the host\n'
+        f'timezone = "{DEFAULT_TIMEZONE}"\n'
+        f'# admin_email = "sharewise-admin@example.org"\n'
+    )
+
+
+def write_demo_tenants(path: Path, base_url: str) -> None:
+    """Write a demo tenants file (one tenant ``demo``) if ``path`` does not exist yet."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    block = tenant_block("demo", "Demo County Council").replace(
+        "https://case.example/api/sharewise", f"{base_url}/demo-host/callback"
+    )
+    text = (
+        "# Demo tenants file created by `sharewise serve` because no tenants file was found.\n"
+        "# Copy config/tenants.example.toml to config/tenants.toml for a real setup.\n\n"
+        + block
+    )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    try:
+        tmp.rename(path) if not path.exists() else tmp.unlink()
+    except OSError:
+        tmp.unlink(missing_ok=True)

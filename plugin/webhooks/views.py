@@ -1,0 +1,148 @@
+"""``POST /webhooks/<tenant>``: verify, validate, dispatch, answer (problem+json on errors).
+
+Order of checks: unknown tenant (404), body size before reading it (413), Standard Webhooks
+signature (401), a replayed ``webhook-id`` (200, the stored answer), JSON and schema (422),
+then the event's service. Logs carry tenant, webhook id, type and record id only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import importlib
+import json
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from plugin import signing
+from plugin.db import session_scope
+from plugin.problems import Problem
+from plugin.records import services
+from plugin.records.schemas import EventError, load_event
+from plugin.tenants import get_tenant
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webhooks", __name__)
+
+#: Where ``share.form_submitted`` goes (the upload path of the practitioner journey).
+UPLOAD_HANDLER = "plugin.uploads.services:handle_upload"
+
+
+def read_body(limit: int) -> bytes:
+    """The raw body, at most ``limit`` bytes; 413 before reading when Content-Length is over."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise Problem(413, "Payload Too Large", f"The body is over the {limit}-byte limit.",
+                      slug="too-large")
+    chunks, total = [], 0
+    stream = request.stream
+    try:
+        while True:
+            chunk = stream.read(min(65536, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise Problem(413, "Payload Too Large",
+                              f"The body is over the {limit}-byte limit.", slug="too-large")
+    except RequestEntityTooLarge:
+        raise Problem(413, "Payload Too Large", f"The body is over the {limit}-byte limit.",
+                      slug="too-large") from None
+    return b"".join(chunks)
+
+
+def _invalid(errors: list[dict[str, str]], title: str = "Invalid event") -> Problem:
+    return Problem(422, title, "The event does not match the contract; see errors.",
+                   slug="invalid-event", errors=errors)
+
+
+def _answer(result: services.IntakeResult) -> Response:
+    resp = jsonify(result.body)
+    resp.status_code = result.status
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _upload_handler() -> Any | None:
+    module, _, attr = UPLOAD_HANDLER.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr, None)
+    except ModuleNotFoundError as exc:
+        if exc.name in ("plugin.uploads", "plugin.uploads.services"):
+            return None
+        raise
+
+
+@bp.post("/webhooks/<tenant_slug>")
+def receive(tenant_slug: str) -> Response:
+    """Receive one event from a host."""
+    tenant = get_tenant(tenant_slug)
+    if tenant is None:
+        raise Problem(404, "Unknown tenant", "No tenant has this name.", slug="unknown-tenant")
+    body = read_body(int(current_app.config["MAX_BODY_BYTES"]))
+    try:
+        webhook_id = signing.verify(
+            tenant.webhook_secrets, request.headers, body,
+            tolerance=int(current_app.config["WEBHOOK_TOLERANCE"]),
+        )
+    except signing.VerificationError as exc:
+        log.info("webhook for %s refused: %s", tenant.slug, type(exc).__name__)
+        raise Problem(401, "Invalid signature", str(exc), slug="invalid-signature") from None
+
+    with session_scope() as session:
+        replay = services.find_replay(session, tenant.slug, webhook_id)
+        if replay is not None:
+            return _answer(services.IntakeResult(200, dict(replay.response_body)))
+
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise _invalid([{"field": "(body)", "message": "The body is not valid JSON."}],
+                       "Body is not JSON") from None
+    try:
+        event_type, timestamp, data = load_event(doc)
+    except EventError as exc:
+        raise _invalid(exc.errors) from None
+
+    log.info("webhook %s for %s: %s", webhook_id, tenant.slug, event_type)
+    try:
+        if event_type == "share.requested":
+            result = services.create_from_event(tenant, webhook_id, data, timestamp)
+        elif event_type == "share.cancelled":
+            result = services.cancel(tenant, webhook_id, data["request_id"], data.get("reason"))
+        else:
+            result = _form_submitted(tenant, webhook_id, data)
+    except services.PrefillRejected as exc:
+        raise _invalid(exc.errors, "Values not accepted by the form") from None
+    except services.RecordNotFound:
+        raise Problem(404, "Unknown request", "No record exists for this request_id.",
+                      slug="unknown-request") from None
+    except services.InvalidTransition as exc:
+        raise Problem(409, "Record is final",
+                      f"The record is {exc.from_status} and cannot become {exc.to_status}.",
+                      slug="record-final") from None
+    return _answer(result)
+
+
+def _form_submitted(tenant: Any, webhook_id: str, data: dict[str, Any]) -> services.IntakeResult:
+    with session_scope() as session:
+        record = services.find_record(session, tenant.slug, data["request_id"])
+        if record is None:
+            raise services.RecordNotFound(data["request_id"])
+        record_id = record.public_id
+    try:
+        pdf = base64.b64decode(data["pdf_base64"], validate=True)
+    except (binascii.Error, ValueError):
+        raise _invalid([{"field": "data.pdf_base64", "message": "Not valid base64."}]) from None
+    handler = _upload_handler()
+    if handler is None:
+        raise Problem(422, "Not yet supported",
+                      "share.form_submitted is not handled by this version.",
+                      slug="not-supported")
+    return handler(tenant=tenant, record_id=record_id, pdf=pdf, source="host",
+                   webhook_id=webhook_id)

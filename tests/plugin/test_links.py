@@ -1,0 +1,55 @@
+"""Signed links: purposes, expiry, tampering, key rotation."""
+
+from __future__ import annotations
+
+import pytest
+import time_machine
+
+from plugin import links
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield app
+
+
+def test_roundtrip_and_purpose(ctx):
+    token = links.make_token("northshire", "SR-ABC", "form")
+    assert links.load_token(token, "form") == ("northshire", "SR-ABC")
+    with pytest.raises(links.LinkWrongPurpose):
+        links.load_token(token, "pdf")
+
+
+def test_tampered(ctx):
+    token = links.make_token("northshire", "SR-ABC", "status")
+    with pytest.raises(links.LinkInvalid):
+        links.load_token(token[:-2] + ("AA" if token[-2:] != "AA" else "BB"), "status")
+    with pytest.raises(links.LinkInvalid):
+        links.load_token("garbage", "status")
+
+
+def test_expired(ctx):
+    with time_machine.travel("2026-01-01T00:00:00Z"):
+        token = links.make_token("northshire", "SR-ABC", "form")
+    with time_machine.travel("2026-02-01T00:00:00Z"):  # 31 days later, max age 30 days
+        with pytest.raises(links.LinkExpired):
+            links.load_token(token, "form")
+
+
+def test_key_rotation(ctx):
+    token = links.make_token("northshire", "SR-ABC", "form")
+    ctx.config["SECRET_KEYS"] = ["new-key", "test-link-key"]
+    assert links.load_token(token, "form") == ("northshire", "SR-ABC")
+    fresh = links.make_token("northshire", "SR-ABC", "form")
+    ctx.config["SECRET_KEYS"] = ["new-key"]
+    assert links.load_token(fresh, "form") == ("northshire", "SR-ABC")
+    with pytest.raises(links.LinkInvalid):
+        links.load_token(token, "form")
+
+
+def test_make_links_are_absolute(ctx):
+    rec = type("R", (), {"tenant": "northshire", "public_id": "SR-ABC"})()
+    urls = links.make_links(rec)
+    assert set(urls) == {"form_url", "form_pdf_url", "upload_url", "status_url"}
+    assert all(u.startswith("http://sharewise.test/") for u in urls.values())

@@ -1,0 +1,49 @@
+"""Tenants file parsing and ``sharewise tenants add``."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+from click.testing import CliRunner
+
+from plugin.cli import main
+from plugin.signing import secret_bytes
+from plugin.tenants import TenantsError, parse_tenants
+
+
+def test_tenants_add_prints_a_valid_block():
+    result = CliRunner().invoke(main, ["tenants", "add", "eastmoor", "--name", "Eastmoor"])
+    assert result.exit_code == 0, result.output
+    tenants = parse_tenants(tomllib.loads(result.output))
+    t = tenants["eastmoor"]
+    assert t.name == "Eastmoor" and len(secret_bytes(t.webhook_secrets[0])) == 32
+    second = CliRunner().invoke(main, ["tenants", "add", "eastmoor"]).output
+    again = parse_tenants(tomllib.loads(second))
+    assert again["eastmoor"].webhook_secrets != t.webhook_secrets
+
+
+def test_tenants_add_refuses_bad_slug():
+    result = CliRunner().invoke(main, ["tenants", "add", "Bad Slug"])
+    assert result.exit_code != 0 and "slug" in result.output
+
+
+def test_rotation_list_and_defaults():
+    t = parse_tenants({"tenants": {"a": {"webhook_secrets": ["whsec_AAAA", "whsec_BBBB"]}}})["a"]
+    assert t.webhook_secrets == ("whsec_AAAA", "whsec_BBBB") and t.timezone == "Europe/London"
+
+
+@pytest.mark.parametrize("raw", [
+    {"name": "x"},
+    {"webhook_secret": "whsec_!!notbase64"},
+    {"webhook_secret": "whsec_AAAA", "timezone": "Mars/Olympus"},
+    {"webhook_secret": "whsec_AAAA", "callback_url": "file:///etc/passwd"},
+])
+def test_invalid(raw):
+    with pytest.raises(TenantsError):
+        parse_tenants({"tenants": {"a": raw}})
+
+
+def test_example_file_parses():
+    with open("config/tenants.example.toml", "rb") as f:
+        assert "northshire" in parse_tenants(tomllib.load(f))

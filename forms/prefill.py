@@ -403,6 +403,13 @@ def fill(
     unknown choice value or a malformed date. ``record_id`` (and ``prefill_hash`` if given)
     go into the document ``/Info``.
     """
+    return fill_detailed(values, record_id=record_id, prefill_hash=prefill_hash)[0]
+
+
+def fill_detailed(
+    values: Mapping[str, Any], *, record_id: str, prefill_hash: str | None = None
+) -> tuple[FilledForm, tuple[str, ...]]:
+    """:func:`fill`, also returning the names of fields whose text is clipped in its box."""
     tpl = _template()
     spec = load_spec()
     errors: dict[str, list[str]] = {}
@@ -425,12 +432,14 @@ def fill(
     font = field_font()
     up = _Update(tpl)
     warnings: list[str] = []
+    clipped_fields: list[str] = []
     for f, shown in shown_values:
         missing, clipped = _set_field(up, font, f, shown)
         if missing:
             warnings.append(missing_warning(f.spec.name, missing))
         if clipped:
             warnings.append(clipped_warning(f.spec.name))
+            clipped_fields.append(f.spec.name)
     info = (
         tpl.info.body
         + b" /SharewiseSchema "
@@ -440,7 +449,8 @@ def fill(
     )
     if prefill_hash is not None:
         info += b" /SharewisePrefillHash " + pdf_string(prefill_hash)
-    return FilledForm(up.finish(info), prefill_hash or "", tuple(warnings))
+    filled = FilledForm(up.finish(info), prefill_hash or "", tuple(warnings))
+    return filled, tuple(clipped_fields)
 
 
 def normalise_prefill(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -53,7 +54,7 @@ def configure_logging(level: str) -> None:
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Sharewise Flask app."""
-    app = Flask("plugin")
+    app = Flask("plugin", root_path=str(Path(__file__).resolve().parent))
     app.config.update(settings.defaults())
     app.config.update(config or {})
     app.config.from_prefixed_env(settings.ENV_PREFIX)

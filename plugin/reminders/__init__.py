@@ -1,0 +1,1 @@
+"""Reminders and escalation: step policy, reminder rows, the scan, the daily digest, email text."""

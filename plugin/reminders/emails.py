@@ -1,0 +1,122 @@
+"""Reminder and digest email content: subject, plain text and HTML.
+
+Email is not a secure channel, so these builders only ever see a :class:`RecordRef` (record id,
+case reference, due time, link): a person's name, date of birth or anything typed into the form
+cannot reach an email because it is never passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from markupsafe import Markup
+
+from plugin.reminders.policy import Kind, Role
+
+FOOTER = ("This email leaves out who the record is about on purpose: email is not a secure "
+          "channel. Follow the link to see the record.")
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """What an email may say about a record."""
+
+    record_id: str
+    case_reference: str
+    due_at: datetime
+    link: str
+
+
+@dataclass(frozen=True)
+class EmailContent:
+    """A built email."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def ref_from_values(record_id: str, values: Mapping[str, Any], due_at: datetime,
+                    link: str) -> RecordRef:
+    """Pick the safe fields out of a record's prefill values (the case reference only)."""
+    return RecordRef(record_id=record_id,
+                     case_reference=str(values.get("case_reference") or "not given"),
+                     due_at=due_at, link=link)
+
+
+def format_due(when: datetime, zone: ZoneInfo) -> str:
+    """``Tuesday 26 May 2026, 17:00 BST`` in the tenant's time zone."""
+    local = when.astimezone(zone)
+    return f"{local:%A} {local.day} {local:%B %Y, %H:%M} {local.tzname()}"
+
+
+_SUBJECT = {"due_soon": "is due soon", "due_now": "is due now", "overdue": "is overdue"}
+
+
+def _lead(kind: Kind, role: Role, due: str) -> str:
+    if kind == "due_soon":
+        return f"This information-sharing decision record is due by {due}."
+    if kind == "due_now":
+        return f"This information-sharing decision record is due now ({due}) and is not complete."
+    if role == "manager":
+        return (f"This information-sharing decision record was due {due} and is still not "
+                "complete. You are receiving this as the manager of the practitioner it is "
+                "assigned to.")
+    return f"This information-sharing decision record was due {due} and is not complete yet."
+
+
+def _html_page(title: str, body: Markup) -> str:
+    return str(Markup(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title></head>"
+        "<body style=\"font-family: sans-serif; line-height: 1.4\">{}"
+        "<p style=\"color: #555; font-size: 0.9em\">{}</p></body></html>"
+    ).format(title, body, FOOTER))
+
+
+def reminder_email(ref: RecordRef, kind: Kind, role: Role, zone: ZoneInfo) -> EmailContent:
+    """The email for one reminder step."""
+    subject = f"Information-sharing record {ref.record_id} {_SUBJECT[kind]}"
+    due = format_due(ref.due_at, zone)
+    lead = _lead(kind, role, due)
+    action = "Open the record to complete it:" if role == "practitioner" else "Open the record:"
+    text = (f"{lead}\n\n"
+            f"Record: {ref.record_id}\n"
+            f"Case reference: {ref.case_reference}\n"
+            f"Due: {due}\n\n"
+            f"{action}\n{ref.link}\n\n"
+            f"{FOOTER}\n")
+    body = Markup(
+        "<p>{}</p><table><tr><th align=\"left\">Record</th><td>{}</td></tr>"
+        "<tr><th align=\"left\">Case reference</th><td>{}</td></tr>"
+        "<tr><th align=\"left\">Due</th><td>{}</td></tr></table>"
+        "<p><a href=\"{}\">{}</a></p>"
+    ).format(lead, ref.record_id, ref.case_reference, due, ref.link,
+             "Open the record" if role == "manager" else "Open the record to complete it")
+    return EmailContent(subject=subject, text=text, html=_html_page(subject, body))
+
+
+def digest_email(refs: Sequence[RecordRef], day: date, zone: ZoneInfo) -> EmailContent:
+    """A manager's daily digest: every overdue record of their practitioners, oldest first."""
+    items = sorted(refs, key=lambda r: (r.due_at, r.record_id))
+    n = len(items)
+    noun = "record" if n == 1 else "records"
+    subject = f"{n} overdue information-sharing {noun} for your team ({day:%d %B %Y})"
+    lines = [f"{n} information-sharing decision {noun} assigned to practitioners you manage "
+             f"{'is' if n == 1 else 'are'} overdue:", ""]
+    for r in items:
+        lines += [f"- {r.record_id} (case reference {r.case_reference}), "
+                  f"due {format_due(r.due_at, zone)}", f"  {r.link}"]
+    text = "\n".join(lines) + f"\n\n{FOOTER}\n"
+    rows = Markup("").join(
+        Markup("<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td></tr>").format(
+            r.link, r.record_id, r.case_reference, format_due(r.due_at, zone))
+        for r in items)
+    body = Markup(
+        "<p>{}</p><table cellpadding=\"4\"><tr><th align=\"left\">Record</th>"
+        "<th align=\"left\">Case reference</th><th align=\"left\">Due</th></tr>{}</table>"
+    ).format(lines[0], rows)
+    return EmailContent(subject=subject, text=text, html=_html_page(subject, body))

@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from plugin import settings
+from plugin.outbox.cli import deliveries
 from plugin.tenants import load_tenants, resolve_tenants_path, tenant_block, write_demo_tenants
 
 
@@ -241,6 +242,7 @@ def settings_cmd() -> None:
 
 
 # Concerns register their sub-commands below, one line each.
+main.add_command(deliveries)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Each concern adds one import line here.
 """
 
 from plugin.db import Base
+from plugin.outbox.models import Delivery, DeliveryAttempt, TenantState  # noqa: F401
 from plugin.records.models import AuditEntry, Record, WebhookEvent
 
 __all__ = ["AuditEntry", "Base", "Record", "WebhookEvent"]

@@ -28,18 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from plugin.outbox.schedule import parse_retry_after
-
-try:
-    from plugin.signing import sign
-except ImportError:  # until the service skeleton's signer lands; removed with it
-    import base64
-    import hashlib
-    import hmac
-
-    def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:  # noqa: D103
-        key = base64.b64decode(secret.removeprefix("whsec_"))
-        mac = hmac.new(key, b"%s.%d.%s" % (msg_id.encode(), timestamp, body), hashlib.sha256)
-        return "v1," + base64.b64encode(mac.digest()).decode()
+from plugin.signing import sign
 
 DEFAULT_TIMEOUT = 15.0
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024

@@ -1,0 +1,184 @@
+"""The committed template matches the spec and a fresh build, and is a clean, accessible form."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from pypdf import PdfReader
+from pypdf.generic import DictionaryObject, IndirectObject, StreamObject
+
+from forms.fonts import FONT_RESOURCE, REPLACEMENT, SUBSET_RANGES, FieldFont, field_font
+from forms.spec import load_spec
+from forms.template import (
+    FF_COMBO,
+    FF_MULTILINE,
+    FF_RADIO,
+    FF_READ_ONLY,
+    TEMPLATE_PATH,
+    build_template,
+)
+from tests.forms.render import has_ink, pdfium_fields, render_pdfium, render_poppler, widget_map
+
+SPEC = load_spec()
+
+
+def describe(pdf: bytes) -> dict:
+    """Everything about the fields that matters to a viewer or to our code."""
+    reader = PdfReader(io.BytesIO(pdf))
+    pages = {p.indirect_reference.idnum: i for i, p in enumerate(reader.pages)}
+    out = {}
+    for ref in reader.trailer["/Root"]["/AcroForm"]["/Fields"]:
+        f = ref.get_object()
+        widgets = [k.get_object() for k in f.get("/Kids", [])] or [f]
+        out[str(f["/T"])] = {
+            "FT": f["/FT"],
+            "Ff": int(f.get("/Ff", 0)),
+            "TU": str(f["/TU"]),
+            "MaxLen": f.get("/MaxLen"),
+            "DA": f.get("/DA"),
+            "Opt": [[str(a), str(b)] for a, b in f.get("/Opt", [])],
+            "widgets": [
+                (
+                    pages[w.raw_get("/P").idnum],
+                    [round(float(v), 2) for v in w["/Rect"]],
+                    sorted(str(k) for k in w["/AP"]["/N"])
+                    if not isinstance(w["/AP"]["/N"].get_object(), StreamObject)
+                    else "stream",
+                )
+                for w in widgets
+            ],
+        }
+    return out
+
+
+@pytest.fixture(scope="module")
+def committed() -> bytes:
+    return TEMPLATE_PATH.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def fields(committed) -> dict:
+    return describe(committed)
+
+
+def test_regenerating_gives_the_same_fields(committed, fields):
+    fresh = build_template()
+    assert describe(fresh) == fields
+    assert len(PdfReader(io.BytesIO(fresh)).pages) == len(PdfReader(io.BytesIO(committed)).pages)
+
+
+def test_build_is_deterministic():
+    assert build_template() == build_template()
+
+
+def test_every_spec_field_is_present_flat_in_spec_order_with_its_tooltip(fields):
+    assert list(fields) == list(SPEC.names)
+    for f in SPEC.fields:
+        assert fields[f.name]["TU"] == f.tooltip
+        assert "." not in f.name
+
+
+def test_field_types_flags_and_lengths_follow_the_spec(fields):
+    for f in SPEC.fields:
+        d = fields[f.name]
+        assert bool(d["Ff"] & FF_READ_ONLY) == f.read_only, f.name
+        if f.type == "checkbox":
+            assert d["FT"] == "/Btn" and not d["Ff"] & FF_RADIO
+            ((_, _, states),) = d["widgets"]
+            assert states == ["/Off", "/Yes"]
+        elif f.type == "choice" and f.widget == "radio":
+            assert d["FT"] == "/Btn" and d["Ff"] & FF_RADIO
+            on_states = [s for _, _, states in d["widgets"] for s in states if s != "/Off"]
+            assert on_states == ["/" + v for v in f.option_values]
+        elif f.type == "choice":
+            assert d["FT"] == "/Ch" and d["Ff"] & FF_COMBO
+            assert d["Opt"] == [[o.value, o.label] for o in f.options]
+        else:
+            assert d["FT"] == "/Tx"
+            assert bool(d["Ff"] & FF_MULTILINE) == (f.type == "multiline"), f.name
+            assert d["MaxLen"] == f.max_length
+            assert d["DA"].startswith(f"/{FONT_RESOURCE} ")
+
+
+def test_no_javascript_actions_or_need_appearances(committed):
+    reader = PdfReader(io.BytesIO(committed))
+    root = reader.trailer["/Root"]
+    acro = root["/AcroForm"]
+    assert "/NeedAppearances" not in acro and "/XFA" not in acro
+    assert "/OpenAction" not in root and "/AA" not in root and "/Names" not in root
+    for num in range(1, int(reader.trailer["/Size"])):
+        obj = reader.get_object(num)
+        if isinstance(obj, DictionaryObject):
+            assert not {"/JS", "/JavaScript", "/AA", "/A", "/Launch"} & set(obj.keys()), num
+    for token in (b"/JavaScript", b"/JS", b"/NeedAppearances", b"/OpenAction", b"/XFA"):
+        assert token not in committed
+
+
+def test_pages_are_a4_with_structure_tab_order_and_widgets_in_spec_order(committed):
+    reader = PdfReader(io.BytesIO(committed))
+    assert len(reader.pages) == 3
+    order = []
+    for page in reader.pages:
+        assert [round(float(v)) for v in page.mediabox] == [0, 0, 595, 842]
+        assert page["/Tabs"] == "/S"
+        for ref in page["/Annots"]:
+            w = ref.get_object()
+            field = w if "/T" in w else w["/Parent"].get_object()
+            if not order or order[-1] != field["/T"]:
+                order.append(str(field["/T"]))
+    assert order == list(SPEC.names)
+
+
+def test_widgets_fit_the_page_and_do_not_overlap(fields):
+    boxes = [(page, rect, name) for name, d in fields.items() for page, rect, _ in d["widgets"]]
+    for page, (x0, y0, x1, y1), name in boxes:
+        assert 30 <= x0 < x1 <= 565 and 50 <= y0 < y1 <= 812, name
+    for i, (pa, a, na) in enumerate(boxes):
+        for pb, b, nb in boxes[i + 1 :]:
+            if pa == pb:
+                apart = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+                assert apart, (na, nb)
+
+
+def test_field_font_is_an_embedded_unicode_type0_font(committed):
+    reader = PdfReader(io.BytesIO(committed))
+    acro = reader.trailer["/Root"]["/AcroForm"]
+    font = acro["/DR"]["/Font"][f"/{FONT_RESOURCE}"].get_object()
+    assert font["/Subtype"] == "/Type0" and font["/Encoding"] == "/Identity-H"
+    assert isinstance(font.raw_get("/ToUnicode"), IndirectObject)
+    cid = font["/DescendantFonts"][0].get_object()
+    assert cid["/Subtype"] == "/CIDFontType2" and cid["/CIDToGIDMap"] == "/Identity"
+    assert len(cid["/W"]) > 0
+    program = cid["/FontDescriptor"]["/FontFile2"].get_data()
+    assert FieldFont(program).num_glyphs == field_font().num_glyphs
+    assert len(committed) < 400_000
+
+
+def test_font_covers_the_promised_scripts_and_reports_the_rest():
+    font = field_font()
+    for text in ("Zoë Łódź-Ņikolajeva", "Αλέξανδρος", "Дмитрий Соколов", "Siân ŵ ẃ €£ — “”"):
+        enc = font.encode(text)
+        assert enc.missing == () and REPLACEMENT not in enc.text, text
+    enc = font.encode("a𝔄b中")
+    assert enc.missing == ("𝔄", "中") and enc.text == "a?b?"
+    # decomposed input is drawn composed
+    assert font.encode("Zoe\u0308").text == "Zoë"
+    assert all(font.has(chr(lo)) for lo, _ in SUBSET_RANGES if lo not in (0x0300,))
+
+
+def test_empty_template_renders_without_ink_in_any_field(committed):
+    widgets = widget_map(committed)
+    for pages in (render_poppler(committed), render_pdfium(committed)):
+        assert len(pages) == 3
+        for name, boxes in widgets.items():
+            for page, rect, _ in boxes:
+                assert not has_ink(pages[page], rect, inset=2.5), name
+
+
+def test_pdfium_sees_every_field_empty(committed):
+    seen = pdfium_fields(committed)
+    assert set(SPEC.names) - set(seen) == {
+        f.name for f in SPEC.fields if f.type == "choice" and f.widget == "radio"
+    }
+    assert all(v in ("", False) for v in seen.values())

@@ -116,6 +116,9 @@ def test_values_are_drawn_and_extract_as_the_same_text(final):
     for name in ("subject_name", "practitioner_name", "manager_name", "advice_from"):
         assert values[name] in text.replace("\r\n", "\n"), name
     assert "Zoë Łódź-Ņikolajeva" in text and "Αλέξανδρος" in text and "Дмитрий" in text
+    # drop-downs show their labels, and the summary the decision's label
+    assert "Request from another organisation" in text and "inbound_request" not in text
+    assert "21/07/2026" in text  # dates as the practitioner typed them
 
 
 def test_flattened_values_have_ink_in_both_engines(final):

@@ -240,3 +240,24 @@ def test_values_are_written_as_pdf_text_strings_for_any_script():
     assert _fields(pdf)["advice_from"]["/V"] == "Ю (Ünal) \\ back"
     pdf = fill({"advice_from": "Plain (ascii) \\ back"}, record_id="r-esc").pdf
     assert _fields(pdf)["advice_from"]["/V"] == "Plain (ascii) \\ back"
+
+
+def test_flags_tooltips_and_rects_survive_the_update(prefilled):
+    pdf, data = prefilled
+    before = PdfReader(io.BytesIO(TEMPLATE_PATH.read_bytes())).get_fields()
+    after = PdfReader(io.BytesIO(pdf)).get_fields()
+    for name in data:
+        for key in ("/Ff", "/TU", "/FT", "/MaxLen", "/DA"):
+            assert after[name].get(key) == before[name].get(key), (name, key)
+    assert widget_map(pdf) == widget_map(TEMPLATE_PATH.read_bytes())
+
+
+def test_a_word_longer_than_the_box_is_broken_not_lost():
+    word = "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch" * 4
+    pdf = fill({"advice_summary": word}, record_id="r-word").pdf
+    stream = _appearance(pdf, "advice_summary").decode("latin-1")
+    assert stream.count("T*") >= 1 and "/SWSans 9 Tf" in stream
+    drawn = "".join(re.findall(r"<([0-9A-F]+)> Tj", stream))
+    assert len(drawn) == 4 * len(word)  # every character drawn, over several lines
+    ((page, rect, _),) = widget_map(pdf)["advice_summary"]
+    assert has_ink(render_poppler(pdf)[page], rect)

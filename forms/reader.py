@@ -52,7 +52,9 @@ are tightened for the parse (:data:`PYPDF_LIMITS`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
@@ -170,6 +172,22 @@ class ReadBack:
     problems: tuple[Problem, ...]
 
 
+# pypdf reports some structural damage it recovers from only as log warnings; the ones that
+# mean the file is broken beyond what a PDF viewer writes are refusals here.
+_FATAL_WARNINGS = ("Circular xref chain",)
+_captured: ContextVar[list[str] | None] = ContextVar("sharewise_pypdf_warnings", default=None)
+
+
+class _WarningCapture(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = _captured.get()
+        if sink is not None:
+            sink.append(record.getMessage())
+
+
+logging.getLogger("pypdf").addHandler(_WarningCapture(logging.WARNING))
+
+
 # ------------------------------------------------------------------ entry points
 
 
@@ -230,18 +248,35 @@ def read_pdf(data: bytes, record_id: str, shown: Mapping[str, str]) -> ReadBack:
     ``shown`` is :func:`expected_display` for the record. Every failure is an
     :class:`UploadRejected`; nothing else escapes.
     """
+    if b"%%EOF" not in data[-1024:]:
+        raise UploadRejected("malformed")  # cut off: every complete PDF ends with %%EOF
+    sink: list[str] = []
+    token = _captured.set(sink)
     try:
         with pypdf.apply_configuration(**PYPDF_LIMITS):
-            return _read(data, record_id, shown, load_spec())
+            return _read(data, record_id, shown, load_spec(), sink)
     except UploadRejected:
         raise
-    except (LimitReachedError, RecursionError, MemoryError):
-        raise UploadRejected("too_complex") from None
-    except Exception:  # noqa: BLE001 - pypdf raises many kinds on broken input
-        raise UploadRejected("malformed") from None
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on broken input
+        # pypdf wraps a MemoryError or a limit it hit in its own errors: look down the chain
+        raise UploadRejected("too_complex" if _exhausted(exc) else "malformed") from None
+    finally:
+        _captured.reset(token)
 
 
 # ------------------------------------------------------------------ the parse
+
+
+def _exhausted(exc: BaseException) -> bool:
+    """Whether an error was caused by a resource bound (memory, recursion, a pypdf limit)."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 20:
+        if isinstance(current, LimitReachedError | RecursionError | MemoryError):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
 
 
 def _resolve(obj: Any) -> Any:
@@ -259,8 +294,12 @@ def _get(d: Any, key: str) -> Any:
     return _resolve(d.get(key))
 
 
-def _read(data: bytes, record_id: str, shown: Mapping[str, str], form: FormSpec) -> ReadBack:
+def _read(
+    data: bytes, record_id: str, shown: Mapping[str, str], form: FormSpec, warnings: list[str]
+) -> ReadBack:
     reader = PdfReader(BytesIO(data), strict=False)
+    if any(w.startswith(_FATAL_WARNINGS) for w in warnings):
+        raise UploadRejected("malformed")
     trailer = reader.trailer
     if "/Encrypt" in trailer or reader.is_encrypted:
         raise UploadRejected("encrypted")
@@ -359,7 +398,7 @@ def _walk_fields(acro: Any, form: FormSpec) -> dict[str, DictionaryObject]:
         item, parent, depth = stack.pop()
         if isinstance(item, IndirectObject):
             if item.idnum in seen:
-                continue
+                raise UploadRejected("malformed")  # a field listed twice, or a loop
             seen.add(item.idnum)
         node = _resolve(item)
         if not isinstance(node, DictionaryObject):
@@ -513,13 +552,14 @@ def _check_document_actions(root: DictionaryObject) -> None:
 def _check_pages(root: DictionaryObject) -> None:
     """Walk the page tree (bounded, loop-safe): page actions and annotations."""
     seen: set[int] = set()
+    annotations: set[int] = set()
     stack: list[tuple[Any, int]] = [(root.get("/Pages"), 0)]
     pages = 0
     while stack:
         item, depth = stack.pop()
         if isinstance(item, IndirectObject):
             if item.idnum in seen:
-                continue
+                raise UploadRejected("malformed")  # a page tree that loops
             seen.add(item.idnum)
         node = _resolve(item)
         if not isinstance(node, DictionaryObject):
@@ -539,9 +579,9 @@ def _check_pages(root: DictionaryObject) -> None:
             continue
         for ref in annots:
             if isinstance(ref, IndirectObject):
-                if ref.idnum in seen:
+                if ref.idnum in annotations:
                     continue
-                seen.add(ref.idnum)
+                annotations.add(ref.idnum)
             annot = _resolve(ref)
             if isinstance(annot, DictionaryObject):
                 _check_annotation(annot)

@@ -10,12 +10,14 @@ Bounds (defaults; see :class:`ReaderPool`):
 - **time**: the caller waits ``timeout`` seconds (5 s by default, from
   :func:`forms.reader.read_upload`); then the worker is killed (``SIGKILL``) and replaced, and
   the upload is refused with ``UploadRejected("too_complex")``.
-- **memory**: each worker runs under ``RLIMIT_AS`` = 768 MB of address space (the virtual
-  size of a warm worker is about 0.2 GB, so about 0.5 GB is left for one parse). An
-  allocation beyond it raises ``MemoryError`` in the worker (refused as ``too_complex``, and
-  the worker is replaced); a worker that dies any other way is also replaced and the upload
-  refused as ``too_complex``. A 12 MB upload of the form stays far below the 300 MB resident
-  target (see ``bench/bench_readback.py``).
+- **memory**: each worker runs under ``RLIMIT_AS`` = 300 MB of address space. Resident
+  memory can never exceed the address space, so no upload, of any size or shape, takes a
+  worker above 300 MB resident. A warm worker maps about 60 MB and reading the filled form
+  adds a few MB; a 12 MB upload of the form with ordinary content (fonts, images) needs a few
+  tens of MB. An allocation beyond the limit raises ``MemoryError`` in the worker: the upload
+  is refused as ``too_complex`` and the worker is replaced; a worker that dies any other way
+  is also replaced and the upload refused as ``too_complex``. (A hostile 12 MB upload whose
+  one field holds 12 MB of text needs about 320 MB in pypdf and is refused this way.)
 - **parser limits**: inside the worker pypdf runs with :data:`forms.reader.PYPDF_LIMITS` (a
   Flate stream stops at 32 MB of output) and the reader's own walks are bounded and loop-safe.
 - **no core files** (``RLIMIT_CORE`` = 0); a worker is retired after ``max_tasks`` parses.
@@ -35,6 +37,7 @@ starts it early and :func:`shutdown` stops it (also registered with ``atexit``).
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import queue
 import resource
@@ -52,7 +55,7 @@ from forms.reader import ReadBack, UploadRejected
 __all__ = ["ReaderPool", "get_pool", "read", "shutdown", "warm"]
 
 DEFAULT_WORKERS = 2
-DEFAULT_MEMORY_LIMIT = 768 * 1024 * 1024
+DEFAULT_MEMORY_LIMIT = 300 * 1024 * 1024
 DEFAULT_MAX_TASKS = 500
 STARTUP_TIMEOUT = 30.0
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -81,6 +84,9 @@ def worker_main(conn: Connection, memory_limit: int, max_tasks: int) -> None:
     """The worker loop: one request in, one reply out, until told to stop or retired."""
     from forms import reader
 
+    # pypdf's recovery warnings describe the upload's structure only; keep them out of the
+    # service's stderr (the reader still sees them through its own handler).
+    logging.getLogger("pypdf").propagate = False
     _limit_memory(memory_limit)
     _warm_up()
     conn.send(("ready", os.getpid()))
@@ -102,6 +108,7 @@ def worker_main(conn: Connection, memory_limit: int, max_tasks: int) -> None:
         except UploadRejected as rejected:
             conn.send(("rejected", rejected.code, rejected.message))
         except MemoryError:
+            del data, request
             conn.send(("rejected", "too_complex", None))
             return
         del data, request

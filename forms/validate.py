@@ -87,7 +87,8 @@ def _shown(d: date) -> str:
 def describe_invalid(field: FieldSpec, value: Any) -> str:
     """Why a value cannot be this field's (from the spec; the value itself is not echoed)."""
     quoted = f"\u201c{_bare(field.label)}\u201d"
-    if isinstance(value, str) and field.max_length and len(value) > field.max_length:
+    textual = field.type in ("text", "multiline", "email")
+    if textual and isinstance(value, str) and field.max_length and len(value) > field.max_length:
         return _prefixed(
             field,
             f"{quoted} is too long: at most {field.max_length} characters, "

@@ -199,6 +199,12 @@ def _template() -> _Template:
     )
 
 
+def warm_up() -> None:
+    """Parse the template and its font now (for example at worker start), not on first fill."""
+    _template()
+    field_font()
+
+
 def template_field_names() -> tuple[str, ...]:
     """Names of the template's fields, in ``/AcroForm /Fields`` order."""
     return tuple(_template().fields)

@@ -1,0 +1,118 @@
+"""The sandbox: a worker that overruns its time or memory is killed and replaced, the caller
+gets a clean refusal and carries on; memory stays under the bound for a 12 MB upload."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import badpdfs
+import psutil
+import pytest
+
+from forms.prefill import normalise_prefill, prefill
+from forms.reader import UploadRejected, expected_display
+from forms.sandbox import ReaderPool
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def form(sample_prefill):
+    expected = normalise_prefill(sample_prefill)
+    record_id = expected["record_id"]
+    return prefill(sample_prefill).pdf, record_id, expected_display(record_id, expected)
+
+
+@pytest.fixture
+def pool():
+    p = ReaderPool(1)
+    yield p
+    p.close()
+
+
+def test_timeout_kills_and_replaces_the_worker(pool, form):
+    pdf, record_id, shown = form
+    pool.read(pdf, record_id, shown, 5.0)  # warm
+    [first] = pool.worker_pids()
+    started = time.perf_counter()
+    with pytest.raises(UploadRejected) as caught:
+        pool.read(badpdfs.padded_upload(pdf, 4 * MiB), record_id, shown, 0.001)
+    assert caught.value.code == "too_complex"
+    assert time.perf_counter() - started < 3
+    [second] = pool.worker_pids()
+    assert second != first
+    assert not psutil.pid_exists(first) or psutil.Process(first).status() == "zombie"
+    result = pool.read(pdf, record_id, shown, 5.0)
+    assert result.values["record_id"] == record_id
+
+
+def test_memory_bound_refuses_and_the_pool_recovers(form):
+    pdf, record_id, shown = form
+    small = ReaderPool(1, memory_limit=140 * MiB)
+    try:
+        with pytest.raises(UploadRejected) as caught:
+            small.read(badpdfs.padded_upload(pdf, 12 * MiB - 64), record_id, shown, 10.0)
+        assert caught.value.code == "too_complex"
+        assert small.read(pdf, record_id, shown, 5.0).values["record_id"] == record_id
+    finally:
+        small.close()
+
+
+def test_worker_killed_while_idle_is_replaced_transparently(pool, form):
+    pdf, record_id, shown = form
+    pool.read(pdf, record_id, shown, 5.0)
+    [pid] = pool.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    psutil.Process(pid).wait(timeout=5)
+    assert pool.read(pdf, record_id, shown, 5.0).values["record_id"] == record_id
+
+
+def test_concurrent_callers_share_the_pool(form):
+    pdf, record_id, shown = form
+    shared = ReaderPool(2)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def work():
+        try:
+            for _ in range(5):
+                results.append(shared.read(pdf, record_id, shown, 5.0).values["record_id"])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        shared.close()
+    assert not errors
+    assert results == [record_id] * 20
+
+
+def test_a_12_mb_upload_keeps_the_worker_under_300_mb(pool, form):
+    pdf, record_id, shown = form
+    upload = badpdfs.with_big_stream(pdf, 12 * MiB - 1024)
+    assert 11 * MiB < len(upload) <= 12 * MiB
+    assert pool.read(upload, record_id, shown, 5.0).values["record_id"] == record_id
+    assert pool.peak_rss() < 300 * 1000 * 1000
+
+
+def test_a_hostile_12_mb_text_value_is_refused_within_the_bound(pool, form):
+    pdf, record_id, shown = form
+    upload = badpdfs.padded_upload(pdf, 12 * MiB - 64)
+    assert len(upload) <= 12 * MiB
+    started = time.perf_counter()
+    try:
+        pool.read(upload, record_id, shown, 5.0)
+    except UploadRejected as rejected:  # the memory bound or the time bound ended it
+        assert rejected.code == "too_complex"
+    else:  # read within the bound: then it stayed under it
+        assert pool.peak_rss() < 300 * 1000 * 1000
+    assert time.perf_counter() - started < 6
+    assert pool.read(pdf, record_id, shown, 5.0).values["record_id"] == record_id

@@ -2,7 +2,8 @@
 
 * SQLite (the embedded default) runs in WAL mode with a busy timeout and foreign keys on; every
   transaction starts with ``BEGIN IMMEDIATE`` so concurrent writers queue on the busy timeout
-  instead of failing on a read-to-write lock upgrade.
+  instead of failing on a read-to-write lock upgrade (``SQLITE_BUSY_SNAPSHOT``). Sessions that
+  only read can ask for a deferred ``BEGIN`` (``readonly=True``) so they never block writers.
 * PostgreSQL runs through psycopg 3 (``postgresql+psycopg://``).
 * :func:`session_scope` is the unit of work for requests, Celery tasks and CLI commands:
   commit on success, roll back on error, always close.
@@ -85,7 +86,8 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            deferred = conn.get_execution_options().get("sqlite_deferred")
+            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
@@ -95,7 +97,12 @@ def init_app(app: Flask) -> None:
     """Create the app's engine and session factory (``app.extensions['sharewise.db']``)."""
     engine = make_engine(app.config["DATABASE_URL"])
     factory = sessionmaker(engine, expire_on_commit=False)
-    app.extensions["sharewise.db"] = {"engine": engine, "sessionmaker": factory}
+    readonly = sessionmaker(engine.execution_options(sqlite_deferred=True), expire_on_commit=False)
+    app.extensions["sharewise.db"] = {
+        "engine": engine,
+        "sessionmaker": factory,
+        "readonly_sessionmaker": readonly,
+    }
 
     @app.teardown_appcontext
     def _close_request_session(_exc: BaseException | None) -> None:
@@ -110,15 +117,23 @@ def engine_for(app: Flask | None = None) -> Engine:
     return (app or current_app).extensions["sharewise.db"]["engine"]
 
 
-def sessionmaker_for(app: Flask | None = None) -> sessionmaker[Session]:
-    """The session factory of ``app`` (default: the current app)."""
-    return (app or current_app).extensions["sharewise.db"]["sessionmaker"]
+def sessionmaker_for(app: Flask | None = None, *, readonly: bool = False) -> sessionmaker[Session]:
+    """The session factory of ``app`` (default: the current app).
+
+    ``readonly=True``: on SQLite its transactions start with a plain (deferred) ``BEGIN``, so a
+    long-lived reader never blocks writers; use it only for sessions that do not write.
+    """
+    key = "readonly_sessionmaker" if readonly else "sessionmaker"
+    return (app or current_app).extensions["sharewise.db"][key]
 
 
 @contextmanager
-def session_scope(app: Flask | None = None) -> Iterator[Session]:
-    """A unit of work: commit when the block ends normally, roll back on error, close always."""
-    session = sessionmaker_for(app)()
+def session_scope(app: Flask | None = None, *, readonly: bool = False) -> Iterator[Session]:
+    """A unit of work: commit when the block ends normally, roll back on error, close always.
+
+    ``readonly=True`` for a block that only reads (see :func:`sessionmaker_for`).
+    """
+    session = sessionmaker_for(app, readonly=readonly)()
     try:
         yield session
         session.commit()

@@ -2,8 +2,9 @@
 
 Nothing a client sends may produce a 500 page or a traceback: every HTTP error on an API route
 (``/webhooks/``, ``/status/``, ``/api/``, or a request that prefers JSON) becomes problem+json;
-an unexpected exception becomes a bare 500 problem and is logged by type and stack frames only
-(exception messages can carry SQL parameters, i.e. personal data, so they are not logged).
+an unexpected exception becomes a bare 500 problem and is logged by type and stack frames
+(file, line, function) only: exception messages and source lines can carry SQL parameters or
+literals, i.e. personal data, so they are not logged.
 """
 
 from __future__ import annotations
@@ -108,7 +109,9 @@ def _http_error(exc: HTTPException) -> Response | HTTPException:
 def _unexpected(exc: Exception) -> Response | HTTPException:
     if isinstance(exc, HTTPException):
         return _http_error(exc)
-    frames = "".join(traceback.format_tb(exc.__traceback__))
+    frames = "\n".join(
+        f"  {f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)
+    )
     log.error(
         "unhandled %s on %s %s\n%s", type(exc).__name__, request.method, request.endpoint, frames
     )

@@ -9,7 +9,9 @@
   The broker is the embedded filesystem transport in ``DATA_DIR`` (SQLite) or Redis
   (PostgreSQL run, own key prefix). Every ``SHAREWISE_*`` variable of the environment (except
   ``SHAREWISE_TEST_SERVICES``) is removed for the session so it cannot leak into tests.
-* ``client``: the Flask test client. ``db_session``: a SQLAlchemy session on the app's database.
+* ``client``: the Flask test client. ``db_session``: a SQLAlchemy session on the app's database
+  (on SQLite its transactions BEGIN deferred, so holding it open never blocks the app; call
+  ``db_session.expire_all()`` or ``rollback()`` to see the app's later writes).
 * ``tenant`` / ``other_tenant``: the two :class:`plugin.tenants.Tenant` objects.
 * ``sample_event(request_id=None, urgency="routine", **data_overrides)``: a valid
   ``share.requested`` body (Unicode names).
@@ -211,7 +213,8 @@ def client(app: Any) -> Any:
 def db_session(app: Any) -> Iterator[Any]:
     from plugin.db import sessionmaker_for
 
-    session = sessionmaker_for(app)()
+    # deferred BEGIN on SQLite: a test holding this session open never blocks the app's writers
+    session = sessionmaker_for(app, readonly=True)()
     try:
         yield session
     finally:

@@ -46,7 +46,7 @@ def form(token: str) -> Response:
     if isinstance(loaded, Response):
         return loaded
     tenant, record_id = loaded
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         try:
             record = services.get_by_public_id(session, record_id, tenant)
         except services.RecordNotFound:
@@ -68,7 +68,7 @@ def form_pdf(token: str) -> Response:
     if isinstance(loaded, Response):
         return loaded
     tenant, record_id = loaded
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         try:
             record = services.get_by_public_id(session, record_id, tenant)
         except services.RecordNotFound:

@@ -32,6 +32,7 @@ from plugin.records.models import (
     new_public_id,
 )
 from plugin.records.schemas import prefill_values
+from plugin.reminders.services import schedule_reminders
 from plugin.storage import storage
 from plugin.tenants import Tenant
 
@@ -92,6 +93,12 @@ def get_by_public_id(
     if record is None:
         raise RecordNotFound(public_id)
     return record
+
+
+def replay_result(replay: WebhookEvent) -> IntakeResult:
+    """The answer to a repeated delivery: the stored body; a first 201 is repeated as 200."""
+    status = 200 if replay.response_status == 201 else replay.response_status
+    return IntakeResult(status, dict(replay.response_body))
 
 
 def find_replay(session: Session, tenant: str, webhook_id: str) -> WebhookEvent | None:
@@ -187,10 +194,10 @@ def _replay_or_existing(
     tenant: Tenant, webhook_id: str, event_type: str, request_id: str, app: Flask
 ) -> IntakeResult | None:
     """The answer for a duplicate: a stored replay, or the existing record's creation body."""
-    with session_scope(app) as session:
+    with session_scope(app, readonly=True) as session:
         replay = find_replay(session, tenant.slug, webhook_id)
         if replay is not None:
-            return IntakeResult(200, dict(replay.response_body))
+            return replay_result(replay)
         record = find_record(session, tenant.slug, request_id)
         if record is None:
             return None
@@ -319,6 +326,7 @@ def create_from_event(
             session.add(AuditEntry(record=record, actor="host", event="created",
                                    from_status=None, to_status=AWAITING))
             session.flush()
+            schedule_reminders(session, record, tenant)
             session.add(
                 WebhookEvent(
                     tenant=tenant.slug,
@@ -354,7 +362,7 @@ def cancel(
     with session_scope(app) as session:
         replay = find_replay(session, tenant.slug, webhook_id)
         if replay is not None:
-            return IntakeResult(200, dict(replay.response_body))
+            return replay_result(replay)
         record = session.scalar(
             select(Record)
             .where(Record.tenant == tenant.slug, Record.request_id == request_id)

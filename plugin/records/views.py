@@ -30,7 +30,7 @@ def record_for_token(token: str, purpose: str) -> tuple[str, str]:
 def status(token: str) -> Response:
     """The record's status, what is missing, when it is due, when it was completed."""
     tenant, record_id = record_for_token(token, "status")
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         try:
             record = services.get_by_public_id(session, record_id, tenant)
         except services.RecordNotFound:

@@ -19,7 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from plugin import signing
 from plugin.db import session_scope
-from plugin.problems import Problem
+from plugin.problems import PROBLEM_JSON, Problem
 from plugin.records import services
 from plugin.records.schemas import EventError, load_event
 from plugin.tenants import get_tenant
@@ -64,6 +64,8 @@ def _invalid(errors: list[dict[str, str]], title: str = "Invalid event") -> Prob
 def _answer(result: services.IntakeResult) -> Response:
     resp = jsonify(result.body)
     resp.status_code = result.status
+    if result.status >= 400:
+        resp.mimetype = PROBLEM_JSON
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -94,14 +96,14 @@ def receive(tenant_slug: str) -> Response:
         log.info("webhook for %s refused: %s", tenant.slug, type(exc).__name__)
         raise Problem(401, "Invalid signature", str(exc), slug="invalid-signature") from None
 
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         replay = services.find_replay(session, tenant.slug, webhook_id)
         if replay is not None:
-            return _answer(services.IntakeResult(200, dict(replay.response_body)))
+            return _answer(services.replay_result(replay))
 
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise _invalid([{"field": "(body)", "message": "The body is not valid JSON."}],
                        "Body is not JSON") from None
     try:
@@ -130,11 +132,7 @@ def receive(tenant_slug: str) -> Response:
 
 
 def _form_submitted(tenant: Any, webhook_id: str, data: dict[str, Any]) -> services.IntakeResult:
-    with session_scope() as session:
-        record = services.find_record(session, tenant.slug, data["request_id"])
-        if record is None:
-            raise services.RecordNotFound(data["request_id"])
-        record_id = record.public_id
+    """``share.form_submitted``: the same completion path as an upload through the page."""
     try:
         pdf = base64.b64decode(data["pdf_base64"], validate=True)
     except (binascii.Error, ValueError):
@@ -144,5 +142,22 @@ def _form_submitted(tenant: Any, webhook_id: str, data: dict[str, Any]) -> servi
         raise Problem(422, "Not yet supported",
                       "share.form_submitted is not handled by this version.",
                       slug="not-supported")
-    return handler(tenant=tenant, record_id=record_id, pdf=pdf, source="host",
-                   webhook_id=webhook_id)
+    with session_scope() as session:
+        record = services.find_record(session, tenant.slug, data["request_id"])
+        if record is None:
+            raise services.RecordNotFound(data["request_id"])
+        result = handler(session, record, pdf, source="host", actor="host")
+        pk = record.id
+    status = result.http_status
+    body = result.as_json()
+    if result.rejection_code is not None:
+        body = {
+            "type": f"urn:sharewise:problem:upload-{result.rejection_code.replace('_', '-')}",
+            "title": "Upload rejected",
+            "status": status,
+            "detail": result.message or "The PDF was not accepted.",
+            "code": result.rejection_code,
+            **body,
+        }
+    services.remember(tenant.slug, webhook_id, "share.form_submitted", pk, status, body)
+    return services.IntakeResult(status, body, result.record_id)

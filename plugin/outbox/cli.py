@@ -154,7 +154,7 @@ def retry(delivery_ids: tuple[str, ...], all_dead: bool, all_failed: bool) -> No
                 else:
                     click.echo(f"{d.public_id}: being sent right now; left alone")
         for public_id in queued:
-            send_soon(public_id)
+            send_soon(public_id, app=app)
             click.echo(f"{public_id}: queued")
     click.echo(f"{len(queued)} delivery(ies) queued")
 
@@ -174,7 +174,7 @@ def enable_callback_cmd(tenant: str) -> None:
                 )
             )
         for public_id in released:
-            send_soon(public_id)
+            send_soon(public_id, app=app)
         click.echo(f"tenant {tenant}: callback enabled; {len(released)} held delivery(ies) queued")
         if failed_410:
             click.echo(f"{failed_410} delivery(ies) that got the 410 are failed; re-send them with "

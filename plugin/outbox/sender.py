@@ -187,7 +187,7 @@ def attempt_delivery(
         outcome.status_code or outcome.error, state,
     )
     if countdown is not None:
-        send_soon(claimed.public_id, countdown=countdown)
+        send_soon(claimed.public_id, countdown=countdown, app=app)
     if state in (FAILED, DEAD):
         notify_operators(app, claimed.public_id)
     return state
@@ -364,7 +364,7 @@ def due_ids(app: Flask, *, now: datetime | None = None, limit: int | None = None
 def sweep(app: Flask, *, now: datetime | None = None) -> dict[str, int]:
     """Re-enqueue what is due and not done; retry unsent operator emails. Returns counts."""
     ids = due_ids(app, now=now)
-    sent = sum(1 for public_id in ids if send_soon(public_id))
+    sent = sum(1 for public_id in ids if send_soon(public_id, app=app))
     with session_scope(app) as session:
         unannounced = session.scalars(
             select(Delivery.public_id)

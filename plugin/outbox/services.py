@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
@@ -43,6 +44,7 @@ SEND_TASK = "tasks.delivery.send"
 SCHEMA = "sharewise.decision-record/1"
 _PENDING_KEY = "sharewise.outbox.to_enqueue"
 _HOOKED_KEY = "sharewise.outbox.hooked"
+_APP_KEY = "sharewise.outbox.app"
 
 
 class PdfMismatch(RuntimeError):
@@ -118,6 +120,8 @@ def _existing(session: Session, record_id: int, event_type: str, key: str) -> De
 
 def _enqueue_after_commit(session: Session, public_id: str) -> None:
     session.info.setdefault(_PENDING_KEY, []).append(public_id)
+    if has_app_context():
+        session.info[_APP_KEY] = current_app._get_current_object()  # type: ignore[attr-defined]
     if session.info.get(_HOOKED_KEY):
         return
     session.info[_HOOKED_KEY] = True
@@ -127,18 +131,20 @@ def _enqueue_after_commit(session: Session, public_id: str) -> None:
 
 def _after_commit(session: Session) -> None:
     ids = session.info.pop(_PENDING_KEY, [])
+    app = session.info.get(_APP_KEY)
     for public_id in ids:
-        send_soon(public_id)
+        send_soon(public_id, app=app)
 
 
 def _after_rollback(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
 
 
-def send_soon(public_id: str, countdown: float | None = None) -> bool:
+def send_soon(public_id: str, countdown: float | None = None, app: Flask | None = None) -> bool:
     """Hand ``tasks.delivery.send`` for ``public_id`` to the broker; False if that failed.
 
-    A failure is logged and otherwise ignored: the row is the truth and the sweep sends it.
+    Uses ``app``'s Celery application, else the current app's, else Celery's default one. A
+    failure is logged and otherwise ignored: the row is the truth and the sweep sends it.
     """
     from plugin.celery import enqueue
 
@@ -146,7 +152,12 @@ def send_soon(public_id: str, countdown: float | None = None) -> bool:
     if countdown:
         options["countdown"] = countdown
     try:
-        enqueue(SEND_TASK, public_id, **options)
+        if app is not None or has_app_context():
+            enqueue(SEND_TASK, public_id, app=app, **options)
+        else:
+            from celery import current_app as default_celery
+
+            default_celery.send_task(SEND_TASK, args=(public_id,), **options)
     except Exception as exc:  # noqa: BLE001 - any broker trouble is the sweep's job
         log.warning("delivery %s not enqueued (%s); the sweep will send it", public_id,
                     type(exc).__name__)

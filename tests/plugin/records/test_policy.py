@@ -13,7 +13,7 @@ LONDON = ZoneInfo("Europe/London")
 
 
 def utc(*args):
-    return datetime(*args)
+    return datetime(*args, tzinfo=UTC)
 
 
 def local(*args):

@@ -40,6 +40,7 @@ from pypdf.generic import (
     DecodedStreamObject,
     DictionaryObject,
     NameObject,
+    TextStringObject,
 )
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -238,6 +239,7 @@ def _summary_pdf(
         TableStyle(
             [
                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("FONTNAME", (0, 0), (-1, -1), SUMMARY_FONT),
                 ("LINEBELOW", (0, 0), (-1, -1), 0.4, colors.HexColor("#c8c8c8")),
                 ("TOPPADDING", (0, 0), (-1, -1), 3),
                 ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
@@ -262,6 +264,8 @@ def _summary_pdf(
             TableStyle(
                 [
                     ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                    ("FONTNAME", (0, 0), (-1, -1), SUMMARY_FONT),
+                ("FONTNAME", (0, 0), (-1, -1), SUMMARY_FONT),
                     ("LINEBELOW", (0, 0), (-1, 0), 0.8, colors.HexColor("#1f3b5e")),
                     ("LINEBELOW", (0, 1), (-1, -1), 0.3, colors.HexColor("#d0d0d0")),
                     ("TOPPADDING", (0, 0), (-1, -1), 2),
@@ -298,6 +302,7 @@ def _summary_pdf(
         topMargin=18 * mm,
         bottomMargin=20 * mm,
         invariant=1,
+        initialFontName=SUMMARY_FONT,
         title="Decision record summary",
     )
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
@@ -364,6 +369,7 @@ def finalise(
     file_id = hashlib.md5(
         f"{record_id}\n{digest}\n{completed_at.isoformat()}".encode(), usedforsecurity=False
     ).digest()
+    writer._root_object[NameObject("/Lang")] = TextStringObject("en-GB")
     writer._ID = ArrayObject([ByteStringObject(file_id), ByteStringObject(file_id)])
     writer.pdf_header = b"%PDF-1.7"
     out = io.BytesIO()

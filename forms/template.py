@@ -33,6 +33,7 @@ from pathlib import Path
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import (
     ArrayObject,
+    BooleanObject,
     DecodedStreamObject,
     DictionaryObject,
     FloatObject,
@@ -300,7 +301,9 @@ def draw_pages(plan: Layout, form: FormSpec | None = None) -> bytes:
     _register_fonts()
     form = form or load_spec()
     buf = io.BytesIO()
-    c = Canvas(buf, pagesize=A4, invariant=1, pageCompression=1)
+    c = Canvas(
+        buf, pagesize=A4, invariant=1, pageCompression=1, initialFontName="DejaVuSans", lang="en-GB"
+    )
     c.setTitle(form.title)
     c.setAuthor("Sharewise")
     c.setSubject(form.schema)
@@ -622,6 +625,9 @@ def add_fields(page_pdf: bytes, plan: Layout, form: FormSpec | None = None) -> b
         }
     )
     writer._root_object[NameObject("/AcroForm")] = writer._add_object(acroform)
+    writer._root_object[NameObject("/ViewerPreferences")] = DictionaryObject(
+        {NameObject("/DisplayDocTitle"): BooleanObject(True)}
+    )
     writer.add_metadata(
         {
             "/Title": form.title,

@@ -163,3 +163,24 @@ def test_incomplete_record_without_decision_still_finalises():
                       completed_at=COMPLETED, audit=[])
     text = pdfium_text(record.pdf)
     assert "Not recorded" in text and "No audit entries" in text
+
+
+def _fonts_embedded(pdf: bytes) -> list[str]:
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as fh:
+        fh.write(pdf)
+        fh.flush()
+        out = subprocess.run(["pdffonts", fh.name], capture_output=True, text=True, check=True)
+    rows = out.stdout.splitlines()[2:]
+    assert rows
+    return [row.split()[-5] for row in rows]  # the "emb" column
+
+
+def test_every_font_is_embedded_in_template_and_final_record(final):
+    from forms.template import TEMPLATE_PATH
+
+    _, record = final
+    assert set(_fonts_embedded(TEMPLATE_PATH.read_bytes())) == {"yes"}
+    assert set(_fonts_embedded(record.pdf)) == {"yes"}

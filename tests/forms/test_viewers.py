@@ -1,0 +1,158 @@
+"""The prefilled form filled in real engines (PDFium's form-fill layer, qpdf via pikepdf), saved
+the ways viewers save, and read back by the reader to the right normalised values."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from viewers import PdfiumFillError, fill_with_pdfium, fill_with_pikepdf, pdfium_field_values
+
+from forms.prefill import normalise_prefill, prefill
+from forms.reader import read_upload
+from forms.validate import validate
+
+TODAY = date(2026, 11, 24)  # the sample request was made on 20/11/2026
+
+# What a practitioner enters, as they enter it (labels for choices, DD/MM/YYYY dates) ...
+ENTERED: dict[str, str | bool] = {
+    "lawful_basis": "Public task",
+    "statutory_gateway": "Children Act 1989 s47",
+    "special_category": "yes",
+    "special_category_condition": "DPA 2018 Schedule 1 paragraph 18",
+    "subject_informed": "no",
+    "not_informed_reason": "Telling the family could put the child at risk\nof further harm.",
+    "advice_sought": "Yes",
+    "advice_from": "Siân Ó Briain, safeguarding lead",
+    "advice_summary": "Share attendance and the two notes only.",
+    "identity_withheld": True,
+    "consent": "not_sought",
+    "consent_not_sought_reason": "Seeking consent would alert the alleged abuser.",
+    "public_interest_justification": "Risk of significant harm outweighs confidentiality.",
+    "risk_if_shared": "Family may disengage from school.",
+    "risk_if_not_shared": "The child may suffer further injury.",
+    "check_necessary": True,
+    "check_proportionate": True,
+    "check_relevant": True,
+    "check_accurate": True,
+    "check_timely": True,
+    "check_secure": True,
+    "information_shared": "Autumn attendance; notes of 12 and 18 November.",
+    "sharing_method": "Secure email",
+    "shared_on": "21/11/2026",
+    "decision": "share_part",
+    "decision_reasons": "Ζωή's safety comes first; Дмитрий agreed.\nShared in part only.",
+    "decided_on": "2026-11-21",
+    "manager_endorsement": "endorsed",
+}
+
+# ... and what the reader must give back (codes, booleans, ISO dates).
+NORMALISED = {
+    **{k: v for k, v in ENTERED.items()},
+    "lawful_basis": "public_task",
+    "advice_sought": "yes",
+    "sharing_method": "secure_email",
+    "shared_on": "2026-11-21",
+    "decided_on": "2026-11-21",
+}
+
+
+@pytest.fixture
+def record(sample_prefill):
+    expected = normalise_prefill(sample_prefill)
+    return {"pdf": prefill(sample_prefill).pdf, "expected": expected,
+            "record_id": expected["record_id"]}
+
+
+def read_back(record, data, isolate=True):
+    return read_upload(data, record_id=record["record_id"], expected=record["expected"],
+                       isolate=isolate, timeout=5.0)
+
+
+@pytest.mark.parametrize("incremental", [True, False], ids=["incremental", "rewritten"])
+def test_pdfium_filled_form_reads_back_complete(record, incremental):
+    saved = fill_with_pdfium(record["pdf"], ENTERED, incremental=incremental)
+    if incremental:
+        assert saved.startswith(record["pdf"][:-64])  # an update appended, original kept
+    else:
+        assert not saved.startswith(record["pdf"][:1024])
+    result = read_back(record, saved)
+    assert result.problems == ()
+    for name, value in NORMALISED.items():
+        assert result.values[name] == value, name
+    for name, value in record["expected"].items():  # the prefilled values are untouched
+        assert result.values[name] == value, name
+    assert validate(result.values, today=TODAY) == []
+
+
+def test_pikepdf_filled_form_reads_back_complete(record):
+    saved = fill_with_pikepdf(record["pdf"], ENTERED)
+    result = read_back(record, saved)
+    assert result.problems == ()
+    for name, value in NORMALISED.items():
+        assert result.values[name] == value, name
+    assert validate(result.values, today=TODAY) == []
+
+
+def test_partly_filled_form_lists_what_is_missing_by_rule(record):
+    partial = {k: ENTERED[k] for k in ("decision", "decision_reasons", "decided_on", "consent")}
+    result = read_back(record, fill_with_pdfium(record["pdf"], partial))
+    problems = validate(result.values, today=TODAY)
+    by_field = {p.field: p.rule for p in problems}
+    assert by_field["lawful_basis"] == 1
+    assert by_field["subject_informed"] == 2
+    assert by_field["public_interest_justification"] == 4
+    assert by_field["check_secure"] == 6
+    assert by_field["manager_endorsement"] == 7
+    assert "decision" not in by_field and "decided_on" not in by_field
+
+
+def test_typing_into_read_only_fields_changes_nothing(record):
+    saved = fill_with_pdfium(record["pdf"], {
+        "subject_name": "Someone Else", "record_id": "rec_other", "decision": "not_share",
+    })
+    result = read_back(record, saved)  # not refused as tampered or another record
+    assert result.values["subject_name"] == record["expected"]["subject_name"]
+    assert result.values["decision"] == "not_share"
+
+
+def test_editable_prefilled_text_is_replaced_not_appended(record):
+    saved = fill_with_pdfium(record["pdf"], {"purpose": "A shorter purpose.",
+                                             "decided_by": "Jo Adviser"})
+    result = read_back(record, saved)
+    assert result.values["purpose"] == "A shorter purpose."
+    assert result.values["decided_by"] == "Jo Adviser"
+
+
+def test_saved_twice_the_latest_values_win(record):
+    first = fill_with_pdfium(record["pdf"], {"decision": "share", "decided_on": "21/11/2026",
+                                             "check_secure": True})
+    second = fill_with_pdfium(first, {"decision": "not_share", "decided_on": "22/11/2026",
+                                      "check_secure": False})
+    result = read_back(record, second)
+    assert (result.values["decision"], result.values["decided_on"],
+            result.values["check_secure"]) == ("not_share", "2026-11-22", False)
+
+
+def test_a_bad_date_typed_in_pdfium_is_a_problem(record):
+    result = read_back(record, fill_with_pdfium(record["pdf"], {"decided_on": "31/02/2026"}))
+    assert result.values["decided_on"] is None
+    assert [(p.field, p.rule) for p in result.problems] == [("decided_on", 7)]
+
+
+def test_pdfium_shows_what_the_reader_reads(record):
+    saved = fill_with_pdfium(record["pdf"], ENTERED)
+    shown = pdfium_field_values(saved)
+    assert shown["decision"] == "share_part"
+    assert shown["check_secure"] is True
+    assert shown["decided_on"] == "2026-11-21"
+    assert shown["subject_name"] == record["expected"]["subject_name"]
+    typed = shown["decision_reasons"].replace("\r\n", "\n").replace("\r", "\n")
+    assert typed == ENTERED["decision_reasons"]
+
+
+def test_harness_refuses_unknown_fields_and_options(record):
+    with pytest.raises(PdfiumFillError):
+        fill_with_pdfium(record["pdf"], {"no_such_field": "x"})
+    with pytest.raises(PdfiumFillError):
+        fill_with_pdfium(record["pdf"], {"decision": "perhaps"})

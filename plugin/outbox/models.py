@@ -35,12 +35,9 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from plugin.db import Base, UTCDateTime, utcnow
-
-JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 PENDING = "pending"
 SENDING = "sending"
@@ -79,8 +76,9 @@ class Delivery(Base):
     event_type: Mapped[str] = mapped_column(String(64))
     #: distinguishes several events of one type for one record (e.g. the overdue step)
     dedupe_key: Mapped[str] = mapped_column(String(128), default="")
-    #: the whole body except the PDF's base64 (added at send time from ``pdf_key``)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    #: the whole body except the PDF's base64 (added at send time from ``pdf_key``); plain
+    #: JSON, not JSONB, on PostgreSQL so the body keeps its key order (fields in form order)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     pdf_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default=PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("record_id", sa.Integer(), nullable=False),
         sa.Column("event_type", sa.String(length=64), nullable=False),
         sa.Column("dedupe_key", sa.String(length=128), nullable=False),
-        sa.Column("payload", JSON_TYPE, nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),  # json, not jsonb: keeps key order
         sa.Column("pdf_key", sa.String(length=512), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),

@@ -465,6 +465,8 @@ def normalise_prefill(data: Mapping[str, Any]) -> dict[str, Any]:
     Dates become ``YYYY-MM-DD``, date-times ISO 8601 with their offset; an absent optional
     field is ``None``. Raises :class:`FormDataError` with marshmallow's messages.
     """
+    if not isinstance(data, Mapping):
+        raise FormDataError({"_schema": ["Invalid input type."]})
     try:
         loaded = prefill_schema().load(dict(data))
     except ValidationError as exc:

@@ -261,3 +261,10 @@ def test_a_word_longer_than_the_box_is_broken_not_lost():
     assert len(drawn) == 4 * len(word)  # every character drawn, over several lines
     ((page, rect, _),) = widget_map(pdf)["advice_summary"]
     assert has_ink(render_poppler(pdf)[page], rect)
+
+
+@pytest.mark.parametrize("data", [None, [], "record", 42])
+def test_prefill_data_that_is_not_an_object_is_a_form_data_error(data):
+    with pytest.raises(FormDataError) as exc:
+        prefill(data)
+    assert exc.value.errors == {"_schema": ["Invalid input type."]}

@@ -25,6 +25,7 @@ import click
 
 from plugin import settings
 from plugin.outbox.cli import deliveries
+from plugin.reminders.cli import reminders
 from plugin.tenants import load_tenants, resolve_tenants_path, tenant_block, write_demo_tenants
 
 
@@ -242,6 +243,7 @@ def settings_cmd() -> None:
 
 
 # Concerns register their sub-commands below, one line each.
+main.add_command(reminders)
 main.add_command(deliveries)
 
 

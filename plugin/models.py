@@ -6,5 +6,6 @@ Each concern adds one import line here.
 from plugin.db import Base
 from plugin.outbox.models import Delivery, DeliveryAttempt, TenantState  # noqa: F401
 from plugin.records.models import AuditEntry, Record, WebhookEvent
+from plugin.reminders.models import Digest, DigestRun, Reminder  # noqa: F401
 
 __all__ = ["AuditEntry", "Base", "Record", "WebhookEvent"]

@@ -14,6 +14,7 @@ from flask import Flask
 #: Every module defining tasks or sweeps.
 TASK_MODULES: list[str] = [
     "tasks.sweeps",
+    "tasks.reminders",
     "tasks.delivery",
 ]
 

@@ -129,6 +129,9 @@ class HostSimulator:
         self.echo = echo
         self.requests: list[Received] = []
         self.records: dict[str, dict] = {}
+        #: verified requests that arrived, counted before any scripted delay (so a test can act
+        #: while the host is still "working" on one)
+        self.arrivals = 0
         self._script: deque[Reply] = deque()
         self._default = Reply(200)
         self._cond = threading.Condition()
@@ -289,6 +292,9 @@ class HostSimulator:
             return
         event_type = body.get("type")
         reply = self._next_reply()
+        with self._cond:
+            self.arrivals += 1
+            self._cond.notify_all()
         if reply.delay:
             self._wake.wait(reply.delay)
         received = Received(wid, wts, event_type, True, reply.status)

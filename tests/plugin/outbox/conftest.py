@@ -4,6 +4,7 @@
 * ``app_config`` (extends the root one): the tenants file points northshire's callback at
   ``host`` with ``host``'s secret; the retry schedule is shrunk so that ten attempts take well
   under a second (``FAST``), the client timeout is short.
+* ``smtp``: a real SMTP server on loopback (``tests/smtp.py``), the app's ``SMTP_URL``.
 * ``make_record()``: a real record through the real intake (signed ``share.requested``).
 * ``stored_pdf(record)``: puts PDF-like bytes in the file store, returns (key, sha256, size).
 """
@@ -49,7 +50,19 @@ def host() -> Any:
 
 
 @pytest.fixture
-def app_config(app_config: dict[str, Any], host: HostSimulator, tmp_path: Path) -> dict[str, Any]:
+def smtp() -> Any:
+    from tests.smtp import SmtpSink
+
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def app_config(
+    app_config: dict[str, Any], host: HostSimulator, smtp: Any, tmp_path: Path
+) -> dict[str, Any]:
     path = tmp_path / "tenants-outbox.toml"
     path.write_text(tenants_toml(host.url, CALLBACK_SECRET, generate_secret()))
     app_config.update(
@@ -60,6 +73,8 @@ def app_config(app_config: dict[str, Any], host: HostSimulator, tmp_path: Path) 
         DELIVERY_LEASE=3,
         DELIVERY_REQUEUE_AFTER=1,
         DELIVERY_COUNTDOWN_MAX=60,
+        SMTP_URL=smtp.url(),
+        MAIL_FROM="sharewise@council.example",
     )
     return app_config
 

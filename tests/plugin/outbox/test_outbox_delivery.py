@@ -225,7 +225,7 @@ def _cli() -> Any:
     return main
 
 
-def test_dead_letter_after_the_last_retry_then_operator_resend(app, host, make_record,
+def test_dead_letter_after_the_last_retry_then_operator_resend(app, host, make_record, smtp,
                                                               celery_worker, caplog):
     record = make_record()
     host.always(503)
@@ -240,6 +240,13 @@ def test_dead_letter_after_the_last_retry_then_operator_resend(app, host, make_r
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert any(wid in m and "dead" in m for m in errors)
     assert not any(record.request_id in m for m in errors)
+    (mail,) = smtp.wait_for(1)
+    assert mail.rcpt_tos == ["ops@northshire.example"]
+    assert record.public_id in mail.subject and "dead" in mail.subject
+    text = mail.part("plain")
+    assert wid in text and f"sharewise deliveries retry {wid}" in text
+    for private in (record.request_id, "Zo\u00eb", "CASE-2026"):
+        assert private not in mail.raw.decode("utf-8", "replace")
     # the operator fixes the host and re-sends: same webhook-id, stored once
     host.reset()
     runner = CliRunner()

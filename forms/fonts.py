@@ -67,7 +67,7 @@ def subset_font_program(path: Path = REGULAR_TTF) -> bytes:
     shaping); ``cmap``, ``name``, ``post`` and ``OS/2`` are kept so the program can be parsed
     again at run time and registered with reportlab.
     """
-    font = TTFont(str(path))
+    font = TTFont(str(path), recalcTimestamp=False)
     options = ft_subset.Options()
     options.hinting = False
     options.layout_features = []

@@ -18,7 +18,14 @@ from forms.template import (
     TEMPLATE_PATH,
     build_template,
 )
-from tests.forms.render import has_ink, pdfium_fields, render_pdfium, render_poppler, widget_map
+from tests.forms.render import (
+    has_ink,
+    pdfium_fields,
+    pdfium_text,
+    render_pdfium,
+    render_poppler,
+    widget_map,
+)
 
 SPEC = load_spec()
 
@@ -62,9 +69,13 @@ def fields(committed) -> dict:
     return describe(committed)
 
 
-def test_regenerating_gives_the_same_fields(committed, fields):
+def test_regenerating_gives_the_same_fields_and_page_text(committed, fields):
     fresh = build_template()
     assert describe(fresh) == fields
+    # labels and guidance are page graphics: a spec edit without a rebuild shows up here
+    assert pdfium_text(fresh) == pdfium_text(committed)
+    for f in SPEC.fields:
+        assert f.label.split()[0] in pdfium_text(committed)
     assert len(PdfReader(io.BytesIO(fresh)).pages) == len(PdfReader(io.BytesIO(committed)).pages)
 
 

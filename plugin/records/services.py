@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from plugin import links
 from plugin.db import session_scope, utcnow
+from plugin.outbox.services import enqueue_record_cancelled
 from plugin.records import policy
 from plugin.records.models import (
     AWAITING,
@@ -371,6 +372,7 @@ def cancel(
         if record is None:
             raise RecordNotFound(request_id)
         transition(session, record, CANCELLED, "host", reason, event="cancelled")
+        enqueue_record_cancelled(session, record, reason=reason)  # outbox: acknowledge to host
         body = {"record_id": record.public_id, "status": record.status}
         pk = record.id
     remember(tenant.slug, webhook_id, "share.cancelled", pk, 200, body, app)

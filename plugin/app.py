@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, jsonify
 
 from plugin import db, problems, settings, storage, tenants
 from plugin.celery import celery_init_app
@@ -72,4 +72,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for ref in BLUEPRINTS:
         app.register_blueprint(_load(ref))
     app.register_blueprint(_practitioner_blueprint())
+    app.add_url_rule("/healthz", "healthz", _healthz)
     return app
+
+
+def _healthz() -> Response:
+    """Liveness and database check for load balancers and ``sharewise serve``'s start-up."""
+    from sqlalchemy import text
+
+    with db.session_scope(readonly=True) as session:
+        session.execute(text("SELECT 1"))
+    resp = jsonify({"status": "ok"})
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

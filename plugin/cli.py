@@ -25,6 +25,7 @@ import click
 
 from plugin import settings
 from plugin.outbox.cli import deliveries
+from plugin.practitioner.cli import links_cmd
 from plugin.reminders.cli import reminders
 from plugin.tenants import load_tenants, resolve_tenants_path, tenant_block, write_demo_tenants
 
@@ -114,8 +115,9 @@ def serve(host: str | None, port: int | None) -> None:
     for name, argv in (("web", _web_argv(cfg)), ("worker", _worker_argv(cfg)),
                        ("beat", _beat_argv(cfg))):
         children[name] = subprocess.Popen(argv, start_new_session=True)
+    pids = ", ".join(f"{name} pid {child.pid}" for name, child in children.items())
     click.echo(
-        f"sharewise: serving on {cfg['BASE_URL']} (data in {cfg['DATA_DIR']}, tenants "
+        f"sharewise: serving on {cfg['BASE_URL']} ({pids}; data in {cfg['DATA_DIR']}; tenants "
         f"{os.environ[settings.ENV_PREFIX + '_TENANTS']}); Ctrl-C stops", err=True
     )
     code = 0
@@ -245,6 +247,7 @@ def settings_cmd() -> None:
 # Concerns register their sub-commands below, one line each.
 main.add_command(reminders)
 main.add_command(deliveries)
+main.add_command(links_cmd)
 
 
 if __name__ == "__main__":

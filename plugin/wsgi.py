@@ -1,5 +1,7 @@
 """WSGI entry point for gunicorn: ``gunicorn plugin.wsgi:app``."""
 
+from forms.prefill import warm_up
 from plugin.app import create_app
 
 app = create_app()
+warm_up()  # parse the form template and font now, not during the first request

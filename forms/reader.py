@@ -53,6 +53,7 @@ are tightened for the parse (:data:`PYPDF_LIMITS`).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -294,10 +295,83 @@ def _get(d: Any, key: str) -> Any:
     return _resolve(d.get(key))
 
 
+# ------------------------------------------------------------------ parsed-object reuse
+#
+# Parsing object dictionaries is most of the cost of reading the form with pypdf (about 0.1 ms
+# each, and a read touches about 90). Uploads of the form are mostly the same objects over
+# and over: the template's, and the ones a given viewer rewrites the same way for every
+# record. So each process keeps the parse results of plain (non-stream) object dictionaries
+# keyed by the exact bytes between "N G obj" and "endobj", and a new upload whose object has
+# byte-identical text gets a copy (its references pointing at the new document) instead of a
+# fresh parse. Identical bytes parse identically, so nothing is trusted that was not checked:
+# the copy goes through every check a fresh parse would. An entry is only stored when the
+# parse consumed exactly the text up to "endobj" (so a string containing "endobj" cannot make
+# two different objects share a key).
+
+_OBJECT_CACHE_LIMIT = 5_000
+_OBJECT_TEXT_LIMIT = 64 * 1024
+_HEADER = re.compile(rb"\s*(\d+)\s+(\d+)\s+obj\b")
+_parsed_objects: dict[bytes, DictionaryObject] = {}
+
+
+def _retarget(obj: Any, reader: PdfReader | None) -> Any:
+    """A copy of a parsed object whose indirect references point into ``reader``."""
+    if isinstance(obj, IndirectObject):
+        return IndirectObject(obj.idnum, obj.generation, reader)
+    if isinstance(obj, DictionaryObject):
+        copy = DictionaryObject()
+        for key, value in dict.items(obj):
+            dict.__setitem__(copy, key, _retarget(value, reader))
+        return copy
+    if isinstance(obj, ArrayObject):
+        return ArrayObject([_retarget(value, reader) for value in obj])
+    return obj  # names, strings, numbers, booleans, null: never modified by the reader
+
+
+class _Reader(PdfReader):
+    """pypdf's reader with parsed-object reuse for plain, unencrypted object dictionaries."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._reuse = False
+        super().__init__(BytesIO(data), strict=False)
+        self._reuse = "/Encrypt" not in self.trailer
+
+    def get_object(self, indirect_reference: int | IndirectObject) -> Any:
+        if not self._reuse:
+            return super().get_object(indirect_reference)
+        if isinstance(indirect_reference, int):
+            indirect_reference = IndirectObject(indirect_reference, 0, self)
+        gen, num = indirect_reference.generation, indirect_reference.idnum
+        if (gen, num) in self.resolved_objects or (gen == 0 and num in self.xref_objStm):
+            return super().get_object(indirect_reference)
+        start = self.xref.get(gen, {}).get(num)
+        header = _HEADER.match(self._data, start) if isinstance(start, int) else None
+        if header is None or int(header[1]) != num or int(header[2]) != gen:
+            return super().get_object(indirect_reference)
+        end = self._data.find(b"endobj", header.end(), header.end() + _OBJECT_TEXT_LIMIT)
+        if end < 0:
+            return super().get_object(indirect_reference)
+        text = self._data[header.end():end]
+        known = _parsed_objects.get(text)
+        if known is not None:
+            obj = _retarget(known, self)
+            obj.indirect_reference = indirect_reference
+            self.cache_indirect_object(gen, num, obj)
+            return obj
+        obj = super().get_object(indirect_reference)
+        stop = self.stream.tell()
+        if type(obj) is DictionaryObject and stop <= end and not self._data[stop:end].strip():
+            if len(_parsed_objects) >= _OBJECT_CACHE_LIMIT:
+                _parsed_objects.clear()
+            _parsed_objects[text] = _retarget(obj, None)  # keeps no upload alive
+        return obj
+
+
 def _read(
     data: bytes, record_id: str, shown: Mapping[str, str], form: FormSpec, warnings: list[str]
 ) -> ReadBack:
-    reader = PdfReader(BytesIO(data), strict=False)
+    reader = _Reader(data)
     if any(w.startswith(_FATAL_WARNINGS) for w in warnings):
         raise UploadRejected("malformed")
     trailer = reader.trailer

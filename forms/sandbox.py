@@ -80,6 +80,22 @@ def _warm_up() -> None:
             pass
 
 
+def _peak_rss() -> int:
+    """This process's peak resident size in bytes since it started its own program.
+
+    ``VmHWM`` belongs to the address space, so it starts afresh at ``exec`` (``ru_maxrss``
+    would still count the process that spawned the worker).
+    """
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def worker_main(conn: Connection, memory_limit: int, max_tasks: int) -> None:
     """The worker loop: one request in, one reply out, until told to stop or retired."""
     from forms import reader
@@ -99,8 +115,7 @@ def worker_main(conn: Connection, memory_limit: int, max_tasks: int) -> None:
             return
         kind = request[0]
         if kind == "stats":
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            conn.send(("stats", usage.ru_maxrss * 1024))
+            conn.send(("stats", _peak_rss()))
             continue
         _, data, record_id, shown = request
         try:

@@ -238,3 +238,31 @@ def test_rejection_is_picklable_and_readable():
 
     error = pickle.loads(pickle.dumps(UploadRejected("xfa")))
     assert error.code == "xfa" and "XFA" in error.message
+
+
+# ---------------------------------------------------------------- parsed-object reuse
+
+
+def test_reuse_never_confuses_objects_that_share_text_up_to_a_quoted_endobj(record):
+    innocent = badpdfs.with_raw_value(record["pdf"], "decision_reasons", b"(see endobj here)")
+    hostile = badpdfs.with_raw_value(
+        record["pdf"], "decision_reasons",
+        b"(see endobj here) /AA << /K << /S /JavaScript /JS (app.alert(1)) >> >>",
+    )
+    assert read(record, innocent, isolate=False).values["decision_reasons"] == "see endobj here"
+    with pytest.raises(UploadRejected) as caught:
+        read(record, hostile, isolate=False)
+    assert caught.value.code == "active_content"
+
+
+def test_reuse_keeps_each_records_values_apart(sample_prefill):
+    first = {**sample_prefill, "record_id": "rec_first", "subject_name": "Ada First"}
+    second = {**sample_prefill, "record_id": "rec_second", "subject_name": "Bo Second"}
+    for _ in range(2):
+        for data in (first, second):
+            expected = normalise_prefill(data)
+            pdf = badpdfs.set_text(prefill(data).pdf, "decision_reasons", data["record_id"])
+            result = read_upload(pdf, record_id=data["record_id"], expected=expected,
+                                 isolate=False)
+            assert result.values["subject_name"] == data["subject_name"]
+            assert result.values["decision_reasons"] == data["record_id"]

@@ -3,7 +3,8 @@
 ``SmtpSink`` records every message the server ACCEPTED (the 250 reply to the end of DATA is
 about to be sent). It can require AUTH, offer STARTTLS or speak implicit TLS with a self-signed
 certificate made by ``cryptography``, answer RCPT with a chosen code, and hold a session at RCPT
-(``hold_rcpt()``) so a test can kill the client while the SMTP transaction is open.
+(``hold_rcpt()``) or after accepting the message but before the 250 reply
+(``hold_after_accept()``) so a test can kill the client at either side of the acceptance.
 """
 
 from __future__ import annotations
@@ -98,7 +99,13 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         raw = envelope.original_content or envelope.content
         msg = email.message_from_bytes(raw, policy=email.policy.default)
-        self.sink._record(Received(envelope.mail_from, list(envelope.rcpt_tos), msg, raw))
+        sink = self.sink
+        # Recorded BEFORE the 250 reply: like a real MTA, the message is in the queue once the
+        # end of DATA arrived, whether or not the client lives to read the reply.
+        sink._record(Received(envelope.mail_from, list(envelope.rcpt_tos), msg, raw))
+        if not sink.data_gate.is_set():
+            sink.data_reached.set()
+            await asyncio.get_running_loop().run_in_executor(None, sink.data_gate.wait)
         return "250 Message accepted for delivery"
 
 
@@ -118,6 +125,9 @@ class SmtpSink:
         self.rcpt_gate.set()
         self.rcpt_reached = threading.Event()
         self.rcpt_reply: str | None = None
+        self.data_gate = threading.Event()
+        self.data_gate.set()
+        self.data_reached = threading.Event()
         self.auth_failures = 0
 
     # --- server life cycle -------------------------------------------------------------
@@ -157,7 +167,7 @@ class SmtpSink:
         self._controller = controller
 
     def stop(self) -> None:
-        self.rcpt_gate.set()
+        self.release()
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
@@ -185,8 +195,14 @@ class SmtpSink:
         self.rcpt_reached.clear()
         self.rcpt_gate.clear()
 
+    def hold_after_accept(self) -> None:
+        """Accept (record) the next message but hold back the 250 reply until ``release()``."""
+        self.data_reached.clear()
+        self.data_gate.clear()
+
     def release(self) -> None:
         self.rcpt_gate.set()
+        self.data_gate.set()
 
     def url(self, *, user: str | None = None, password: str | None = None) -> str:
         scheme = {None: "smtp", "starttls": "smtp+starttls", "tls": "smtps"}[self.tls]

@@ -540,6 +540,10 @@ def add_fields(page_pdf: bytes, plan: Layout, form: FormSpec | None = None) -> b
                 kid = widget_dict(box)
                 kid[NameObject("/Parent")] = parent_ref
                 kid[NameObject("/AS")] = _name("Off")
+                # each button's own accessible description: the option it stands for
+                kid[NameObject("/Contents")] = TextStringObject(
+                    f"{f.tooltip}: {f.label_for(box.on_state)}"
+                )
                 kid[NameObject("/MK")] = DictionaryObject(
                     {NameObject("/CA"): TextStringObject("l")}
                 )

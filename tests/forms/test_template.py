@@ -45,6 +45,7 @@ def describe(pdf: bytes) -> dict:
             "MaxLen": f.get("/MaxLen"),
             "DA": f.get("/DA"),
             "Opt": [[str(a), str(b)] for a, b in f.get("/Opt", [])],
+            "contents": [str(k.get_object().get("/Contents")) for k in f.get("/Kids", [])],
             "widgets": [
                 (
                     pages[w.raw_get("/P").idnum],
@@ -102,6 +103,7 @@ def test_field_types_flags_and_lengths_follow_the_spec(fields):
             assert d["FT"] == "/Btn" and d["Ff"] & FF_RADIO
             on_states = [s for _, _, states in d["widgets"] for s in states if s != "/Off"]
             assert on_states == ["/" + v for v in f.option_values]
+            assert d["contents"] == [f"{f.tooltip}: {o.label}" for o in f.options]
         elif f.type == "choice":
             assert d["FT"] == "/Ch" and d["Ff"] & FF_COMBO
             assert d["Opt"] == [[o.value, o.label] for o in f.options]

@@ -280,12 +280,18 @@ def _exhausted(exc: BaseException) -> bool:
     return False
 
 
+# The document being read: references are resolved against it, not against the ``pdf`` an
+# ``IndirectObject`` carries, because reused dictionaries (below) are shared between uploads.
+_document: ContextVar[PdfReader | None] = ContextVar("sharewise_pdf_document", default=None)
+
+
 def _resolve(obj: Any) -> Any:
     """Follow indirect references (a self-reference ends as ``None``)."""
+    document = _document.get()
     for _ in range(8):
         if not isinstance(obj, IndirectObject):
             return obj
-        obj = obj.get_object()
+        obj = document.get_object(obj) if document is not None else obj.get_object()
     return None
 
 
@@ -302,15 +308,20 @@ def _get(d: Any, key: str) -> Any:
 # and over: the template's, and the ones a given viewer rewrites the same way for every
 # record. So each process keeps the parse results of plain (non-stream) object dictionaries
 # keyed by the exact bytes between "N G obj" and "endobj", and a new upload whose object has
-# byte-identical text gets a copy (its references pointing at the new document) instead of a
-# fresh parse. Identical bytes parse identically, so nothing is trusted that was not checked:
-# the copy goes through every check a fresh parse would. An entry is only stored when the
+# byte-identical text gets that dictionary instead of a fresh parse. Identical bytes parse
+# identically, so nothing is trusted that was not checked:
+# the shared, read-only dictionary goes through every check a fresh parse would (its
+# references are resolved against the upload being read: see ``_resolve``). An entry is only
+# stored when the
 # parse consumed exactly the text up to "endobj" (so a string containing "endobj" cannot make
 # two different objects share a key).
 
 _OBJECT_CACHE_LIMIT = 5_000
 _OBJECT_TEXT_LIMIT = 64 * 1024
 _HEADER = re.compile(rb"\s*(\d+)\s+(\d+)\s+obj\b")
+# a header exactly where the xref points, then the whitespace pypdf would skip as well
+_WS = rb"[ \r\n\t\f\x00]"
+_PLAIN_HEADER = re.compile(rb"(\d{1,10})" + _WS + rb"+(\d{1,10})" + _WS + rb"+obj" + _WS + b"*")
 _parsed_objects: dict[bytes, DictionaryObject] = {}
 
 
@@ -329,12 +340,27 @@ def _retarget(obj: Any, reader: PdfReader | None) -> Any:
 
 
 class _Reader(PdfReader):
-    """pypdf's reader with parsed-object reuse for plain, unencrypted object dictionaries."""
+    """pypdf's reader with parsed-object reuse for plain, unencrypted object dictionaries.
+
+    It also reads a well-formed object header (``12 0 obj``) with one regular expression
+    instead of pypdf's byte-by-byte loop (pypdf checks the header of every cross-reference
+    entry when not strict); anything unusual goes to pypdf's own code.
+    """
+
+    def read_object_header(self, stream: Any) -> tuple[int, int]:
+        data = getattr(self, "_data", None)
+        if data is not None and stream is self._source:
+            found = _PLAIN_HEADER.match(data, stream.tell())
+            if found is not None:
+                stream.seek(found.end(), 0)
+                return int(found[1]), int(found[2])
+        return super().read_object_header(stream)
 
     def __init__(self, data: bytes) -> None:
         self._data = data
+        self._source = BytesIO(data)
         self._reuse = False
-        super().__init__(BytesIO(data), strict=False)
+        super().__init__(self._source, strict=False)
         self._reuse = "/Encrypt" not in self.trailer
 
     def get_object(self, indirect_reference: int | IndirectObject) -> Any:
@@ -355,10 +381,8 @@ class _Reader(PdfReader):
         text = self._data[header.end():end]
         known = _parsed_objects.get(text)
         if known is not None:
-            obj = _retarget(known, self)
-            obj.indirect_reference = indirect_reference
-            self.cache_indirect_object(gen, num, obj)
-            return obj
+            self.resolved_objects[(gen, num)] = known  # shared: never modified
+            return known
         obj = super().get_object(indirect_reference)
         stop = self.stream.tell()
         if type(obj) is DictionaryObject and stop <= end and not self._data[stop:end].strip():
@@ -372,6 +396,20 @@ def _read(
     data: bytes, record_id: str, shown: Mapping[str, str], form: FormSpec, warnings: list[str]
 ) -> ReadBack:
     reader = _Reader(data)
+    token = _document.set(reader)
+    try:
+        return _check_and_read(reader, record_id, shown, form, warnings)
+    finally:
+        _document.reset(token)
+
+
+def _check_and_read(
+    reader: PdfReader,
+    record_id: str,
+    shown: Mapping[str, str],
+    form: FormSpec,
+    warnings: list[str],
+) -> ReadBack:
     if any(w.startswith(_FATAL_WARNINGS) for w in warnings):
         raise UploadRejected("malformed")
     trailer = reader.trailer

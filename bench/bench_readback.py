@@ -1,0 +1,176 @@
+"""Read-back benchmark: reading and validating a completed upload, next to plain pypdf.
+
+Run: ``.venv/bin/python -m bench.bench_readback`` (``--records N --rounds N`` to change the
+sample size).
+
+Data: ``--records`` different records (record id, names and dates differ), each prefilled
+with ``forms.prefill.prefill`` and then completed through PDFium's form-fill API (the test
+harness ``tests/forms/viewers.py``: clicks, typing, check boxes, radio buttons, saved as an
+incremental update the way Chrome saves), so every file is a realistic upload of about
+360 KB. Each round reads every file once with each of, interleaved so machine load hits all
+alike:
+
+* baseline: ``PdfReader(BytesIO(data)).get_fields()`` (plain pypdf, no checks at all);
+* Sharewise in-process: ``read_upload(..., isolate=False)`` + ``validate(values)``;
+* Sharewise sandboxed: ``read_upload(..., isolate=True)`` + ``validate(values)``, the path
+  the service uses (one warm worker of ``forms.sandbox``; includes the pipe round trip).
+
+The reader reuses parsed object dictionaries whose bytes it has seen before (see
+``forms/reader.py``), so the first round (every file new to the process; only the template
+and *other* records' uploads seen) is reported on its own, next to all rounds. A "no reuse"
+line clears that cache before every read: pure pypdf parsing plus all checks.
+
+Finally: the peak resident size of a fresh worker that reads a 12 MB upload (the form plus a
+12 MB embedded stream, as a photo or font would add), with the command's target of 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import time
+from datetime import date
+
+from pypdf import PdfReader
+
+from forms import reader as reader_module
+from forms.prefill import normalise_prefill, prefill
+from forms.reader import UploadRejected, read_upload
+from forms.sandbox import ReaderPool, get_pool
+from forms.template import TEMPLATE_PATH
+from forms.validate import validate
+from tests.forms.badpdfs import with_big_stream
+from tests.forms.conftest import SAMPLE_PREFILL
+from tests.forms.viewers import fill_with_pdfium
+
+ENTERED: dict[str, str | bool] = {
+    "lawful_basis": "Public task",
+    "statutory_gateway": "Children Act 1989 s47",
+    "special_category": "yes",
+    "special_category_condition": "DPA 2018 Schedule 1 paragraph 18",
+    "subject_informed": "no",
+    "not_informed_reason": "Telling the family could put the child at risk.",
+    "advice_sought": "yes",
+    "advice_from": "Safeguarding lead",
+    "advice_summary": "Share attendance and the two notes only.",
+    "consent": "not_sought",
+    "consent_not_sought_reason": "Seeking consent would alert the alleged abuser.",
+    "public_interest_justification": "Risk of significant harm outweighs confidentiality.",
+    "risk_if_shared": "Family may disengage from school.",
+    "risk_if_not_shared": "The child may suffer further injury.",
+    "check_necessary": True,
+    "check_proportionate": True,
+    "check_relevant": True,
+    "check_accurate": True,
+    "check_timely": True,
+    "check_secure": True,
+    "information_shared": "Autumn attendance; notes of 12 and 18 November.",
+    "sharing_method": "secure_email",
+    "shared_on": "21/11/2026",
+    "decision": "share_part",
+    "decision_reasons": "Safety first.\nShared in part only.",
+    "decided_on": "21/11/2026",
+    "manager_endorsement": "endorsed",
+}
+TODAY = date(2026, 11, 24)
+
+
+def uploads(count: int) -> list[tuple[bytes, str, dict]]:
+    out = []
+    for i in range(count):
+        data = {**SAMPLE_PREFILL, "record_id": f"rec_bench_{i:04d}",
+                "subject_name": f"{SAMPLE_PREFILL['subject_name']} {i}",
+                "case_reference": f"CASE/{i}"}
+        expected = normalise_prefill(data)
+        pdf = fill_with_pdfium(prefill(data).pdf, {**ENTERED, "decision_reasons": f"Case {i}"})
+        out.append((pdf, expected["record_id"], expected))
+    return out
+
+
+def summary(samples: list[float]) -> str:
+    ms = sorted(s * 1000 for s in samples)
+    p95 = ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
+    return f"median {statistics.median(ms):7.2f} ms   p95 {p95:7.2f} ms   (n={len(ms)})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    files = uploads(args.records)
+    pool = get_pool()
+    pool.read(files[0][0], files[0][1], reader_module.expected_display(
+        files[0][1], files[0][2]), 5.0)  # the worker is warm (it has seen one upload)
+    files = files[1:]
+    reader_module._parsed_objects.clear()
+    try:  # in-process starts like a worker: the template parsed once, nothing else
+        reader_module.read_pdf(TEMPLATE_PATH.read_bytes(), "warm-up", {})
+    except UploadRejected:
+        pass
+
+    def baseline(item: tuple[bytes, str, dict]) -> None:
+        PdfReader(io.BytesIO(item[0])).get_fields()
+
+    def in_process(item: tuple[bytes, str, dict]) -> None:
+        result = read_upload(item[0], record_id=item[1], expected=item[2], isolate=False)
+        assert not validate(result.values, today=TODAY)
+
+    def sandboxed(item: tuple[bytes, str, dict]) -> None:
+        result = read_upload(item[0], record_id=item[1], expected=item[2], isolate=True)
+        assert not validate(result.values, today=TODAY)
+
+    def no_reuse(item: tuple[bytes, str, dict]) -> None:
+        reader_module._parsed_objects.clear()
+        in_process(item)
+
+    runs = {"baseline": baseline, "in_process": in_process, "sandboxed": sandboxed}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    first: dict[str, list[float]] = {name: [] for name in runs}
+    for round_no in range(args.rounds):
+        for item in files:
+            for name, run in runs.items():
+                started = time.perf_counter()
+                run(item)
+                elapsed = time.perf_counter() - started
+                times[name].append(elapsed)
+                if round_no == 0:
+                    first[name].append(elapsed)
+    cold: list[float] = []
+    for item in files:
+        started = time.perf_counter()
+        no_reuse(item)
+        cold.append(time.perf_counter() - started)
+
+    size = statistics.median(len(f[0]) for f in files) / 1024
+    print(f"{len(files)} PDFium-completed uploads of different records, median {size:.0f} KB; "
+          f"{args.rounds} rounds")
+    print(f"baseline pypdf get_fields()              all: {summary(times['baseline'])}")
+    print(f"Sharewise read+validate, in-process      all: {summary(times['in_process'])}")
+    print(f"                                first round: {summary(first['in_process'])}")
+    print(f"Sharewise read+validate, sandboxed       all: {summary(times['sandboxed'])}")
+    print(f"                                first round: {summary(first['sandboxed'])}")
+    print(f"Sharewise read+validate, no reuse (in-process): {summary(cold)}")
+    print("target: read-back plus validation at most 10 ms median")
+
+    fresh = ReaderPool(1)
+    try:
+        base = files[0]
+        big = with_big_stream(base[0], 12 * 1024 * 1024 - 1024)
+        shown = reader_module.expected_display(base[1], base[2])
+        started = time.perf_counter()
+        fresh.read(big, base[1], shown, 10.0)
+        elapsed = time.perf_counter() - started
+        peak = fresh.peak_rss() / 1e6
+    finally:
+        fresh.close()
+    print(f"12 MB upload ({len(big) / 1e6:.1f} MB): read in {elapsed * 1000:.0f} ms, "
+          f"worker peak RSS {peak:.0f} MB (target < 300 MB; the worker's address space is "
+          f"capped at 300 MiB)")
+    pool.close()
+
+
+if __name__ == "__main__":
+    main()

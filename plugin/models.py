@@ -7,5 +7,6 @@ from plugin.db import Base
 from plugin.outbox.models import Delivery, DeliveryAttempt, TenantState  # noqa: F401
 from plugin.records.models import AuditEntry, Record, WebhookEvent
 from plugin.reminders.models import Digest, DigestRun, Reminder  # noqa: F401
+from plugin.uploads.models import UploadVersion  # noqa: F401
 
 __all__ = ["AuditEntry", "Base", "Record", "WebhookEvent"]

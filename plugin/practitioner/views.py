@@ -1,0 +1,491 @@
+"""The practitioner's pages: the form page, the PDF download and the upload endpoint.
+
+Routes (the paths :mod:`plugin.links` hands out; ``status_url`` is served by
+:mod:`plugin.records.views`):
+
+``GET /form/<token>``
+    The page: case reference, what is asked, due date (tenant's time zone), status, a download
+    button and an upload form. ``POST`` to the same URL uploads from the page and shows the
+    result on the page (``200``; a refused upload re-renders the page with the refusal and the
+    status below).
+``GET /form/<token>/pdf``
+    The prefilled PDF, or after a partial upload the practitioner's own last upload (so they do
+    not retype), or once complete the final record. ``Content-Disposition: attachment``,
+    ``Cache-Control: no-store``.
+``POST /upload/<token>``
+    Multipart field ``file`` (from a page) or a raw ``application/pdf`` body (a script or the
+    host). ``Accept: application/json`` (or a raw body without ``text/html`` in ``Accept``)
+    gets JSON ``{"record_id", "status", "version", "missing": [...]}`` with ``200``; a refusal
+    gets ``application/problem+json`` with its code. Others get the page.
+
+Status codes of a refused upload (the page uses the same ones): ``400`` not a usable PDF
+(``empty``, ``not_pdf``, ``malformed``), ``413`` over ``MAX_BODY_BYTES`` (checked from
+``Content-Length`` before the body is read, and while reading it), ``422`` a PDF that is not an
+acceptable decision form for this record (``encrypted``, ``xfa``, ``active_content``,
+``wrong_form``, ``wrong_record``, ``tampered``, ``too_complex``), ``409`` the record is
+``complete`` or ``cancelled``. Every one of them is stored as a rejected version.
+
+Link problems answer ``403`` with a page that says what happened and what to do (JSON clients:
+problem+json ``link-expired`` / ``link-invalid`` / ``link-wrong-purpose``). A token names its
+tenant and record; a record is only found within the token's tenant, so one tenant's link never
+opens another tenant's record (``403 link-invalid``). A cancelled record's page and download
+answer ``410`` with a page saying it was cancelled.
+
+Pages carry ``Cache-Control: no-store``, ``Referrer-Policy: no-referrer`` (the token is in the
+URL) and a Content-Security-Policy without scripts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, current_app, render_template, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from forms.spec import load_spec
+from plugin import links
+from plugin.db import session_scope
+from plugin.problems import problem, wants_problem_json
+from plugin.records.models import CANCELLED, COMPLETE, INCOMPLETE, Record
+from plugin.records.services import RecordNotFound, get_by_public_id
+from plugin.storage import NotFound, storage
+from plugin.tenants import DEFAULT_TIMEZONE, get_tenant
+from plugin.uploads.models import REJECTED, UploadVersion
+from plugin.uploads.services import (
+    REJECTION_STATUS,
+    UploadResult,
+    handle_upload,
+    latest_readable,
+    record_too_large,
+)
+
+bp = Blueprint(
+    "practitioner",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/practitioner/static",
+)
+
+STATUS_LABELS = {
+    "awaiting_completion": "Waiting for your completed form",
+    "incomplete": "Started: some items are still missing",
+    "complete": "Complete",
+    "cancelled": "Cancelled",
+}
+
+#: Short headings for each refusal (the message itself comes from the reader or the service).
+REJECTION_TITLES = {
+    "empty": "The file was empty",
+    "too_large": "The file is too large",
+    "not_pdf": "That file is not a PDF",
+    "malformed": "The PDF could not be read",
+    "encrypted": "The PDF is password-protected",
+    "xfa": "This is a different kind of form",
+    "active_content": "The PDF contains scripts or attachments",
+    "attachments": "The PDF contains attached files",
+    "wrong_form": "This is not the decision form",
+    "wrong_record": "This form belongs to another record",
+    "tampered": "The case details on the form were changed",
+    "too_complex": "The PDF is too complex to read",
+    "record_complete": "This record is already complete",
+    "record_cancelled": "This request was cancelled",
+}
+
+LINK_ERRORS = {
+    "expired": {
+        "title": "This link has expired",
+        "what": "Sharewise links only work for a limited time, to keep the information safe. "
+        "This one is older than that, so it no longer opens the decision record.",
+        "todo": "Nothing you uploaded is lost. You need a fresh link to carry on.",
+        "slug": "link-expired",
+    },
+    "invalid": {
+        "title": "This link is not valid",
+        "what": "The link could not be checked: it may have been copied only in part, changed, "
+        "or it was issued for a different system.",
+        "todo": "Check you copied the whole link from the email or the case system. If it "
+        "still does not work, you need a new link.",
+        "slug": "link-invalid",
+    },
+    "wrong_purpose": {
+        "title": "This link is for something else",
+        "what": "The link is genuine but was made for a different step (for example the "
+        "download or the upload address), not for this page.",
+        "todo": "Use the link to the decision record page from the email or the case system.",
+        "slug": "link-wrong-purpose",
+    },
+}
+
+_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class LinkFailure(Exception):
+    """A token that does not open a record: ``kind`` is a key of :data:`LINK_ERRORS`."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+@bp.after_request
+def _page_headers(resp: Response) -> Response:
+    resp.headers.setdefault("Cache-Control", "no-store")
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["X-Frame-Options"] = "DENY"
+    if resp.mimetype == "text/html":
+        resp.headers["Content-Security-Policy"] = _CSP
+    return resp
+
+
+@bp.errorhandler(LinkFailure)
+def _link_failure(exc: LinkFailure) -> Response:
+    info = LINK_ERRORS[exc.kind]
+    if _wants_json():
+        return problem(403, info["title"], info["todo"], slug=info["slug"])
+    html = render_template("practitioner/link_error.html", error=info, tenant_name=None)
+    return Response(html, status=403, mimetype="text/html")
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _wants_json() -> bool:
+    """JSON for clients that ask for it, and for raw-body uploads that do not ask for HTML."""
+    if wants_problem_json():
+        return True
+    if request.method == "POST" and not request.mimetype.startswith(
+        ("multipart/", "application/x-www-form-urlencoded")
+    ):
+        return not any(mime == "text/html" for mime, _q in request.accept_mimetypes)
+    return False
+
+
+def _record_for(token: str, purpose: str) -> Record:
+    """The record a token opens (detached, loaded), or :class:`LinkFailure`."""
+    try:
+        tenant, public_id = links.load_token(token, purpose)
+    except links.LinkExpired:
+        raise LinkFailure("expired") from None
+    except links.LinkWrongPurpose:
+        raise LinkFailure("wrong_purpose") from None
+    except links.LinkError:
+        raise LinkFailure("invalid") from None
+    with session_scope() as session:
+        try:
+            return get_by_public_id(session, public_id, tenant)
+        except RecordNotFound:
+            raise LinkFailure("invalid") from None
+
+
+def _zone(record: Record) -> ZoneInfo:
+    tenant = get_tenant(record.tenant)
+    return tenant.zone if tenant else ZoneInfo(DEFAULT_TIMEZONE)
+
+
+def _tenant_name(record: Record) -> str | None:
+    tenant = get_tenant(record.tenant)
+    return tenant.name if tenant else None
+
+
+def _when(value: datetime | None, zone: ZoneInfo) -> str | None:
+    """``Thursday 26 November 2026, 17:00 GMT`` in the tenant's time zone."""
+    if value is None:
+        return None
+    local = value.astimezone(zone)
+    return f"{local:%A} {local.day} {local:%B %Y}, {local:%H:%M} {local.tzname()}"
+
+
+def _asked(record: Record) -> str:
+    prefill = record.prefill or {}
+    recipient = prefill.get("recipient_organisation") or "another organisation"
+    if prefill.get("request_direction") == "proactive_share":
+        return (
+            f"You are considering sharing information about a person on this case with "
+            f"{recipient}. Decide whether to share, what and why, and record that decision."
+        )
+    return (
+        f"{recipient} has asked for information about a person on this case. Decide whether "
+        f"to share it, what to share and why, and record that decision."
+    )
+
+
+@dataclass
+class PageModel:
+    """What the page templates show about a record (no names or form text)."""
+
+    record_id: str
+    case_reference: str
+    status: str
+    status_label: str
+    due_display: str | None
+    overdue: bool
+    completed_display: str | None
+    cancelled_display: str | None
+    request_label: str | None
+    recipient_organisation: str | None
+    urgency_label: str | None
+    asked: str
+    download_url: str
+    max_mb: int
+    download_is_own_upload: bool = False
+
+
+@dataclass
+class ResultModel:
+    """The outcome panel of the page."""
+
+    kind: str
+    version: int | None = None
+    fresh: bool = True
+    title: str = ""
+    message: str = ""
+    hint: str = ""
+    kept: bool = False
+    missing_count: int = 0
+    received_display: str | None = None
+    groups: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _page_model(record: Record, *, own_upload: bool) -> PageModel:
+    spec = load_spec()
+    zone = _zone(record)
+    prefill = record.prefill or {}
+    direction = prefill.get("request_direction")
+    urgency = prefill.get("urgency") or record.urgency
+    now = datetime.now(zone)
+    return PageModel(
+        record_id=record.public_id,
+        case_reference=record.case_reference,
+        status=record.status,
+        status_label=STATUS_LABELS.get(record.status, record.status),
+        due_display=_when(record.due_at, zone) if record.status not in (COMPLETE, CANCELLED)
+        else None,
+        overdue=record.status not in (COMPLETE, CANCELLED) and record.due_at < now,
+        completed_display=_when(record.completed_at, zone),
+        cancelled_display=_when(record.cancelled_at, zone),
+        request_label=spec["request_direction"].label_for(direction) if direction else None,
+        recipient_organisation=prefill.get("recipient_organisation"),
+        urgency_label=spec["urgency"].label_for(urgency) if urgency else None,
+        asked=_asked(record),
+        download_url=links.link_url(record.tenant, record.public_id, "pdf"),
+        max_mb=max(1, int(current_app.config["MAX_BODY_BYTES"]) // (1024 * 1024)),
+        download_is_own_upload=own_upload,
+    )
+
+
+def _groups(missing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Missing items grouped by golden rule, with the section title and the field label."""
+    spec = load_spec()
+    titles = {s.number: s.title for s in spec.sections}
+    groups: dict[int, list[dict[str, str]]] = {}
+    for item in missing:
+        rule = int(item.get("rule") or 7)
+        name = str(item.get("field", ""))
+        label = spec[name].label if name in spec else name
+        groups.setdefault(rule, []).append(
+            {"field": name, "label": label, "message": _without_prefix(str(item["message"]))}
+        )
+    return [
+        {"rule": rule, "title": titles.get(rule, f"Rule {rule}"), "problems": items}
+        for rule, items in sorted(groups.items())
+    ]
+
+
+def _without_prefix(message: str) -> str:
+    """The validator's message without its ``Rule N:`` prefix (the group heading says it)."""
+    text = re.sub(r"^Rule [1-7]:\s*", "", message)
+    return text[:1].upper() + text[1:]
+
+
+def _result_model(result: UploadResult) -> ResultModel:
+    if result.rejection_code is not None:
+        return ResultModel(
+            kind="rejected",
+            version=result.version,
+            title=REJECTION_TITLES.get(result.rejection_code, "The upload was not accepted"),
+            message=result.message or "",
+            kept=result.rejection_code != "too_large",
+        )
+    if result.completed:
+        return ResultModel(kind="complete", version=result.version)
+    return ResultModel(
+        kind="incomplete",
+        version=result.version,
+        missing_count=len(result.missing),
+        groups=_groups(result.missing),
+    )
+
+
+def _latest_state(record: Record) -> tuple[bool, ResultModel | None]:
+    """Whether the download is the practitioner's own upload, and the standing to-do list."""
+    if record.status != INCOMPLETE:
+        return False, None
+    with session_scope() as session:
+        latest = latest_readable(session, record)
+        if latest is None:
+            return False, None
+        zone = _zone(record)
+        missing = list(latest.problems or [])
+        return True, ResultModel(
+            kind="incomplete",
+            fresh=False,
+            version=latest.version,
+            missing_count=len(missing),
+            received_display=_when(latest.received_at, zone),
+            groups=_groups(missing),
+        )
+
+
+def _html(template: str, status: int = 200, **context: Any) -> Response:
+    return Response(render_template(template, **context), status=status, mimetype="text/html")
+
+
+def _render_record(
+    record: Record, result: ResultModel | None = None, status: int = 200
+) -> Response:
+    own, standing = _latest_state(record)
+    page = _page_model(record, own_upload=own)
+    tenant_name = _tenant_name(record)
+    if record.status == CANCELLED:
+        return _html("practitioner/cancelled.html", 410 if status == 200 else status, page=page,
+                     result=result, tenant_name=tenant_name)
+    if record.status == COMPLETE and (result is None or result.kind != "complete"):
+        return _html("practitioner/complete.html", status, page=page, result=result,
+                     tenant_name=tenant_name)
+    return _html("practitioner/page.html", status, page=page, result=result or standing,
+                 tenant_name=tenant_name)
+
+
+def _reload(record: Record) -> Record:
+    with session_scope() as session:
+        return get_by_public_id(session, record.public_id, record.tenant)
+
+
+def _receive(record: Record, source: str, actor: str) -> UploadResult:
+    """Read the request body within the size limit and hand it to the upload service."""
+    limit = int(current_app.config["MAX_BODY_BYTES"])
+    length = request.content_length
+    if length is not None and length > limit:
+        with session_scope() as session:
+            return record_too_large(session, record, length, source=source, actor=actor)
+    try:
+        if request.mimetype.startswith("multipart/"):
+            upload = request.files.get("file")
+            data = upload.read(limit + 1) if upload is not None else b""
+        else:
+            data = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        with session_scope() as session:
+            return record_too_large(session, record, length or limit + 1, source=source,
+                                    actor=actor)
+    if len(data) > limit:
+        with session_scope() as session:
+            return record_too_large(session, record, len(data), source=source, actor=actor)
+    with session_scope() as session:
+        return handle_upload(session, record, data, source=source, actor=actor)
+
+
+def _json_result(result: UploadResult) -> Response:
+    if result.rejection_code is None:
+        resp = Response(
+            current_app.json.dumps(result.as_json()), status=200, mimetype="application/json"
+        )
+        return resp
+    code = result.rejection_code
+    return problem(
+        REJECTION_STATUS.get(code, 422),
+        REJECTION_TITLES.get(code, "Upload not accepted"),
+        result.message,
+        slug=f"upload-{code.replace('_', '-')}",
+        code=code,
+        record_id=result.record_id,
+        record_status=result.status,
+        version=result.version,
+    )
+
+
+# ------------------------------------------------------------------------------ routes
+
+
+@bp.get("/form/<token>")
+def form_page(token: str) -> Response:
+    """The practitioner's page."""
+    return _render_record(_record_for(token, "form"))
+
+
+@bp.post("/form/<token>")
+def form_upload(token: str) -> Response:
+    """An upload from the page's form: the page again, with the result."""
+    record = _record_for(token, "form")
+    result = _receive(record, "page", "practitioner")
+    return _render_record(_reload(record), _result_model(result), result.http_status)
+
+
+@bp.post("/upload/<token>")
+def upload(token: str) -> Response:
+    """An upload from a page (multipart ``file``) or a script (raw PDF body)."""
+    record = _record_for(token, "upload")
+    multipart = request.mimetype.startswith("multipart/")
+    result = _receive(record, "page" if multipart else "api", "practitioner")
+    if _wants_json():
+        return _json_result(result)
+    return _render_record(_reload(record), _result_model(result), result.http_status)
+
+
+def _pdf_response(data: bytes, filename: str) -> Response:
+    resp = Response(data, mimetype="application/pdf")
+    safe = _SAFE_NAME.sub("-", filename).strip("-.") or "sharewise.pdf"
+    resp.headers["Content-Disposition"] = f'attachment; filename="{safe}"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/form/<token>/pdf")
+def form_pdf(token: str) -> Response:
+    """The PDF to work on: prefilled, the practitioner's last upload, or the final record."""
+    record = _record_for(token, "pdf")
+    if record.status == CANCELLED:
+        if _wants_json():
+            return problem(410, "Request cancelled", "This request was cancelled.",
+                           slug="record-cancelled", record_id=record.public_id)
+        return _render_record(record)
+    store = storage()
+    rid = record.public_id
+    if record.status == COMPLETE and record.final_pdf_key:
+        return _pdf_response(store.get(record.final_pdf_key), f"{rid}-final.pdf")
+    with session_scope() as session:
+        latest: UploadVersion | None = latest_readable(session, record)
+        key = latest.storage_key if latest is not None and latest.outcome != REJECTED else None
+        version = latest.version if latest is not None else None
+    if key:
+        try:
+            return _pdf_response(store.get(key), f"{rid}-upload-{version}.pdf")
+        except NotFound:
+            pass
+    return _pdf_response(_prefilled_pdf(record), f"{rid}.pdf")
+
+
+def _prefilled_pdf(record: Record) -> bytes:
+    """The stored prefilled PDF; made again from the record's values if the file is missing."""
+    store = storage()
+    if record.prefill_pdf_key:
+        try:
+            return store.get(record.prefill_pdf_key)
+        except NotFound:
+            pass
+    from forms.prefill import prefill
+
+    pdf = prefill(record.prefill or {}).pdf
+    if record.prefill_pdf_key:
+        store.put(record.prefill_pdf_key, pdf)
+    return pdf

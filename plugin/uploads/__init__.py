@@ -1,0 +1,1 @@
+"""Upload versions and the completion path (the page, scripts and `share.form_submitted`)."""

@@ -1,0 +1,62 @@
+"""``UploadVersion``: every PDF a practitioner (or the host on their behalf) hands back.
+
+Each upload is a numbered version of its record (1, 2, 3 ... unique per record), whatever its
+outcome: ``accepted`` (the record became complete), ``incomplete`` (read, but golden-rule items
+are missing) or ``rejected`` (not a readable decision form for this record, too large, or sent to
+a record that is already complete or cancelled). The uploaded bytes are written to the file store
+*before* the row is committed, so nothing a practitioner sent is ever lost; only an upload
+refused for its size before it was read has no stored bytes (``storage_key`` is ``None``).
+
+``values`` (the parsed, normalised field values) and the stored PDF are personal data: they stay
+in the model and storage layer, like ``Record.prefill``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from plugin.db import Base, UTCDateTime, utcnow
+from plugin.records.models import JSONType, Record
+
+ACCEPTED = "accepted"
+INCOMPLETE = "incomplete"
+REJECTED = "rejected"
+OUTCOMES = (ACCEPTED, INCOMPLETE, REJECTED)
+SOURCES = ("page", "api", "host")
+
+
+class UploadVersion(Base):
+    """One upload of a record's form (append-only in practice: rows are never changed)."""
+
+    __tablename__ = "upload_versions"
+    __table_args__ = (
+        UniqueConstraint("record_id", "version", name="uq_upload_versions_record_version"),
+        Index("ix_upload_versions_record", "record_id", "version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="RESTRICT"))
+    version: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: ``page`` (the practitioner page), ``api`` (a raw body to upload_url), ``host``
+    #: (``share.form_submitted``)
+    source: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    storage_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    rejection_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: the parsed, normalised values (``None`` for a rejected upload)
+    values: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    #: ``[{"field", "rule", "message"}]`` still missing (empty when accepted or rejected)
+    problems: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+
+    record: Mapped[Record] = relationship()
+
+    def __repr__(self) -> str:  # never personal data
+        return f"<UploadVersion {self.record_id}#{self.version} {self.outcome}>"

@@ -1,0 +1,394 @@
+"""The completion path: one function takes an uploaded PDF to a new version and a record status.
+
+:func:`handle_upload` is used by the practitioner page, by scripts posting to ``upload_url`` and
+by the host's ``share.form_submitted`` event, so every route behaves the same:
+
+1. The bytes are written to the file store first, under a fresh key, whatever happens next:
+   nothing a practitioner sent is lost.
+2. They are read with :func:`forms.reader.read_upload` in the reader sandbox (a separate worker
+   process bounded in time and memory) and the values are checked with
+   :func:`forms.validate.validate` (the golden rules). No database lock is held meanwhile.
+3. In the caller's transaction: the record row is locked (``SELECT ... FOR UPDATE`` on
+   PostgreSQL; SQLite transactions are ``BEGIN IMMEDIATE`` and so serialised already), the
+   next version number is taken (``max + 1``, guarded by a unique constraint), and the version
+   row, the status change and its audit row are written. Two uploads racing for one record are
+   therefore both kept with distinct numbers, and the record's status follows the later one.
+4. When the upload passes validation the record becomes ``complete``: the final PDF is made with
+   :func:`forms.finalise.finalise` (the prefilled values merged with the parsed ones, and the
+   record's audit trail), stored, its SHA-256 kept, and the post-back delivery row is written
+   through the outbox, all in the same transaction.
+
+A record that is already ``complete`` (or ``cancelled``) refuses the upload without changing
+anything, but the bytes are still stored and recorded as a rejected version.
+
+The function does not commit: the caller's unit of work (``session_scope``) does, so the record,
+version, audit rows and delivery row become visible together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from forms.reader import UploadRejected, read_upload
+from forms.spec import load_spec
+from forms.validate import Problem, validate
+from plugin.db import utcnow
+from plugin.outbox.services import enqueue_record_completed
+from plugin.records.models import (
+    AWAITING,
+    CANCELLED,
+    COMPLETE,
+    INCOMPLETE,
+    AuditEntry,
+    Record,
+)
+from plugin.records.services import audit, transition
+from plugin.storage import storage
+from plugin.uploads.models import ACCEPTED, REJECTED, SOURCES, UploadVersion
+from plugin.uploads.models import INCOMPLETE as OUTCOME_INCOMPLETE
+
+log = logging.getLogger(__name__)
+
+#: HTTP status of each rejection code (documented in docs and the practitioner views):
+#: 400 the body is not a usable PDF at all; 413 over the size limit; 422 a PDF that is not an
+#: acceptable decision form for this record; 409 the record no longer takes uploads.
+REJECTION_STATUS: dict[str, int] = {
+    "empty": 400,
+    "not_pdf": 400,
+    "malformed": 400,
+    "too_large": 413,
+    "encrypted": 422,
+    "xfa": 422,
+    "active_content": 422,
+    "attachments": 422,
+    "wrong_form": 422,
+    "wrong_record": 422,
+    "tampered": 422,
+    "too_complex": 422,
+    "record_complete": 409,
+    "record_cancelled": 409,
+}
+
+#: Practitioner messages of the refusals that come from the record's state, not the file.
+STATE_MESSAGES = {
+    "record_complete": "This decision record is already complete, so it cannot be changed or "
+    "replaced. We kept a copy of the file you sent; if the completed record needs correcting, "
+    "speak to your manager.",
+    "record_cancelled": "This request was cancelled in the case system, so the form is no longer "
+    "needed. We kept a copy of the file you sent.",
+}
+
+#: Default time bound of one read (seconds); ``UPLOAD_READ_TIMEOUT`` in the app config wins.
+DEFAULT_READ_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What one upload did: its version, outcome and the record's status afterwards."""
+
+    record_id: str
+    status: str
+    version: int
+    outcome: str
+    missing: list[dict[str, Any]] = field(default_factory=list)
+    rejection_code: str | None = None
+    message: str | None = None
+
+    @property
+    def http_status(self) -> int:
+        """200 for a read upload (complete or incomplete), else the rejection's status."""
+        if self.rejection_code is None:
+            return 200
+        return REJECTION_STATUS.get(self.rejection_code, 422)
+
+    @property
+    def completed(self) -> bool:
+        """Whether this upload completed the record."""
+        return self.outcome == ACCEPTED
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``Accept: application/json`` body of an accepted or incomplete upload."""
+        return {
+            "record_id": self.record_id,
+            "status": self.status,
+            "version": self.version,
+            "missing": list(self.missing),
+        }
+
+
+def upload_key(tenant: str, record_id: str, at: datetime | None = None) -> str:
+    """A fresh storage key for an upload's bytes (never reused, so never overwritten)."""
+    stamp = (at or utcnow()).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{tenant}/{record_id}/upload-{stamp}-{secrets.token_hex(4)}.pdf"
+
+
+def final_key(tenant: str, record_id: str, version: int) -> str:
+    """Storage key of the final PDF made from upload ``version``."""
+    return f"{tenant}/{record_id}/final-{version}.pdf"
+
+
+def latest_version(session: Session, record: Record) -> UploadVersion | None:
+    """The record's newest upload version, if any."""
+    return session.scalar(
+        select(UploadVersion)
+        .where(UploadVersion.record_id == record.id)
+        .order_by(UploadVersion.version.desc())
+        .limit(1)
+    )
+
+
+def latest_readable(session: Session, record: Record) -> UploadVersion | None:
+    """The newest version that was read (accepted or incomplete): the practitioner's own work."""
+    return session.scalar(
+        select(UploadVersion)
+        .where(UploadVersion.record_id == record.id, UploadVersion.outcome != REJECTED)
+        .order_by(UploadVersion.version.desc())
+        .limit(1)
+    )
+
+
+def record_too_large(
+    session: Session, record: Record, size: int, *, source: str, actor: str
+) -> UploadResult:
+    """Record an upload refused for its size before its body was read (no bytes to keep)."""
+    return _commit_version(
+        session,
+        record,
+        source=source,
+        actor=actor,
+        size=size,
+        sha256=None,
+        key=None,
+        code="too_large",
+        message=UploadRejected("too_large").message,
+        values=None,
+        problems=[],
+    )
+
+
+def handle_upload(
+    session: Session,
+    record: Record,
+    data: bytes,
+    *,
+    source: str,
+    actor: str,
+    app: Flask | None = None,
+) -> UploadResult:
+    """Store, read, validate and record one upload of ``record``'s form (see the module doc).
+
+    ``source`` is ``page``, ``api`` or ``host``; ``actor`` goes into the audit trail (a role,
+    never a name). The caller commits ``session``.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown upload source {source!r}")
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    data = bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    key = upload_key(record.tenant, record.public_id)
+    storage(app).put(key, data)
+
+    code: str | None = None
+    message: str | None = None
+    values: dict[str, Any] | None = None
+    problems: list[dict[str, Any]] = []
+    if record.status in (COMPLETE, CANCELLED):
+        code = "record_complete" if record.status == COMPLETE else "record_cancelled"
+    else:
+        try:
+            read = read_upload(
+                data,
+                record_id=record.public_id,
+                expected=record.prefill or {},
+                max_bytes=int(app.config["MAX_BODY_BYTES"]),
+                timeout=float(app.config.get("UPLOAD_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)),
+                isolate=True,
+            )
+        except UploadRejected as exc:
+            code, message = exc.code, exc.message
+        else:
+            values = dict(read.values)
+            merged = {**(record.prefill or {}), **values}
+            problems = [p.as_dict() for p in merge_problems(read.problems, validate(merged))]
+    return _commit_version(
+        session,
+        record,
+        source=source,
+        actor=actor,
+        size=len(data),
+        sha256=digest,
+        key=key,
+        code=code,
+        message=message,
+        values=values,
+        problems=problems,
+        app=app,
+    )
+
+
+def merge_problems(read: Any, validated: list[Problem]) -> list[Problem]:
+    """Reader problems (values that could not be understood) first, one per field, in order."""
+    order = {name: i for i, name in enumerate(load_spec().names)}
+    seen: set[str] = set()
+    out: list[Problem] = []
+    for problem in [*read, *validated]:
+        if problem.field in seen:
+            continue
+        seen.add(problem.field)
+        out.append(problem)
+    out.sort(key=lambda p: (p.rule, order.get(p.field, len(order))))
+    return out
+
+
+def _lock(session: Session, record: Record) -> Record:
+    """The record row, re-read under a row lock (PostgreSQL) / the write lock (SQLite)."""
+    return session.execute(
+        select(Record)
+        .where(Record.id == record.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def _next_version(session: Session, record: Record) -> int:
+    current = session.scalar(
+        select(func.coalesce(func.max(UploadVersion.version), 0)).where(
+            UploadVersion.record_id == record.id
+        )
+    )
+    return int(current or 0) + 1
+
+
+def _commit_version(
+    session: Session,
+    record: Record,
+    *,
+    source: str,
+    actor: str,
+    size: int,
+    sha256: str | None,
+    key: str | None,
+    code: str | None,
+    message: str | None,
+    values: dict[str, Any] | None,
+    problems: list[dict[str, Any]],
+    app: Flask | None = None,
+) -> UploadResult:
+    """Number the version and apply its effect under the record lock (caller commits)."""
+    record = _lock(session, record)
+    # The status may have changed while the file was read (a racing upload completed it).
+    if code is None and record.status in (COMPLETE, CANCELLED):
+        code = "record_complete" if record.status == COMPLETE else "record_cancelled"
+    if code in STATE_MESSAGES:
+        message = STATE_MESSAGES[code]
+        values, problems = None, []
+    version = _next_version(session, record)
+    now = utcnow()
+    if code is not None:
+        outcome = REJECTED
+    elif problems:
+        outcome = OUTCOME_INCOMPLETE
+    else:
+        outcome = ACCEPTED
+    row = UploadVersion(
+        record_id=record.id,
+        version=version,
+        received_at=now,
+        source=source,
+        actor=actor,
+        size=size,
+        sha256=sha256,
+        storage_key=key,
+        outcome=outcome,
+        rejection_code=code,
+        values=values if code is None else None,
+        problems=problems,
+    )
+    session.add(row)
+
+    if outcome == REJECTED:
+        audit(session, record, actor, "upload_rejected", f"upload {version}: {code}")
+    elif outcome == OUTCOME_INCOMPLETE:
+        reason = f"upload {version}: {len(problems)} item(s) missing"
+        record.missing = problems
+        if record.status == AWAITING:
+            transition(
+                session, record, INCOMPLETE, actor, reason, event="upload_incomplete", at=now
+            )
+        else:
+            audit(session, record, actor, "upload_incomplete", reason)
+    else:
+        _complete(session, record, version, values or {}, actor, now, app)
+    session.flush()
+    log.info(
+        "record %s: upload %d from %s %s%s",
+        record.public_id,
+        version,
+        source,
+        outcome,
+        f" ({code})" if code else "",
+    )
+    return UploadResult(
+        record_id=record.public_id,
+        status=record.status,
+        version=version,
+        outcome=outcome,
+        missing=list(problems),
+        rejection_code=code,
+        message=message,
+    )
+
+
+def _complete(
+    session: Session,
+    record: Record,
+    version: int,
+    values: dict[str, Any],
+    actor: str,
+    now: datetime,
+    app: Flask | None,
+) -> None:
+    """Make the record complete: final PDF, hash, audit row and post-back delivery row."""
+    from forms.finalise import finalise
+
+    merged = {**(record.prefill or {}), **values}
+    transition(
+        session, record, COMPLETE, actor, f"upload {version} complete", event="completed", at=now
+    )
+    session.flush()
+    trail = [
+        entry.as_dict()
+        for entry in session.scalars(
+            select(AuditEntry).where(AuditEntry.record_id == record.id).order_by(AuditEntry.id)
+        )
+    ]
+    final = finalise(
+        merged,
+        record_id=record.public_id,
+        decision=str(merged.get("decision") or ""),
+        completed_at=now,
+        audit=trail,
+    )
+    key = final_key(record.tenant, record.public_id, version)
+    storage(app).put(key, final.pdf)
+    record.final_pdf_key = key
+    record.final_sha256 = final.sha256
+    record.missing = []
+    # The post-back (issue 6): the delivery row joins this transaction; it is sent after commit.
+    enqueue_record_completed(
+        session,
+        record,
+        values=merged,
+        pdf_key=key,
+        pdf_sha256=final.sha256,
+        pdf_size=len(final.pdf),
+    )

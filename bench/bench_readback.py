@@ -5,10 +5,10 @@ sample size).
 
 Data: ``--records`` different records (record id, names and dates differ), each prefilled
 with ``forms.prefill.prefill`` and then completed through PDFium's form-fill API (the test
-harness ``tests/forms/viewers.py``: clicks, typing, check boxes, radio buttons, saved as an
-incremental update the way Chrome saves), so every file is a realistic upload of about
-360 KB. Each round reads every file once with each of, interleaved so machine load hits all
-alike:
+harness ``tests/forms/viewers.py``: clicks, typing, check boxes, radio buttons), once saved
+as an incremental update the way Chrome saves (about 340 KB) and once as a rewritten file
+(about 170 KB). Each round reads every file once with each of, interleaved so machine load
+hits all alike:
 
 * baseline: ``PdfReader(BytesIO(data)).get_fields()`` (plain pypdf, no checks at all);
 * Sharewise in-process: ``read_upload(..., isolate=False)`` + ``validate(values)``;
@@ -18,7 +18,7 @@ alike:
 The reader reuses parsed object dictionaries whose bytes it has seen before (see
 ``forms/reader.py``), so the first round (every file new to the process; only the template
 and *other* records' uploads seen) is reported on its own, next to all rounds. A "no reuse"
-line clears that cache before every read: pure pypdf parsing plus all checks.
+line clears that cache before every read: plain pypdf parsing plus all checks.
 
 Finally: the peak resident size of a fresh worker that reads a 12 MB upload (the form plus a
 12 MB embedded stream, as a photo or font would add), with the command's target of 300 MB.
@@ -76,14 +76,15 @@ ENTERED: dict[str, str | bool] = {
 TODAY = date(2026, 11, 24)
 
 
-def uploads(count: int) -> list[tuple[bytes, str, dict]]:
+def uploads(count: int, *, incremental: bool = True) -> list[tuple[bytes, str, dict]]:
     out = []
     for i in range(count):
         data = {**SAMPLE_PREFILL, "record_id": f"rec_bench_{i:04d}",
                 "subject_name": f"{SAMPLE_PREFILL['subject_name']} {i}",
                 "case_reference": f"CASE/{i}"}
         expected = normalise_prefill(data)
-        pdf = fill_with_pdfium(prefill(data).pdf, {**ENTERED, "decision_reasons": f"Case {i}"})
+        pdf = fill_with_pdfium(prefill(data).pdf, {**ENTERED, "decision_reasons": f"Case {i}"},
+                               incremental=incremental)
         out.append((pdf, expected["record_id"], expected))
     return out
 
@@ -100,11 +101,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    files = uploads(args.records)
     pool = get_pool()
-    pool.read(files[0][0], files[0][1], reader_module.expected_display(
-        files[0][1], files[0][2]), 5.0)  # the worker is warm (it has seen one upload)
-    files = files[1:]
+    warm = uploads(1)[0]
+    pool.read(warm[0], warm[1], reader_module.expected_display(warm[1], warm[2]), 5.0)
     reader_module._parsed_objects.clear()
     try:  # in-process starts like a worker: the template parsed once, nothing else
         reader_module.read_pdf(TEMPLATE_PATH.read_bytes(), "warm-up", {})
@@ -122,37 +121,40 @@ def main() -> None:
         result = read_upload(item[0], record_id=item[1], expected=item[2], isolate=True)
         assert not validate(result.values, today=TODAY)
 
-    def no_reuse(item: tuple[bytes, str, dict]) -> None:
-        reader_module._parsed_objects.clear()
-        in_process(item)
-
     runs = {"baseline": baseline, "in_process": in_process, "sandboxed": sandboxed}
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    first: dict[str, list[float]] = {name: [] for name in runs}
-    for round_no in range(args.rounds):
-        for item in files:
-            for name, run in runs.items():
-                started = time.perf_counter()
-                run(item)
-                elapsed = time.perf_counter() - started
-                times[name].append(elapsed)
-                if round_no == 0:
-                    first[name].append(elapsed)
+    labels = {"baseline": "baseline pypdf get_fields()",
+              "in_process": "Sharewise read+validate, in-process",
+              "sandboxed": "Sharewise read+validate, sandboxed"}
+    for kind, incremental in (("incremental update (as Chrome saves)", True),
+                              ("rewritten file (FPDF_NO_INCREMENTAL)", False)):
+        files = [
+            (pdf, rid, exp) for pdf, rid, exp in uploads(args.records + 1, incremental=incremental)
+        ][1:]
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        first: dict[str, list[float]] = {name: [] for name in runs}
+        for round_no in range(args.rounds):
+            for item in files:
+                for name, run in runs.items():
+                    started = time.perf_counter()
+                    run(item)
+                    elapsed = time.perf_counter() - started
+                    times[name].append(elapsed)
+                    if round_no == 0:
+                        first[name].append(elapsed)
+        size = statistics.median(len(f[0]) for f in files) / 1024
+        print(f"{len(files)} PDFium-completed uploads of different records, {kind}, "
+              f"median {size:.0f} KB; {args.rounds} rounds")
+        for name in runs:
+            print(f"  {labels[name]:<38} all: {summary(times[name])}")
+            if name != "baseline":
+                print(f"  {'':<32}first round: {summary(first[name])}")
     cold: list[float] = []
     for item in files:
+        reader_module._parsed_objects.clear()
         started = time.perf_counter()
-        no_reuse(item)
+        in_process(item)
         cold.append(time.perf_counter() - started)
-
-    size = statistics.median(len(f[0]) for f in files) / 1024
-    print(f"{len(files)} PDFium-completed uploads of different records, median {size:.0f} KB; "
-          f"{args.rounds} rounds")
-    print(f"baseline pypdf get_fields()              all: {summary(times['baseline'])}")
-    print(f"Sharewise read+validate, in-process      all: {summary(times['in_process'])}")
-    print(f"                                first round: {summary(first['in_process'])}")
-    print(f"Sharewise read+validate, sandboxed       all: {summary(times['sandboxed'])}")
-    print(f"                                first round: {summary(first['sandboxed'])}")
-    print(f"Sharewise read+validate, no reuse (in-process): {summary(cold)}")
+    print(f"  no reuse at all (cache cleared before each read), in-process: {summary(cold)}")
     print("target: read-back plus validation at most 10 ms median")
 
     fresh = ReaderPool(1)

@@ -1,6 +1,6 @@
 """Celery tasks of the reminders concern: the beat scan and the send tasks.
 
-* ``tasks.reminders.scan`` (beat, every ``SWEEP_INTERVAL`` seconds, default 60): one
+* ``tasks.reminders.scan`` (beat, every ``REMINDER_SCAN_INTERVAL`` seconds, default 60): one
   :func:`plugin.reminders.services.run_scan`.
 * ``tasks.reminders.send`` / ``tasks.reminders.send_digest`` (reminder or digest id, claim
   token): ``acks_late`` and ``reject_on_worker_lost`` (a message whose worker died is
@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -66,6 +67,13 @@ def send_digest_task(self: Task, digest_id: int, claim: str) -> str:
     return _retry_or_return(self, send_digest(digest_id, claim, final_attempt=_final(self)))
 
 
-register_sweep("reminders-scan", SCAN_TASK)
+def _interval() -> float:
+    try:
+        return float(os.environ.get("SHAREWISE_REMINDER_SCAN_INTERVAL", "60"))
+    except ValueError:
+        return 60.0
+
+
+register_sweep("reminders-scan", SCAN_TASK, seconds=_interval())
 
 __all__: list[Any] = ["backoff", "scan", "send", "send_digest_task"]

@@ -30,7 +30,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -541,18 +541,8 @@ def send_digest(digest_id: int, claim: str, *, app: Flask | None = None,
     return SendOutcome(SENT)
 
 
-def digest_day(now: datetime, zone: ZoneInfo) -> date:
-    """The local date of ``now`` in ``zone`` (helper for callers and tests)."""
-    return now.astimezone(zone).date()
-
-
-def as_utc(value: datetime) -> datetime:
-    """``value`` as aware UTC (naive values are taken as UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 __all__ = [
-    "ReminderSettings", "ScanResult", "SendOutcome", "as_utc", "digest_day",
+    "ReminderSettings", "ScanResult", "SendOutcome",
     "overdue_for_manager", "run_scan", "scan", "schedule_reminders", "send_digest",
     "send_reminder",
 ]

@@ -316,8 +316,10 @@ def _get(d: Any, key: str) -> Any:
 # parse consumed exactly the text up to "endobj" (so a string containing "endobj" cannot make
 # two different objects share a key).
 
+# At most this many dictionaries of at most this many bytes each (about 20 MB in the worst
+# case; the form's dictionaries are under 1 KB, so in practice a few MB).
 _OBJECT_CACHE_LIMIT = 5_000
-_OBJECT_TEXT_LIMIT = 64 * 1024
+_OBJECT_TEXT_LIMIT = 4 * 1024
 _HEADER = re.compile(rb"\s*(\d+)\s+(\d+)\s+obj\b")
 # a header exactly where the xref points, then the whitespace pypdf would skip as well
 _WS = rb"[ \r\n\t\f\x00]"

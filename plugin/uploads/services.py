@@ -197,28 +197,7 @@ def handle_upload(
     key = upload_key(record.tenant, record.public_id)
     storage(app).put(key, data)
 
-    code: str | None = None
-    message: str | None = None
-    values: dict[str, Any] | None = None
-    problems: list[dict[str, Any]] = []
-    if record.status in (COMPLETE, CANCELLED):
-        code = "record_complete" if record.status == COMPLETE else "record_cancelled"
-    else:
-        try:
-            read = read_upload(
-                data,
-                record_id=record.public_id,
-                expected=record.prefill or {},
-                max_bytes=int(app.config["MAX_BODY_BYTES"]),
-                timeout=float(app.config.get("UPLOAD_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)),
-                isolate=True,
-            )
-        except UploadRejected as exc:
-            code, message = exc.code, exc.message
-        else:
-            values = dict(read.values)
-            merged = {**(record.prefill or {}), **values}
-            problems = [p.as_dict() for p in merge_problems(read.problems, validate(merged))]
+    found = inspect_upload(record, data, app)
     return _commit_version(
         session,
         record,
@@ -227,12 +206,49 @@ def handle_upload(
         size=len(data),
         sha256=digest,
         key=key,
-        code=code,
-        message=message,
-        values=values,
-        problems=problems,
+        code=found.code,
+        message=found.message,
+        values=found.values,
+        problems=found.problems,
         app=app,
     )
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What reading and validating an upload found (before anything is recorded)."""
+
+    code: str | None = None
+    message: str | None = None
+    values: dict[str, Any] | None = None
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+
+def inspect_upload(record: Record, data: bytes, app: Flask | None = None) -> Inspection:
+    """Read ``data`` in the reader sandbox and validate it against the golden rules.
+
+    The read-back plus validation step of :func:`handle_upload` (no storage, no database).
+    A record that is already complete or cancelled is not read at all.
+    """
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    if record.status in (COMPLETE, CANCELLED):
+        return Inspection(code="record_complete" if record.status == COMPLETE
+                          else "record_cancelled")
+    try:
+        read = read_upload(
+            data,
+            record_id=record.public_id,
+            expected=record.prefill or {},
+            max_bytes=int(app.config["MAX_BODY_BYTES"]),
+            timeout=float(app.config.get("UPLOAD_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)),
+            isolate=True,
+        )
+    except UploadRejected as exc:
+        return Inspection(code=exc.code, message=exc.message)
+    values = dict(read.values)
+    merged = {**(record.prefill or {}), **values}
+    problems = [p.as_dict() for p in merge_problems(read.problems, validate(merged))]
+    return Inspection(values=values, problems=problems)
 
 
 def merge_problems(read: Any, validated: list[Problem]) -> list[Problem]:

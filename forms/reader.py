@@ -194,7 +194,7 @@ logging.getLogger("pypdf").addHandler(_WarningCapture(logging.WARNING))
 
 def precheck(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
     """The cheap refusals done before any parsing: empty, too large, not a PDF."""
-    if not data or not data.strip():
+    if not data or data.isspace():
         raise UploadRejected("empty")
     if len(data) > max_bytes:
         raise UploadRejected("too_large")

@@ -179,3 +179,41 @@ def test_s3_url_without_bucket_is_refused():
 
     with pytest.raises(StorageError):
         S3Storage.from_url("s3:///prefix")
+
+
+def test_the_service_keeps_its_pdfs_in_s3(moto_endpoint, monkeypatch, app_config):
+    """The whole path on S3: intake stores the prefilled PDF, an upload its bytes, both in
+    the bucket, and the download serves them back from there."""
+    from plugin.app import create_app
+    from plugin.db import engine_for
+    from plugin.demo import sample_event, signed_request
+    from plugin.tenants import get_tenant
+
+    monkeypatch.setenv(ENDPOINT_ENV, moto_endpoint)
+    bucket = "sharewise-service"
+    S3Storage(bucket, endpoint_url=moto_endpoint).client.create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
+    )
+    app = create_app({**app_config, "STORAGE_URL": f"s3://{bucket}/pdfs"})
+    try:
+        client = app.test_client()
+        secret = get_tenant("northshire", app).webhook_secrets[0]
+        body, headers = signed_request(secret, sample_event())
+        made = client.post("/webhooks/northshire", data=body, headers=headers).get_json()
+        rid = made["record_id"]
+        base = app.config["BASE_URL"]
+        pdf = client.get(made["form_pdf_url"].removeprefix(base))
+        assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
+        resp = client.post(made["upload_url"].removeprefix(base), data=pdf.data,
+                           headers={"Content-Type": "application/pdf",
+                                    "Accept": "application/json"})
+        assert resp.status_code == 200 and resp.get_json()["status"] == "incomplete"
+        store = S3Storage(bucket, "pdfs", endpoint_url=moto_endpoint)
+        keys = [o["Key"] for o in store.client.list_objects_v2(Bucket=bucket)["Contents"]]
+        assert f"pdfs/northshire/{rid}/prefill-1.pdf" in keys
+        [upload_key] = [k for k in keys if "/upload-" in k]
+        assert store.get(upload_key.removeprefix("pdfs/")) == pdf.data
+        again = client.get(made["form_pdf_url"].removeprefix(base))
+        assert again.data == pdf.data  # their own upload, read back from S3
+    finally:
+        engine_for(app).dispose()

@@ -337,13 +337,15 @@ def oversized(max_bytes: int) -> bytes:
     return pdf[:9] + b"%" + b"x" * (max_bytes + 1 - len(pdf)) + b"\n" + pdf[9:]
 
 
-def set_entries(base: bytes, name: str, entries: dict, *, kids: dict | None = None) -> bytes:
+def set_entries(
+    base: bytes, name: str, entries: dict, *, kids: dict | None = None, incremental: bool = True
+) -> bytes:
     """Set raw entries on a field (and optionally on all its widget kids), incrementally.
 
     Values are pypdf objects; used to build the ways different writers store a value (a
     radio's ``/V`` missing with only a kid's ``/AS`` on, ``/Opt`` index states...).
     """
-    writer = _writer(base)
+    writer = _writer(base, incremental=incremental)
     field = _field(writer, name)
     for key, value in entries.items():
         if value is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import badpdfs
 import pytest
 from viewers import PdfiumFillError, fill_with_pdfium, fill_with_pikepdf, pdfium_field_values
 
@@ -110,9 +111,11 @@ def test_partly_filled_form_lists_what_is_missing_by_rule(record):
 def test_typing_into_read_only_fields_changes_nothing(record):
     saved = fill_with_pdfium(record["pdf"], {
         "subject_name": "Someone Else", "record_id": "rec_other", "decision": "not_share",
+        "urgency": "routine",
     })
     result = read_back(record, saved)  # not refused as tampered or another record
     assert result.values["subject_name"] == record["expected"]["subject_name"]
+    assert result.values["urgency"] == record["expected"]["urgency"]
     assert result.values["decision"] == "not_share"
 
 
@@ -156,3 +159,34 @@ def test_harness_refuses_unknown_fields_and_options(record):
         fill_with_pdfium(record["pdf"], {"no_such_field": "x"})
     with pytest.raises(PdfiumFillError):
         fill_with_pdfium(record["pdf"], {"decision": "perhaps"})
+
+
+def test_drop_down_picked_in_pdfium_when_editable(record):
+    # make the urgency drop-down editable (combo flag only), as a modified copy would be
+    from pypdf.generic import NumberObject
+
+    from forms.reader import UploadRejected
+
+    editable = badpdfs.set_entries(record["pdf"], "urgency", {"/Ff": NumberObject(1 << 17)},
+                                   incremental=False)
+    saved = fill_with_pdfium(editable, {"urgency": "routine"})
+    assert pdfium_field_values(saved)["urgency"] in ("routine", "Routine")
+    with pytest.raises(UploadRejected) as caught:  # the spec says read-only: tampering
+        read_back(record, saved)
+    assert caught.value.code == "tampered"
+
+
+def test_pdfium_update_on_top_of_an_xref_stream_is_refused_cleanly(record):
+    """PDFium's incremental save after an xref-stream section writes a damaged xref stream
+    (no /Type, no endobj; qpdf has to reconstruct it). pypdf cannot read it: a clean refusal
+    asking for a fresh save, never an exception. Our prefill writes classic xref tables."""
+    from pypdf.generic import NumberObject
+
+    from forms.reader import UploadRejected
+
+    with_stream = badpdfs.set_entries(record["pdf"], "urgency",
+                                      {"/Ff": NumberObject(1 << 17)})  # an xref stream section
+    saved = fill_with_pdfium(with_stream, {"decision": "share"})
+    with pytest.raises(UploadRejected) as caught:
+        read_back(record, saved)
+    assert caught.value.code == "malformed"

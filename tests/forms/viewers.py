@@ -144,8 +144,21 @@ class _Session:
         finally:
             c.FPDFPage_CloseAnnot(annot)
 
+    def read_only(self, widget: _Widget) -> bool:
+        annot = c.FPDFPage_GetAnnot(self.pages[widget.page], widget.index)
+        try:
+            return bool(c.FPDFAnnot_GetFormFieldFlags(self.form, annot) & c.FPDF_FORMFLAG_READONLY)
+        finally:
+            c.FPDFPage_CloseAnnot(annot)
+
     def select_option(self, widget: _Widget, wanted: str) -> None:
         page = self.pages[widget.page]
+        if self.read_only(widget):
+            # a person cannot open a read-only drop-down; FORM_SetIndexSelected would
+            # change it anyway (it is not a user action), so only click, as a person would
+            self.click(widget)
+            c.FORM_ForceToKillFocus(self.form)
+            return
         annot = c.FPDFPage_GetAnnot(page, widget.index)
         try:
             labels = [
@@ -198,7 +211,8 @@ def fill_with_pdfium(
     state differs from the wanted ``bool``; a radio group gets a click on the button whose
     export value (or label) is the value; a drop-down entry is picked by label (an export
     value is translated through the spec). Read-only fields are clicked and typed into like
-    any other: PDFium ignores it, as a viewer does.
+    any other: PDFium ignores it, as a viewer does (a read-only drop-down is only clicked:
+    PDFium's programmatic ``FORM_SetIndexSelected`` would bypass the read-only flag).
     """
     labels = _label_map()
     session = _Session(pdf)

@@ -69,6 +69,7 @@ from pypdf.generic import (
     IndirectObject,
     NameObject,
     StreamObject,
+    read_object,
 )
 
 from forms.spec import FieldSpec, FormSpec, load_spec
@@ -364,6 +365,61 @@ class _Reader(PdfReader):
         self._reuse = False
         super().__init__(self._source, strict=False)
         self._reuse = "/Encrypt" not in self.trailer
+        if self._reuse and self.xref_objStm:
+            self._prepare_object_streams()
+
+    def _prepare_object_streams(self) -> None:
+        """Resolve compressed objects (in ``/ObjStm`` streams) through the reuse cache too.
+
+        pypdf parses every object of an object stream when one is asked for; this does the
+        same up front, but takes a dictionary whose text it has seen from the cache and
+        parses (with pypdf's own ``read_object``) only the others. Anything unusual (bad
+        offsets, an object that does not parse or does not end at the next offset) is left
+        to pypdf, which parses it when it is asked for.
+        """
+        members: dict[int, set[int]] = {}
+        for num, (stream_num, _index) in self.xref_objStm.items():
+            members.setdefault(int(stream_num), set()).add(int(num))
+        budget = MAX_NODES
+        for stream_num, numbers in members.items():
+            stream = super().get_object(IndirectObject(stream_num, 0, self))
+            first = stream.get("/First") if isinstance(stream, StreamObject) else None
+            if not isinstance(first, int) or first < 0:
+                continue
+            data = stream.get_data()
+            head = data[:first].split()
+            if len(head) % 2 or not all(part.isdigit() for part in head):
+                continue
+            pairs = [(int(head[i]), int(head[i + 1])) for i in range(0, len(head), 2)]
+            offsets = [offset for _, offset in pairs]
+            if offsets != sorted(set(offsets)) or (offsets and first + offsets[-1] > len(data)):
+                continue
+            for i, (num, offset) in enumerate(pairs):
+                if num not in numbers or (0, num) in self.resolved_objects:
+                    continue
+                budget -= 1
+                if budget < 0:
+                    return
+                start = first + offset
+                end = first + pairs[i + 1][1] if i + 1 < len(pairs) else len(data)
+                text = data[start:end]
+                if len(text) > _OBJECT_TEXT_LIMIT:
+                    continue
+                known = _parsed_objects.get(text)
+                if known is not None:
+                    self.resolved_objects[(0, num)] = known  # shared: never modified
+                    continue
+                buffer = BytesIO(text)
+                try:
+                    obj = read_object(buffer, self)
+                except Exception:  # noqa: BLE001, S112 - left to pypdf, which parses it when asked
+                    continue
+                if type(obj) is not DictionaryObject or text[buffer.tell():].strip():
+                    continue
+                self.resolved_objects[(0, num)] = obj
+                if len(_parsed_objects) >= _OBJECT_CACHE_LIMIT:
+                    _parsed_objects.clear()
+                _parsed_objects[text] = _retarget(obj, None)
 
     def get_object(self, indirect_reference: int | IndirectObject) -> Any:
         if not self._reuse:

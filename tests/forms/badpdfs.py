@@ -416,3 +416,14 @@ def with_big_stream(base: bytes, size: int) -> bytes:
     data = (os.urandom(64) * 16) * (room // 1024)
     body = b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
     return append_update(base, {num: body})
+
+
+def with_object_streams(pdf: bytes) -> bytes:
+    """The same document rewritten by qpdf with compressed object streams (as a full save in
+    Acrobat and many tools writes it)."""
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        out = io.BytesIO()
+        doc.save(out, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+        return out.getvalue()

@@ -266,3 +266,24 @@ def test_reuse_keeps_each_records_values_apart(sample_prefill):
                                  isolate=False)
             assert result.values["subject_name"] == data["subject_name"]
             assert result.values["decision_reasons"] == data["record_id"]
+
+
+def test_object_stream_uploads_read_and_checked_with_reuse(record):
+    innocent = badpdfs.with_object_streams(
+        badpdfs.set_text(record["pdf"], "decision_reasons", "Plain reasons")
+    )
+    assert b"/ObjStm" in innocent
+    hostile = badpdfs.with_object_streams(badpdfs.field_action(record["pdf"], "/JavaScript"))
+    for _ in range(2):  # the second time every dictionary of the innocent file is reused
+        result = read(record, innocent, isolate=False)
+        assert result.values["decision_reasons"] == "Plain reasons"
+        assert result.values["subject_name"] == record["expected"]["subject_name"]
+        with pytest.raises(UploadRejected) as caught:
+            read(record, hostile, isolate=False)
+        assert caught.value.code == "active_content"
+    tampered = badpdfs.with_object_streams(
+        badpdfs.set_text(record["pdf"], "subject_name", "Someone Else")
+    )
+    with pytest.raises(UploadRejected) as caught:
+        read(record, tampered, isolate=False)
+    assert caught.value.code == "tampered"

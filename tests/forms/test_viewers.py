@@ -86,8 +86,12 @@ def test_pdfium_filled_form_reads_back_complete(record, incremental):
     assert validate(result.values, today=TODAY) == []
 
 
-def test_pikepdf_filled_form_reads_back_complete(record):
+@pytest.mark.parametrize("object_streams", [False, True], ids=["plain", "object_streams"])
+def test_pikepdf_filled_form_reads_back_complete(record, object_streams):
     saved = fill_with_pikepdf(record["pdf"], ENTERED)
+    if object_streams:
+        saved = badpdfs.with_object_streams(saved)
+        assert b"/ObjStm" in saved
     result = read_back(record, saved)
     assert result.problems == ()
     for name, value in NORMALISED.items():

@@ -7,8 +7,9 @@ Data: ``--records`` different records (record id, names and dates differ), each 
 with ``forms.prefill.prefill`` and then completed through PDFium's form-fill API (the test
 harness ``tests/forms/viewers.py``: clicks, typing, check boxes, radio buttons), once saved
 as an incremental update the way Chrome saves (about 340 KB) and once as a rewritten file
-(about 170 KB). Each round reads every file once with each of, interleaved so machine load
-hits all alike:
+(about 170 KB), and that rewritten file saved again by qpdf with compressed object streams
+(as full saves by Acrobat and many tools are; about 150 KB). Each round reads every file
+once with each of, interleaved so machine load hits all alike:
 
 * baseline: ``PdfReader(BytesIO(data)).get_fields()`` (plain pypdf, no checks at all);
 * Sharewise in-process: ``read_upload(..., isolate=False)`` + ``validate(values)``;
@@ -40,7 +41,7 @@ from forms.reader import UploadRejected, read_upload
 from forms.sandbox import ReaderPool, get_pool
 from forms.template import TEMPLATE_PATH
 from forms.validate import validate
-from tests.forms.badpdfs import with_big_stream
+from tests.forms.badpdfs import with_big_stream, with_object_streams
 from tests.forms.conftest import SAMPLE_PREFILL
 from tests.forms.viewers import fill_with_pdfium
 
@@ -76,7 +77,9 @@ ENTERED: dict[str, str | bool] = {
 TODAY = date(2026, 11, 24)
 
 
-def uploads(count: int, *, incremental: bool = True) -> list[tuple[bytes, str, dict]]:
+def uploads(
+    count: int, *, incremental: bool = True, object_streams: bool = False
+) -> list[tuple[bytes, str, dict]]:
     out = []
     for i in range(count):
         data = {**SAMPLE_PREFILL, "record_id": f"rec_bench_{i:04d}",
@@ -85,6 +88,8 @@ def uploads(count: int, *, incremental: bool = True) -> list[tuple[bytes, str, d
         expected = normalise_prefill(data)
         pdf = fill_with_pdfium(prefill(data).pdf, {**ENTERED, "decision_reasons": f"Case {i}"},
                                incremental=incremental)
+        if object_streams:
+            pdf = with_object_streams(pdf)
         out.append((pdf, expected["record_id"], expected))
     return out
 
@@ -125,11 +130,14 @@ def main() -> None:
     labels = {"baseline": "baseline pypdf get_fields()",
               "in_process": "Sharewise read+validate, in-process",
               "sandboxed": "Sharewise read+validate, sandboxed"}
-    for kind, incremental in (("incremental update (as Chrome saves)", True),
-                              ("rewritten file (FPDF_NO_INCREMENTAL)", False)):
-        files = [
-            (pdf, rid, exp) for pdf, rid, exp in uploads(args.records + 1, incremental=incremental)
-        ][1:]
+    kinds = (
+        ("incremental update (as Chrome saves)", True, False),
+        ("rewritten file (FPDF_NO_INCREMENTAL)", False, False),
+        ("then rewritten by qpdf with object streams", False, True),
+    )
+    for kind, incremental, object_streams in kinds:
+        files = uploads(args.records + 1, incremental=incremental,
+                        object_streams=object_streams)[1:]
         times: dict[str, list[float]] = {name: [] for name in runs}
         first: dict[str, list[float]] = {name: [] for name in runs}
         for round_no in range(args.rounds):

@@ -87,80 +87,82 @@ def main() -> None:
         app = make_app(Path(tmp))
         client = app.test_client()
         secret = get_tenant("northshire", app).webhook_secrets[0]
+        # No app context around the loop: a test-client request inside one would share it,
+        # and the request's database session would outlive the request.
         items = []
-        with app.app_context():
-            for _ in range(args.records):
-                body, headers = signed_request(secret, sample_event())
-                made = client.post("/webhooks/northshire", data=body, headers=headers).get_json()
-                with session_scope(app) as session:
-                    record = get_by_public_id(session, made["record_id"])
-                prefilled = storage(app).get(record.prefill_pdf_key)
-                full = fill_with_pdfium(prefilled, as_typed(complete_answers()))
-                partial = fill_with_pdfium(prefilled, as_typed(partial_answers()))
-                upload_path = made["upload_url"].removeprefix(app.config["BASE_URL"])
-                items.append((record, full, partial, upload_path))
-
-            sandbox.warm()
-            inspect_upload(items[0][0], items[0][1], app)  # the worker has seen one upload
-
-            def baseline(item: tuple) -> None:
-                record, full = item[0], item[1]
-                read = read_upload(full, record_id=record.public_id, expected=record.prefill,
-                                   isolate=False)
-                assert not validate({**record.prefill, **read.values})
-
-            def sharewise(item: tuple) -> None:
-                found = inspect_upload(item[0], item[1], app)
-                assert found.code is None and not found.problems, found
-
-            def whole(item: tuple) -> None:
-                with session_scope(app) as session:
-                    result = handle_upload(session, item[0], item[2], source="api",
-                                           actor="bench")
-                assert result.outcome == "incomplete"
-
-            def http(item: tuple) -> None:
-                resp = client.post(item[3], data=item[2], headers={
-                    "Content-Type": "application/pdf", "Accept": "application/json"})
-                assert resp.status_code == 200, resp.get_data(as_text=True)
-
-            runs = {"baseline": baseline, "sharewise": sharewise, "whole": whole, "http": http}
-            times: dict[str, list[float]] = {name: [] for name in runs}
-            for _round in range(args.rounds):
-                for item in items:
-                    for name, run in runs.items():
-                        started = time.perf_counter()
-                        run(item)
-                        times[name].append(time.perf_counter() - started)
-
-            size = statistics.median(len(i[1]) for i in items) / 1024
-            print(f"{len(items)} records through real intake, completed through PDFium "
-                  f"(median {size:.0f} KB); {args.rounds} rounds")
-            print(f"baseline: in-process read_upload + validate    {summary(times['baseline'])}")
-            print(f"Sharewise: inspect_upload (sandboxed) read+validate "
-                  f"{summary(times['sharewise'])}")
-            print("target: read-back plus validation at most 10 ms median")
-            print(f"context: handle_upload (store, read, validate, version, commit) "
-                  f"{summary(times['whole'])}")
-            print(f"context: POST upload_url (test client, JSON)   {summary(times['http'])}")
-
-            # The 12 MB upload: a fresh single-worker pool so its peak is the one we read.
-            sandbox.shutdown()
-            os.environ["SHAREWISE_READER_WORKERS"] = "1"
-            record, _full, partial, _path = items[0]
-            limit = int(app.config["MAX_BODY_BYTES"])
-            big = with_big_stream(partial, limit - 8192)
-            assert len(big) <= limit
-            started = time.perf_counter()
+        for _ in range(args.records):
+            body, headers = signed_request(secret, sample_event())
+            made = client.post("/webhooks/northshire", data=body, headers=headers).get_json()
             with session_scope(app) as session:
-                result = handle_upload(session, record, big, source="api", actor="bench")
-            elapsed = time.perf_counter() - started
-            peak = sandbox.get_pool().peak_rss() / 1e6
-            print(f"12 MB upload ({len(big) / 1e6:.1f} MB) through handle_upload: "
-                  f"{result.outcome}{' ' + result.rejection_code if result.rejection_code else ''}"
-                  f" in {elapsed * 1000:.0f} ms; reader worker peak RSS {peak:.0f} MB "
-                  f"(target < 300 MB)")
-            sandbox.shutdown()
+                record = get_by_public_id(session, made["record_id"])
+            prefilled = storage(app).get(record.prefill_pdf_key)
+            full = fill_with_pdfium(prefilled, as_typed(complete_answers()))
+            partial = fill_with_pdfium(prefilled, as_typed(partial_answers()))
+            upload_path = made["upload_url"].removeprefix(app.config["BASE_URL"])
+            items.append((record, full, partial, upload_path))
+
+        sandbox.warm()
+        inspect_upload(items[0][0], items[0][1], app)  # the worker has seen one upload
+
+        def baseline(item: tuple) -> None:
+            record, full = item[0], item[1]
+            read = read_upload(full, record_id=record.public_id, expected=record.prefill,
+                               isolate=False)
+            assert not validate({**record.prefill, **read.values})
+
+        def sharewise(item: tuple) -> None:
+            found = inspect_upload(item[0], item[1], app)
+            assert found.code is None and not found.problems, found
+
+        def whole(item: tuple) -> None:
+            with session_scope(app) as session:
+                result = handle_upload(session, item[0], item[2], source="api",
+                                       actor="bench", app=app)
+            assert result.outcome == "incomplete"
+
+        def http(item: tuple) -> None:
+            resp = client.post(item[3], data=item[2], headers={
+                "Content-Type": "application/pdf", "Accept": "application/json"})
+            assert resp.status_code == 200, resp.get_data(as_text=True)
+
+        runs = {"baseline": baseline, "sharewise": sharewise, "whole": whole, "http": http}
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _round in range(args.rounds):
+            for item in items:
+                for name, run in runs.items():
+                    started = time.perf_counter()
+                    run(item)
+                    times[name].append(time.perf_counter() - started)
+
+        size = statistics.median(len(i[1]) for i in items) / 1024
+        print(f"{len(items)} records through real intake, completed through PDFium "
+              f"(median {size:.0f} KB); {args.rounds} rounds")
+        print(f"baseline: in-process read_upload + validate    {summary(times['baseline'])}")
+        print(f"Sharewise: inspect_upload (sandboxed) read+validate "
+              f"{summary(times['sharewise'])}")
+        print("target: read-back plus validation at most 10 ms median")
+        print(f"context: handle_upload (store, read, validate, version, commit) "
+              f"{summary(times['whole'])}")
+        print(f"context: POST upload_url (test client, JSON)   {summary(times['http'])}")
+
+        # The 12 MB upload: a fresh single-worker pool so its peak is the one we read.
+        sandbox.shutdown()
+        os.environ["SHAREWISE_READER_WORKERS"] = "1"
+        record, _full, partial, _path = items[0]
+        limit = int(app.config["MAX_BODY_BYTES"])
+        big = with_big_stream(partial, limit - 8192)
+        assert len(big) <= limit
+        started = time.perf_counter()
+        with session_scope(app) as session:
+            result = handle_upload(session, record, big, source="api", actor="bench",
+                                       app=app)
+        elapsed = time.perf_counter() - started
+        peak = sandbox.get_pool().peak_rss() / 1e6
+        print(f"12 MB upload ({len(big) / 1e6:.1f} MB) through handle_upload: "
+              f"{result.outcome}{' ' + result.rejection_code if result.rejection_code else ''}"
+              f" in {elapsed * 1000:.0f} ms; reader worker peak RSS {peak:.0f} MB "
+              f"(target < 300 MB)")
+        sandbox.shutdown()
 
 
 if __name__ == "__main__":

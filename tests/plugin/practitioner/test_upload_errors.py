@@ -137,6 +137,39 @@ def test_over_the_size_limit_is_413_before_the_body_is_read(app, client, made):
     assert version.size == len(body)
 
 
+class CountingStream:
+    """A request body that counts what the server reads of it."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.pos, self.read_bytes = size, 0, 0
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = offset if whence == 0 else self.size + offset
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.size - self.pos if n < 0 else min(n, self.size - self.pos)
+        self.pos += n
+        self.read_bytes += n
+        return b"0" * n
+
+    def readline(self, n: int = -1) -> bytes:
+        return self.read(n)
+
+
+def test_declared_length_over_the_limit_is_refused_without_reading_the_body(app, client, made):
+    limit = app.config["MAX_BODY_BYTES"]
+    body = CountingStream(limit + 1)
+    resp = client.post(path_of(made["upload_url"]), input_stream=body,
+                       headers={**JSON, "Content-Length": str(limit + 1)})
+    assert resp.status_code == 413
+    assert resp.get_json()["code"] == "too_large"
+    assert body.read_bytes == 0
+
+
 def test_over_the_size_limit_with_a_small_limit_on_the_page(app_config, signed_post,
                                                             sample_event):
     """A multipart upload over a (configured) limit gets the page with 413."""

@@ -178,7 +178,7 @@ def main() -> None:
         fresh.close()
     print(f"12 MB upload ({len(big) / 1e6:.1f} MB): read in {elapsed * 1000:.0f} ms, "
           f"worker peak RSS {peak:.0f} MB (target < 300 MB; the worker's address space is "
-          f"capped at 300 MiB)")
+          f"capped at 286 MiB)")
     pool.close()
 
 

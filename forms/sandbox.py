@@ -10,14 +10,15 @@ Bounds (defaults; see :class:`ReaderPool`):
 - **time**: the caller waits ``timeout`` seconds (5 s by default, from
   :func:`forms.reader.read_upload`); then the worker is killed (``SIGKILL``) and replaced, and
   the upload is refused with ``UploadRejected("too_complex")``.
-- **memory**: each worker runs under ``RLIMIT_AS`` = 300 MB of address space. Resident
-  memory can never exceed the address space, so no upload, of any size or shape, takes a
-  worker above 300 MB resident. A warm worker maps about 60 MB and reading the filled form
-  adds a few MB; a 12 MB upload of the form with ordinary content (fonts, images) needs a few
-  tens of MB. An allocation beyond the limit raises ``MemoryError`` in the worker: the upload
-  is refused as ``too_complex`` and the worker is replaced; a worker that dies any other way
-  is also replaced and the upload refused as ``too_complex``. (A hostile 12 MB upload whose
-  one field holds 12 MB of text needs about 320 MB in pypdf and is refused this way.)
+- **memory**: each worker runs under ``RLIMIT_AS`` = 286 MiB (just under 300 MB) of address
+  space. Resident memory can never exceed the address space, so no upload, of any size or
+  shape, takes a worker above 300 MB resident. A warm worker maps about 60 MB and reading the
+  filled form adds a few MB; a 12 MB upload of the form with ordinary content (fonts, images)
+  needs a few tens of MB. An allocation beyond the limit raises ``MemoryError`` in the worker:
+  the upload is refused as ``too_complex`` and the worker is replaced; a worker that dies any
+  other way is also replaced and the upload refused as ``too_complex``. (A hostile 12 MB
+  upload whose one field holds 12 MB of text needs about 320 MB in pypdf and is refused this
+  way.)
 - **parser limits**: inside the worker pypdf runs with :data:`forms.reader.PYPDF_LIMITS` (a
   Flate stream stops at 32 MB of output) and the reader's own walks are bounded and loop-safe.
 - **no core files** (``RLIMIT_CORE`` = 0); a worker is retired after ``max_tasks`` parses.
@@ -55,7 +56,7 @@ from forms.reader import ReadBack, UploadRejected
 __all__ = ["ReaderPool", "get_pool", "read", "shutdown", "warm"]
 
 DEFAULT_WORKERS = 2
-DEFAULT_MEMORY_LIMIT = 300 * 1024 * 1024
+DEFAULT_MEMORY_LIMIT = 286 * 1024 * 1024  # 299.9 MB: under the 300 MB resident target
 DEFAULT_MAX_TASKS = 500
 STARTUP_TIMEOUT = 30.0
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)

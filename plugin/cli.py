@@ -205,6 +205,7 @@ def demo(url: str | None, tenant: str | None) -> None:
         sys.exit(1)
     click.echo(f"\nPractitioner link: {answer['form_url']}")
     click.echo(f"Check the status:  curl {answer['status_url']}")
+    click.echo(f"See its reminder:  sharewise reminders scan --now {answer['due_at']}")
 
 
 @main.group()

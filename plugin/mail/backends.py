@@ -218,12 +218,14 @@ class ConsoleBackend:
         self._lock = threading.Lock()
 
     def send(self, mail: OutgoingMail) -> None:
-        """Write the whole message, between markers, to the stream."""
+        """Write the headers and the plain-text part, readable, between markers."""
         stream = self._stream or sys.stdout
-        body = mail.to_message().as_string()
+        headers = (f"From: {mail.sender}\nTo: {', '.join(mail.to)}\nSubject: {mail.subject}\n"
+                   f"Message-ID: {mail.message_id or '-'}\n")
+        note = "\n(an HTML version of this text goes with it)" if mail.html is not None else ""
         with self._lock:
-            stream.write(f"----- sharewise mail (console backend) -----\n{body}\n"
-                         "----- end of mail -----\n")
+            stream.write(f"----- sharewise mail (console backend: printed, not sent) -----\n"
+                         f"{headers}\n{mail.text.rstrip()}\n{note}\n----- end of mail -----\n")
             stream.flush()
         log.info("mail printed by the console backend, message-id %s", mail.message_id)
 

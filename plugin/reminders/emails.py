@@ -7,6 +7,7 @@ cannot reach an email because it is never passed in.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -48,6 +49,10 @@ def ref_from_values(record_id: str, values: Mapping[str, Any], due_at: datetime,
                      due_at=due_at, link=link)
 
 
+def _wrap(paragraph: str) -> str:
+    return textwrap.fill(paragraph, width=72, break_long_words=False, break_on_hyphens=False)
+
+
 def format_due(when: datetime, zone: ZoneInfo) -> str:
     """``Tuesday 26 May 2026, 17:00 BST`` in the tenant's time zone."""
     local = when.astimezone(zone)
@@ -83,12 +88,12 @@ def reminder_email(ref: RecordRef, kind: Kind, role: Role, zone: ZoneInfo) -> Em
     due = format_due(ref.due_at, zone)
     lead = _lead(kind, role, due)
     action = "Open the record to complete it:" if role == "practitioner" else "Open the record:"
-    text = (f"{lead}\n\n"
+    text = (f"{_wrap(lead)}\n\n"
             f"Record: {ref.record_id}\n"
             f"Case reference: {ref.case_reference}\n"
             f"Due: {due}\n\n"
             f"{action}\n{ref.link}\n\n"
-            f"{FOOTER}\n")
+            f"{_wrap(FOOTER)}\n")
     body = Markup(
         "<p>{}</p><table><tr><th align=\"left\">Record</th><td>{}</td></tr>"
         "<tr><th align=\"left\">Case reference</th><td>{}</td></tr>"
@@ -105,12 +110,13 @@ def digest_email(refs: Sequence[RecordRef], day: date, zone: ZoneInfo) -> EmailC
     n = len(items)
     noun = "record" if n == 1 else "records"
     subject = f"{n} overdue information-sharing {noun} for your team ({day:%d %B %Y})"
-    lines = [f"{n} information-sharing decision {noun} assigned to practitioners you manage "
-             f"{'is' if n == 1 else 'are'} overdue:", ""]
+    intro = (f"{n} information-sharing decision {noun} assigned to practitioners you manage "
+             f"{'is' if n == 1 else 'are'} overdue:")
+    lines = [_wrap(intro), ""]
     for r in items:
         lines += [f"- {r.record_id} (case reference {r.case_reference}), "
                   f"due {format_due(r.due_at, zone)}", f"  {r.link}"]
-    text = "\n".join(lines) + f"\n\n{FOOTER}\n"
+    text = "\n".join(lines) + f"\n\n{_wrap(FOOTER)}\n"
     rows = Markup("").join(
         Markup("<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td></tr>").format(
             r.link, r.record_id, r.case_reference, format_due(r.due_at, zone))
@@ -118,5 +124,5 @@ def digest_email(refs: Sequence[RecordRef], day: date, zone: ZoneInfo) -> EmailC
     body = Markup(
         "<p>{}</p><table cellpadding=\"4\"><tr><th align=\"left\">Record</th>"
         "<th align=\"left\">Case reference</th><th align=\"left\">Due</th></tr>{}</table>"
-    ).format(lines[0], rows)
+    ).format(intro, rows)
     return EmailContent(subject=subject, text=text, html=_html_page(subject, body))

@@ -298,7 +298,7 @@ def _scan_digests(session: Session, *, now: datetime, clock: datetime,
             continue
         managers = session.scalars(
             select(Record.manager_email).distinct()
-            .where(Record.status.in_(OPEN_STATUSES), Record.due_at <= now,
+            .where(Record.status.in_(OPEN_STATUSES), Record.due_at < now,
                    Record.tenant == slug, Record.manager_email.is_not(None))
         ).all()
         _insert_ignore(session, DigestRun, [{"tenant": slug, "day": day,
@@ -498,9 +498,9 @@ def _record_sent(session: Session, record: Record, row: Reminder) -> None:
 
 def overdue_for_manager(session: Session, tenant: str, address: str,
                         now: datetime) -> list[Record]:
-    """Open records of ``tenant`` managed by ``address`` whose due time has passed."""
+    """Open records of ``tenant`` managed by ``address`` whose due time has passed (strictly)."""
     return list(session.scalars(
-        select(Record).where(Record.status.in_(OPEN_STATUSES), Record.due_at <= now,
+        select(Record).where(Record.status.in_(OPEN_STATUSES), Record.due_at < now,
                              Record.tenant == tenant, Record.manager_email == address)
         .order_by(Record.due_at, Record.id)))
 

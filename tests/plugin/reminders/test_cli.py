@@ -42,9 +42,10 @@ def test_console_backend_prints_the_reminder(app, app_config, make_record):
     make_record(due_at=datetime.now(UTC) - timedelta(hours=1), case_reference="CASE-DEMO")
     out = CliRunner().invoke(main, ["reminders", "scan"], env=env_of(app_config, SMTP_URL=""))
     assert out.exit_code == 0, out.output
-    assert "sharewise mail (console backend)" in out.output
+    assert "sharewise mail (console backend: printed, not sent)" in out.output
     assert "Subject: Information-sharing record SR-" in out.output
-    assert "CASE-DEMO" in out.output
+    assert "CASE-DEMO" in out.output and "is due now" in out.output
+    assert "=\n" not in out.output  # readable text, not quoted-printable
 
 
 def test_bad_now_is_a_clear_usage_error(app, app_config):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -66,6 +67,48 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class SQLiteWriteLock:
+    """Queues SQLite writers in the kernel instead of in SQLite's busy handler.
+
+    SQLite's busy handler polls with sleeps of up to 100 ms, which wastes most of the time
+    when many short write transactions compete. Every write transaction therefore takes this
+    lock first: a ``threading.Lock`` between the threads of a process, then ``flock`` on a
+    file next to the database between processes (each process opens its own descriptor,
+    also after a fork). Held from ``BEGIN IMMEDIATE`` to commit / rollback, exactly like
+    SQLite's own write lock, so it adds no waiting that SQLite would not impose anyway.
+    """
+
+    def __init__(self, path: str, timeout: float = 30.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _descriptor(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self) -> None:
+        """Wait for the write lock (``TimeoutError`` after ``timeout`` within this process)."""
+        if not self._thread_lock.acquire(timeout=self.timeout):
+            raise TimeoutError("timed out waiting for the SQLite write lock")
+        try:
+            fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def release(self) -> None:
+        """Release the write lock."""
+        try:
+            fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with the per-backend settings described above."""
     parsed = make_url(url)
@@ -73,6 +116,7 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, pool_pre_ping=False)
+        lock = SQLiteWriteLock(parsed.database + ".writelock") if parsed.database else None
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -84,10 +128,53 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
+        held: set[int] = set()  # id() of DBAPI connections holding the write lock
+
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            deferred = conn.get_execution_options().get("sqlite_deferred")
-            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+            if conn.get_execution_options().get("sqlite_deferred"):
+                conn.exec_driver_sql("BEGIN")
+                return
+            if lock is None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            dbapi_conn = conn.connection.dbapi_connection
+            lock.acquire()
+            held.add(id(dbapi_conn))
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _release(dbapi_conn)
+                raise
+
+        def _release(conn: Any) -> None:
+            # do_commit / do_rollback get the pool's proxy; pool events the DBAPI connection
+            key = id(getattr(conn, "dbapi_connection", conn))
+            if lock is not None and key in held:
+                held.discard(key)
+                lock.release()
+
+        # release only after SQLite has really committed / rolled back
+        do_commit, do_rollback = engine.dialect.do_commit, engine.dialect.do_rollback
+
+        def _do_commit(dbapi_conn: Any) -> None:
+            try:
+                do_commit(dbapi_conn)
+            finally:
+                _release(dbapi_conn)
+
+        def _do_rollback(dbapi_conn: Any) -> None:
+            try:
+                do_rollback(dbapi_conn)
+            finally:
+                _release(dbapi_conn)
+
+        engine.dialect.do_commit = _do_commit  # type: ignore[method-assign]
+        engine.dialect.do_rollback = _do_rollback  # type: ignore[method-assign]
+
+        @event.listens_for(engine.pool, "close")
+        def _sqlite_close(dbapi_conn: Any, _record: Any) -> None:
+            _release(dbapi_conn)
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)

@@ -8,6 +8,7 @@ signs with the *last* key of its list, so the list is reversed here).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from flask import Flask, current_app
@@ -49,7 +50,11 @@ class LinkWrongPurpose(LinkError):
 def _serializer(purpose: str, app: Flask | None = None) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown link purpose {purpose!r}")
-    keys = list((app or current_app).config["SECRET_KEYS"])
+    return _cached_serializer(purpose, tuple((app or current_app).config["SECRET_KEYS"]))
+
+
+@lru_cache(maxsize=64)
+def _cached_serializer(purpose: str, keys: tuple[str, ...]) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(list(reversed(keys)), salt=f"sharewise.link.{purpose}")
 
 

@@ -40,6 +40,11 @@ class EnvelopeSchema(Schema):
     data = fields.Dict(required=True)
 
 
+@cache
+def _envelope_schema() -> EnvelopeSchema:
+    return EnvelopeSchema()
+
+
 _REQUEST_ID = {"request_id": fields.String(required=True, validate=validate.Length(1, 128))}
 
 
@@ -149,7 +154,7 @@ def load_event(doc: Any) -> tuple[str, datetime, dict[str, Any]]:
     if not isinstance(doc, dict):
         raise EventError([{"field": "(body)", "message": "The body must be a JSON object."}])
     try:
-        envelope = EnvelopeSchema().load(doc)
+        envelope = _envelope_schema().load(doc)
     except ValidationError as exc:
         raise EventError(flatten_errors(exc.messages)) from None
     try:

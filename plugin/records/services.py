@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -263,6 +263,13 @@ def _as_field_errors(errors: Any) -> list[dict[str, str]]:
     return out
 
 
+#: the columns intake writes (everything but the primary key and the completion fields)
+_RECORD_INSERT_COLUMNS = [
+    c for c in Record.__table__.c
+    if c.key not in ("id", "completed_at", "cancelled_at", "final_pdf_key", "final_sha256")
+]
+
+
 def prefill_key(tenant: str, record_id: str, version: int) -> str:
     """Storage key of a record's prefilled PDF, one per version."""
     return f"{tenant}/{record_id}/prefill-{version}.pdf"
@@ -278,16 +285,14 @@ def create_from_event(
     """Intake of a ``share.requested`` event: 201 on first delivery, 200 for any duplicate.
 
     Produces the prefilled PDF (``forms.prefill``), stores it, then writes the record, its
-    first audit entry and the delivery's answer in one transaction. Raises
+    first audit entry, its reminder rows and the delivery's answer in one transaction. Raises
     :class:`PrefillRejected` when the form library refuses the values (nothing is kept).
     """
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     event_type = "share.requested"
     request_id = data["request_id"]
-    existing = _replay_or_existing(tenant, webhook_id, event_type, request_id, app)
-    if existing is not None:
-        return existing
-
+    # Optimistic: no look-up first (duplicates are rare). A duplicate fails on a unique
+    # constraint below, its PDF is removed and the first delivery's answer is returned.
     record_id = new_public_id()
     values = prefill_values(data, record_id, requested_at)
     urgency = values["urgency"]
@@ -303,41 +308,44 @@ def create_from_event(
     else:
         body_201 = body
     practitioner = data["practitioner"]
+    now = utcnow()
+    # the record as the reminder hook sees it (not added to the session: rows go in by Core)
+    record = Record(
+        public_id=record_id,
+        tenant=tenant.slug,
+        request_id=request_id,
+        status=AWAITING,
+        urgency=urgency,
+        case_reference=data["case"]["reference"],
+        practitioner_ref=practitioner["id"],
+        practitioner_email=practitioner["email"],
+        manager_email=practitioner["manager"]["email"],
+        requested_at=requested_at,
+        due_at=due,
+        created_at=now,
+        updated_at=now,
+        prefill=values,
+        prefill_hash=prefill_hash,
+        prefill_version=1,
+        prefill_pdf_key=key,
+        missing=[],
+    )
+    columns = {c.key: getattr(record, c.key) for c in _RECORD_INSERT_COLUMNS}
     try:
         with session_scope(app) as session:
-            record = Record(
-                public_id=record_id,
-                tenant=tenant.slug,
-                request_id=request_id,
-                status=AWAITING,
-                urgency=urgency,
-                case_reference=data["case"]["reference"],
-                practitioner_ref=practitioner["id"],
-                practitioner_email=practitioner["email"],
-                manager_email=practitioner["manager"]["email"],
-                requested_at=requested_at,
-                due_at=due,
-                prefill=values,
-                prefill_hash=prefill_hash,
-                prefill_version=1,
-                prefill_pdf_key=key,
-                missing=[],
-            )
-            session.add(record)
-            session.add(AuditEntry(record=record, actor="host", event="created",
-                                   from_status=None, to_status=AWAITING))
-            session.flush()
+            conn = session.connection()
+            record.id = conn.execute(
+                insert(Record.__table__).values(**columns).returning(Record.__table__.c.id)
+            ).scalar_one()
+            conn.execute(insert(AuditEntry.__table__).values(
+                record_id=record.id, at=now, actor="host", event="created",
+                from_status=None, to_status=AWAITING,
+            ))
             schedule_reminders(session, record, tenant)
-            session.add(
-                WebhookEvent(
-                    tenant=tenant.slug,
-                    webhook_id=webhook_id,
-                    event_type=event_type,
-                    record_id=record.id,
-                    response_status=201,
-                    response_body=body,
-                )
-            )
+            conn.execute(insert(WebhookEvent.__table__).values(
+                tenant=tenant.slug, webhook_id=webhook_id, event_type=event_type,
+                record_id=record.id, received_at=now, response_status=201, response_body=body,
+            ))
     except IntegrityError:
         store.delete(key)
         existing = _replay_or_existing(tenant, webhook_id, event_type, request_id, app)

@@ -1,8 +1,9 @@
 """``POST /webhooks/<tenant>``: verify, validate, dispatch, answer (problem+json on errors).
 
 Order of checks: unknown tenant (404), body size before reading it (413), Standard Webhooks
-signature (401), a replayed ``webhook-id`` (200, the stored answer), JSON and schema (422),
-then the event's service. Logs carry tenant, webhook id, type and record id only.
+signature (401), JSON and schema (422), then the event's service, which answers a replayed
+``webhook-id`` or a known ``request_id`` with the stored answer (200). Logs carry tenant,
+webhook id, type and record id only.
 """
 
 from __future__ import annotations
@@ -96,11 +97,6 @@ def receive(tenant_slug: str) -> Response:
         log.info("webhook for %s refused: %s", tenant.slug, type(exc).__name__)
         raise Problem(401, "Invalid signature", str(exc), slug="invalid-signature") from None
 
-    with session_scope(readonly=True) as session:
-        replay = services.find_replay(session, tenant.slug, webhook_id)
-        if replay is not None:
-            return _answer(services.replay_result(replay))
-
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -142,6 +138,10 @@ def _form_submitted(tenant: Any, webhook_id: str, data: dict[str, Any]) -> servi
         raise Problem(422, "Not yet supported",
                       "share.form_submitted is not handled by this version.",
                       slug="not-supported")
+    with session_scope(readonly=True) as session:
+        replay = services.find_replay(session, tenant.slug, webhook_id)
+        if replay is not None:
+            return services.replay_result(replay)
     with session_scope() as session:
         record = services.find_record(session, tenant.slug, data["request_id"])
         if record is None:

@@ -1,0 +1,249 @@
+"""Webhook intake throughput against a bare Flask endpoint, and p99 latency at 50 events/s.
+
+Run: ``.venv/bin/python -m bench.bench_intake`` (``--seconds 10 --clients 2 --threads 4
+--rate 50 --paced-seconds 10``).
+
+Both servers run the same way, one after the other, on this machine: gunicorn with the
+settings ``sharewise web`` uses (``WEB_WORKERS`` processes x ``WEB_THREADS`` gthread threads,
+default 2 x 4), on the embedded default (SQLite in a temporary ``DATA_DIR``, local file store).
+
+* **bare**: ``bench.bench_intake:bare_app``, a Flask app whose ``POST /webhooks/<tenant>``
+  reads the body and answers ``201`` with a small JSON body. No verification, no database.
+* **Sharewise**: ``plugin.wsgi:app``; every request is a new ``share.requested`` (distinct
+  ``request_id`` and ``webhook-id``), so each one is verified (Standard Webhooks HMAC),
+  checked for replay, validated (marshmallow), given a due date, prefilled (PDF), stored
+  (temp file + fsync + rename) and written (record, audit row, webhook event; one SQLite
+  transaction with fsync'd WAL commit).
+
+Throughput: ``--clients`` processes x ``--threads`` threads, each with a keep-alive HTTP/1.1
+connection, post as fast as answers come back for ``--seconds`` (after a 1 s warm-up). The
+clients share the 2 cores with the server, equally for both servers; the bodies (signed
+``share.requested`` events, ~1.3 KB) are the same for both.
+
+Latency: requests are started on a fixed schedule (``--rate`` per second, open loop, so a
+slow answer does not delay the next request) and the latency of each is measured from its
+scheduled start, so queueing is counted. Reported: p50, p99, max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, request
+
+bare_app = Flask("bare")
+
+
+@bare_app.post("/webhooks/<tenant>")
+def _bare(tenant: str) -> Any:
+    body = request.get_data()
+    return jsonify({"received": len(body), "tenant": tenant}), 201
+
+
+SECRET = "whsec_" + "QmVuY2htYXJrU2VjcmV0Rm9ySW50YWtlMTIzNDU2Nzg="
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _signed(n: int) -> list[tuple[bytes, dict[str, str]]]:
+    from plugin.demo import sample_event, signed_request
+
+    out = []
+    for _ in range(n):
+        rid = f"BENCH-{uuid.uuid4().hex}"
+        out.append(signed_request(SECRET, sample_event(request_id=rid)))
+    return out
+
+
+def _start(app_ref: str, port: int, env: dict[str, str], workers: int, threads: int
+           ) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+            "--log-level", "warning", app_ref]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"{app_ref} did not start")
+
+
+def _client(port: int, path: str, seconds: float, threads: int, start: Any, out: Any) -> None:
+    per_thread = int(seconds * 400) + 400  # enough bodies never to run out
+    work = [_signed(per_thread) for _ in range(threads)]
+    counts: list[dict[str, int]] = [{} for _ in range(threads)]
+
+    def run(i: int, t_end: float, warm_end: float) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for body, headers in work[i]:
+            now = time.monotonic()
+            if now >= t_end:
+                break
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            if now >= warm_end:
+                counts[i][str(resp.status)] = counts[i].get(str(resp.status), 0) + 1
+        conn.close()
+
+    start.wait()
+    warm_end = time.monotonic() + 1.0
+    t_end = warm_end + seconds
+    ts = [threading.Thread(target=run, args=(i, t_end, warm_end)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + v
+    out.put(total)
+
+
+def throughput(port: int, path: str, seconds: float, clients: int, threads: int
+               ) -> tuple[float, dict[str, int]]:
+    """Requests per second (after warm-up) and the status counts."""
+    ctx = mp.get_context("fork")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_client, args=(port, path, seconds, threads, start, out))
+             for _ in range(clients)]
+    for p in procs:
+        p.start()
+    time.sleep(1.5)  # let the clients sign their bodies before the clock starts
+    start.set()
+    totals: dict[str, int] = {}
+    for _ in procs:
+        for k, v in out.get(timeout=seconds + 120).items():
+            totals[k] = totals.get(k, 0) + v
+    for p in procs:
+        p.join()
+    return sum(totals.values()) / seconds, totals
+
+
+def paced(port: int, path: str, rate: float, seconds: float) -> dict[str, Any]:
+    """Open-loop load at ``rate``/s: latency from each request's scheduled start."""
+    n = int(rate * seconds)
+    bodies = _signed(n)
+    local = threading.local()
+    latencies: list[float] = [0.0] * n
+    statuses: list[int] = [0] * n
+
+    def send(i: int, scheduled: float) -> None:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        body, headers = bodies[i]
+        conn.request("POST", path, body=body, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        latencies[i] = time.monotonic() - scheduled
+        statuses[i] = resp.status
+
+    t0 = time.monotonic() + 0.2
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        for i in range(n):
+            scheduled = t0 + i / rate
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(send, i, scheduled)
+    ms = sorted(x * 1000 for x in latencies)
+    return {
+        "events": n,
+        "rate": rate,
+        "p50_ms": statistics.median(ms),
+        "p99_ms": ms[min(n - 1, int(n * 0.99))],
+        "max_ms": ms[-1],
+        "statuses": {str(s): statuses.count(s) for s in set(statuses)},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--paced-seconds", type=float, default=10)
+    args = parser.parse_args()
+
+    from plugin import settings
+
+    defaults = settings.defaults()
+    workers, threads = int(defaults["WEB_WORKERS"]), int(defaults["WEB_THREADS"])
+    with tempfile.TemporaryDirectory(prefix="sharewise-bench-") as tmp:
+        data = Path(tmp) / "var"
+        tenants = Path(tmp) / "tenants.toml"
+        tenants.write_text(f'[tenants.bench]\nname = "Bench"\nwebhook_secret = "{SECRET}"\n')
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
+        env.update(SHAREWISE_DATA_DIR=str(data), SHAREWISE_TENANTS=str(tenants),
+                   SHAREWISE_LOG_LEVEL="WARNING")
+        path = "/webhooks/bench"
+        results: dict[str, Any] = {"server": f"gunicorn gthread {workers}x{threads}",
+                                   "cpus": os.cpu_count()}
+
+        port = _free_port()
+        bare = _start("bench.bench_intake:bare_app", port, env, workers, threads)
+        try:
+            results["bare_rps"], results["bare_status"] = throughput(
+                port, path, args.seconds, args.clients, args.threads)
+        finally:
+            bare.terminate()
+            bare.wait()
+
+        port = _free_port()
+        env["SHAREWISE_PORT"] = str(port)
+        server = _start("plugin.wsgi:app", port, env, workers, threads)
+        try:
+            results["intake_rps"], results["intake_status"] = throughput(
+                port, path, args.seconds, args.clients, args.threads)
+            time.sleep(1)
+            results["paced"] = paced(port, path, args.rate, args.paced_seconds)
+        finally:
+            server.terminate()
+            server.wait()
+
+    ratio = results["intake_rps"] / results["bare_rps"]
+    results["ratio"] = ratio
+    print(f"server: {results['server']} on {results['cpus']} CPUs, clients "
+          f"{args.clients} processes x {args.threads} threads, {args.seconds:g} s each")
+    print(f"bare Flask endpoint : {results['bare_rps']:8.1f} req/s  {results['bare_status']}")
+    print(f"Sharewise intake    : {results['intake_rps']:8.1f} req/s  {results['intake_status']}")
+    print(f"ratio intake / bare : {ratio:8.3f}   (target >= 0.25)")
+    p = results["paced"]
+    print(f"paced {p['rate']:g}/s for {args.paced_seconds:g} s ({p['events']} events): "
+          f"p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms, max {p['max_ms']:.1f} ms "
+          f"(target p99 < 100 ms)  {p['statuses']}")
+    out = Path(__file__).with_name("results")
+    out.mkdir(exist_ok=True)
+    (out / "intake.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -23,6 +23,7 @@ from plugin.celery import celery_init_app
 BLUEPRINTS: list[str] = [
     "plugin.webhooks.views:bp",
     "plugin.records.views:bp",
+    "plugin.outbox.demo_host:bp",
 ]
 #: The practitioner pages (issue 4) replace the minimal pages served until they exist.
 PRACTITIONER_BLUEPRINT = "plugin.practitioner.views:bp"

@@ -1,0 +1,65 @@
+"""The demo's host endpoint on the service: verifies, stores once, and is off unless pointed at."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from plugin.signing import generate_secret, sign_headers
+
+SECRET = generate_secret()
+
+
+@pytest.fixture
+def app_config(app_config, tmp_path):
+    path = tmp_path / "tenants-demo.toml"
+    path.write_text(
+        "[tenants.demo]\n"
+        'name = "Demo County Council"\n'
+        f'webhook_secret = "{generate_secret()}"\n'
+        'callback_url = "http://sharewise.test/demo-host/callback"\n'
+        f'callback_secret = "{SECRET}"\n'
+    )
+    app_config["TENANTS"] = str(path)
+    return app_config
+
+
+def post(client, body: dict, secret: str = SECRET, msg_id: str = "msg_demo1"):
+    raw = json.dumps(body).encode()
+    headers = sign_headers(secret, msg_id, raw)
+    headers["content-type"] = "application/json"
+    return client.post("/demo-host/callback", data=raw, headers=headers)
+
+
+BODY = {"type": "share.record_overdue", "timestamp": "2026-11-24T12:00:00Z",
+        "data": {"record_id": "SR-X", "request_id": "REQ-1", "due_at": "2026-11-24T17:00:00Z",
+                 "escalated_to": "manager"}}
+
+
+def test_demo_host_verifies_stores_once_and_prints(app, client, capsys):
+    first = post(client, BODY)
+    assert first.status_code == 200 and first.get_json() == {"ok": True}
+    again = post(client, BODY)
+    assert again.get_json() == {"ok": True, "duplicate": True}
+    stored = list((Path(app.config["DATA_DIR"]) / "demo-host").iterdir())
+    assert [p.name for p in stored] == ["msg_demo1.json"]
+    assert json.loads(stored[0].read_text()) == BODY
+    out = capsys.readouterr().out
+    assert "demo host stored share.record_overdue for record SR-X" in out
+    assert "already stored" in out
+
+
+def test_demo_host_rejects_a_bad_signature(client):
+    assert post(client, BODY, secret=generate_secret()).status_code == 401
+
+
+def test_demo_host_is_off_when_no_tenant_points_at_it(app, client, tmp_path):
+    Path(app.config["TENANTS_IN_USE"]).write_text(
+        "[tenants.real]\n"
+        f'webhook_secret = "{generate_secret()}"\n'
+        'callback_url = "https://case.example/api/sharewise"\n'
+        f'callback_secret = "{SECRET}"\n'
+    )
+    assert post(client, BODY).status_code == 404

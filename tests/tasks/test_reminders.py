@@ -220,3 +220,13 @@ def test_worker_killed_mid_send_then_restarted(stage, arrivals, workers, app, sm
     assert len({m.message_id for m in got}) == 1
     [done] = [r for r in rows(app) if r.id == row.id]
     assert done.attempts == 2 and done.message_id == got[0].message_id
+
+
+def test_backoff_grows_is_capped_and_jittered():
+    from tasks.reminders import backoff
+
+    for n in range(12):
+        ceiling = min(60.0, 2.0 * 2 ** n)
+        delays = {backoff(n, 2.0, 60.0) for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) > 1  # jitter: not all the same

@@ -41,7 +41,9 @@ test: install system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
-	$(BIN)/python -m bench
+	@for b in bench/bench_*.py; do \
+	  echo "== $$b"; $(BIN)/python -m bench.$$(basename $$b .py) || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -21,6 +21,7 @@ Nothing here logs the body, the secret or the URL's query string.
 from __future__ import annotations
 
 import enum
+import logging
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -29,6 +30,9 @@ import httpx
 
 from plugin.outbox.schedule import parse_retry_after
 from plugin.signing import sign
+
+# httpx logs every request's full URL at INFO; a callback URL may carry a token in its query.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 DEFAULT_TIMEOUT = 15.0
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024

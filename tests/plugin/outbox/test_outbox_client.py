@@ -168,3 +168,11 @@ def test_classify_covers_the_ranges():
     assert classify(301) is Verdict.FAILED
     assert classify(418) is Verdict.FAILED
     assert classify(599) is Verdict.RETRY
+
+
+def test_no_log_line_carries_the_callback_url_or_body(host, secret, caplog):
+    with caplog.at_level("DEBUG"):
+        post_signed(host.url + "?token=hunter2", secret=secret, msg_id="msg_log", body=BODY,
+                    timeout=2)
+    text = caplog.text
+    assert "hunter2" not in text and "rec_1" not in text and secret not in text

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Key of the PostgreSQL advisory lock held while migrating ("SHAREWSE" in ASCII).
@@ -265,18 +268,23 @@ def _file_lock(path: Path) -> Iterator[None]:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to ``revision``, holding a cross-process lock while doing so."""
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line of our own instead
     if engine.dialect.name == "sqlite":
         database = engine.url.database or ""
-        lock = Path(database + ".migrate.lock") if database else None
-        ctx = _file_lock(lock) if lock else _null()
-        with ctx, engine.begin() as conn:
-            command.upgrade(alembic_config(conn), revision)
-        return
-    with engine.begin() as conn:
+        lock_path = Path(database + ".migrate.lock") if database else None
+        ctx = _file_lock(lock_path) if lock_path else _null()
+    else:
+        ctx = _null()
+    with ctx, engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+        before = MigrationContext.configure(conn).get_current_revision()
         command.upgrade(alembic_config(conn), revision)
+        after = MigrationContext.configure(conn).get_current_revision()
+    if before != after:
+        log.info("database migrated from %s to %s", before or "empty", after)
 
 
 @contextmanager

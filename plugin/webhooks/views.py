@@ -107,7 +107,7 @@ def receive(tenant_slug: str) -> Response:
     except EventError as exc:
         raise _invalid(exc.errors) from None
 
-    log.info("webhook %s for %s: %s", webhook_id, tenant.slug, event_type)
+    log.info("webhook %r for %s: %s", webhook_id[:64], tenant.slug, event_type)
     try:
         if event_type == "share.requested":
             result = services.create_from_event(tenant, webhook_id, data, timestamp)

@@ -1,0 +1,104 @@
+"""Database plumbing: concurrent migrations, SQLite writers in several processes, UTC times."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from conftest import PG_ADMIN_URL, require_services
+
+from plugin.db import current_revision, make_engine, upgrade
+
+HEAD = "0004_reminders"
+
+
+def _migrate(url: str, barrier) -> None:
+    barrier.wait()
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+
+
+def _run_concurrently(target, args_list) -> list[int]:
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=target, args=args) for args in args_list]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    return [p.exitcode for p in procs]
+
+
+@pytest.fixture
+def empty_database_url(backend, tmp_path):
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    require_services()
+    name = f"sharewise_migrate_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def test_processes_starting_at_once_migrate_once(empty_database_url):
+    barrier = mp.get_context("fork").Barrier(4)
+    codes = _run_concurrently(_migrate, [(empty_database_url, barrier)] * 4)
+    assert codes == [0, 0, 0, 0]
+    engine = make_engine(empty_database_url)
+    assert current_revision(engine) == HEAD
+    engine.dispose()
+
+
+def _insert_many(url: str, barrier, n: int) -> None:
+    from plugin.db import session_scope  # noqa: F401  (same module the app uses)
+
+    engine = make_engine(url)
+    barrier.wait()
+    for i in range(n):
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO webhook_events (tenant, webhook_id, event_type, received_at, "
+                "response_status, response_body) VALUES ('t', ?, 'x', '2026-01-01', 200, '{}')",
+                (f"{os.getpid()}-{i}",),
+            )
+    engine.dispose()
+
+
+def test_sqlite_writers_in_several_processes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    barrier = mp.get_context("fork").Barrier(4)
+    assert _run_concurrently(_insert_many, [(url, barrier, 100)] * 4) == [0, 0, 0, 0]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM webhook_events").scalar() == 400
+    engine.dispose()
+
+
+def test_datetimes_come_back_aware_utc(app, db_session):
+    from plugin.records.models import WebhookEvent
+
+    local = datetime(2026, 6, 1, 12, 0, tzinfo=timezone(timedelta(hours=1)))
+    db_session.add(WebhookEvent(tenant="t", webhook_id="w", event_type="x", received_at=local,
+                                response_status=200, response_body={}))
+    db_session.commit()
+    db_session.expire_all()
+    got = db_session.scalar(sa.select(WebhookEvent.received_at))
+    assert got == local and got.tzinfo is not None and got.utcoffset() == timedelta(0)
+    assert got == datetime(2026, 6, 1, 11, 0, tzinfo=UTC)
+    with pytest.raises(sa.exc.StatementError):
+        db_session.add(WebhookEvent(tenant="t", webhook_id="naive", event_type="x",
+                                    received_at=datetime(2026, 6, 1), response_status=200,
+                                    response_body={}))
+        db_session.commit()

@@ -393,10 +393,16 @@ def status_body(record: Record) -> dict[str, Any]:
     def iso(value: datetime | None) -> str | None:
         return value.isoformat().replace("+00:00", "Z") if value else None
 
+    missing = list(record.missing or [])
+    if record.status == AWAITING and not missing:
+        # nothing uploaded yet: everything the prefilled form still lacks
+        from forms.validate import validate
+
+        missing = [p.as_dict() for p in validate(record.prefill or {})]
     return {
         "record_id": record.public_id,
         "status": record.status,
-        "missing": list(record.missing or []),
+        "missing": missing,
         "due_at": iso(record.due_at),
         "completed_at": iso(record.completed_at),
     }

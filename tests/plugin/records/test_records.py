@@ -111,7 +111,7 @@ def test_status_endpoint_tokens(app, client, created):
     # nothing uploaded yet: what the prefilled form still lacks, rule by rule
     assert {1, 2, 7} <= {m["rule"] for m in missing}
     assert all(set(m) == {"field", "rule", "message"} for m in missing)
-    assert "lawful_basis" in {m["field"] for m in missing}
+    assert {"decision", "decided_on"} <= {m["field"] for m in missing}
     form_token = created["form_url"].rsplit("/", 1)[1]
     wrong = client.get(f"/status/{form_token}")
     assert wrong.status_code == 403 and wrong.get_json()["type"].endswith("link-wrong-purpose")

@@ -206,6 +206,7 @@ def _when(value: datetime | None, zone: ZoneInfo) -> str | None:
 
 
 def _asked(record: Record) -> str:
+    """What is asked of the practitioner, in plain words (organisations only, no names)."""
     prefill = record.prefill or {}
     recipient = prefill.get("recipient_organisation") or "another organisation"
     if prefill.get("request_direction") == "proactive_share":
@@ -213,9 +214,11 @@ def _asked(record: Record) -> str:
             f"You are considering sharing information about a person on this case with "
             f"{recipient}. Decide whether to share, what and why, and record that decision."
         )
+    requester = prefill.get("requester_organisation") or recipient
+    to_whom = "" if requester == recipient else f", to be shared with {recipient}"
     return (
-        f"{recipient} has asked for information about a person on this case. Decide whether "
-        f"to share it, what to share and why, and record that decision."
+        f"{requester} has asked for information about a person on this case{to_whom}. "
+        f"Decide whether to share it, what to share and why, and record that decision."
     )
 
 

@@ -233,3 +233,18 @@ def test_raw_upload_from_a_script_without_accept_gets_json(app, client, made):
     assert resp.get_json()["version"] == 1
     [version] = versions(app, made["record_id"])
     assert version.source == "api"
+
+
+@pytest.mark.parametrize(("overrides", "text"), [
+    ({"direction": "proactive_share"},
+     "You are considering sharing information about a person on this case with Northshire "
+     "Police."),
+    ({"requester": {"organisation": "Riverside Primary School"}},
+     "Riverside Primary School has asked for information about a person on this case, to be "
+     "shared with Northshire Police."),
+])
+def test_what_is_asked_follows_the_request(app, client, signed_post, sample_event, overrides,
+                                           text):
+    made = create_record(signed_post, sample_event, **overrides)
+    html = client.get(path_of(made["form_url"])).get_data(as_text=True)
+    assert " ".join(html.split()).count(text) == 1

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from conftest import PG_ADMIN_URL, require_services
 
 from plugin.db import current_revision, make_engine, upgrade
 
 HEAD = "0004_reminders"
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def _migrate(url: str, barrier) -> None:
@@ -34,11 +34,11 @@ def _run_concurrently(target, args_list) -> list[int]:
 
 
 @pytest.fixture
-def empty_database_url(backend, tmp_path):
+def empty_database_url(backend, tmp_path, request):
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
         return
-    require_services()
+    request.getfixturevalue("services_required")
     name = f"sharewise_migrate_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

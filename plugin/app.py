@@ -24,24 +24,13 @@ BLUEPRINTS: list[str] = [
     "plugin.webhooks.views:bp",
     "plugin.records.views:bp",
     "plugin.outbox.demo_host:bp",
+    "plugin.practitioner.views:bp",
 ]
-#: The practitioner pages (issue 4) replace the minimal pages served until they exist.
-PRACTITIONER_BLUEPRINT = "plugin.practitioner.views:bp"
-MINIMAL_PAGES_BLUEPRINT = "plugin.records.pages:bp"
 
 
 def _load(ref: str) -> Any:
     module, _, attr = ref.partition(":")
     return getattr(importlib.import_module(module), attr)
-
-
-def _practitioner_blueprint() -> Any:
-    try:
-        return _load(PRACTITIONER_BLUEPRINT)
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("plugin.practitioner", "plugin.practitioner.views"):
-            raise
-        return _load(MINIMAL_PAGES_BLUEPRINT)
 
 
 def configure_logging(level: str) -> None:
@@ -72,7 +61,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     celery_init_app(app)
     for ref in BLUEPRINTS:
         app.register_blueprint(_load(ref))
-    app.register_blueprint(_practitioner_blueprint())
     app.add_url_rule("/healthz", "healthz", _healthz)
     return app
 

@@ -120,12 +120,3 @@ def test_status_endpoint_tokens(app, client, created):
     with app.app_context():
         foreign = links.make_token("southvale", created["record_id"], "status")
     assert client.get(f"/status/{foreign}").status_code == 404
-
-
-def test_minimal_pages_when_practitioner_pages_are_absent(app, client, created):
-    if "practitioner" in app.blueprints:
-        pytest.skip("the practitioner pages are installed; tested in tests/plugin/practitioner")
-    page = client.get(_path(created["form_url"]))
-    assert page.status_code == 200 and created["record_id"] in page.get_data(as_text=True)
-    assert "Zoë" not in page.get_data(as_text=True)
-    assert client.get("/form/nonsense").status_code == 403

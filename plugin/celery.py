@@ -25,7 +25,7 @@ def broker_settings(url: str) -> dict[str, Any]:
         for d in (queue, processed, control):
             d.mkdir(parents=True, exist_ok=True)
         return {
-            "broker_url": FILESYSTEM_PREFIX,
+            "broker_url": "filesystem://localhost/",  # kombu ignores the host; avoids a warning
             "broker_transport_options": {
                 "data_folder_in": str(queue),
                 "data_folder_out": str(queue),

@@ -189,22 +189,26 @@ def test_worker_killed_after_the_host_stored_the_post_resends_same_id(app, host,
 
 def test_broker_loses_messages_and_worker_restarts_nothing_is_lost(app, host, make_record,  # noqa: F811
                                                                   workers):
-    """No worker is running: one delivery's message is lost by the broker, one survives."""
+    """The worker crashes; while it is down the broker loses one message and keeps another."""
     record = make_record()
+    first = workers()
+    warmup = overdue(app, record, "-2h")
+    assert host.wait_for_records(1, timeout=30), first.log()
+    first.kill()  # the worker crashes
     lost = overdue(app, record, "due")
-    assert drop_queued_messages(app) >= 1
+    assert drop_queued_messages(app) >= 1  # ... and the broker loses what was queued for it
     kept = overdue(app, record, "+1wd")
-    workers()
+    workers()  # restarted: on the same broker (folder or Redis) and the same database
     # the message that survived in the broker is delivered by the new worker, no sweep needed
-    assert host.wait_for_records(1, timeout=30)
-    assert list(host.records) == [kept]
+    assert host.wait_for_records(2, timeout=30)
+    assert sorted(host.records) == sorted([warmup, kept])
     assert load(app, lost)[0].state == PENDING
     # the row of the lost one is the truth: the sweep finds it once its hand-over is stale
     wait_until(lambda: (utcnow() - load(app, lost)[0].enqueued_at).total_seconds() > 1.05)
     run_sweep(app)
     wait_until(lambda: load(app, lost)[0].state == DELIVERED, timeout=30)
-    assert sorted(host.records) == sorted([lost, kept])
-    assert len(host.requests) == 2
+    assert sorted(host.records) == sorted([warmup, lost, kept])
+    assert len(host.requests) == 3
 
 
 def test_database_connections_dropped_mid_flight(app, host, make_record, workers,  # noqa: F811

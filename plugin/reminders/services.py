@@ -194,6 +194,15 @@ def _busy_sending(until: datetime | None, clock: datetime) -> bool:
     return until is not None and until > clock
 
 
+def due_query(now: datetime, clock: datetime, limit: int) -> Any:
+    """Due pending reminders not held by anyone, oldest first: served by ``(state, due_at)``."""
+    return (select(Reminder.id, Reminder.record_id)
+            .where(Reminder.state == PENDING, Reminder.due_at <= now,
+                   _free(Reminder.lease_until, clock), _free(Reminder.sending_until, clock))
+            .order_by(Reminder.due_at, Reminder.id)
+            .limit(limit))
+
+
 def scan(session: Session, *, now: datetime, tenants: Mapping[str, Any],
          settings: ReminderSettings | None = None, clock: datetime | None = None) -> ScanResult:
     """Find due work and claim it, in the caller's transaction (commit, then enqueue).
@@ -211,13 +220,7 @@ def scan(session: Session, *, now: datetime, tenants: Mapping[str, Any],
     lease_until = clock + settings.lease
     seen: set[int] = set()
     while len(seen) < settings.max_per_scan:
-        candidates = session.execute(
-            select(Reminder.id, Reminder.record_id)
-            .where(Reminder.state == PENDING, Reminder.due_at <= now,
-                   _free(Reminder.lease_until, clock))
-            .order_by(Reminder.due_at, Reminder.id)
-            .limit(settings.batch)
-        ).all()
+        candidates = session.execute(due_query(now, clock, settings.batch)).all()
         fresh = [c for c in candidates if c.id not in seen]
         if not fresh:
             break
@@ -542,7 +545,7 @@ def send_digest(digest_id: int, claim: str, *, app: Flask | None = None,
 
 
 __all__ = [
-    "ReminderSettings", "ScanResult", "SendOutcome",
+    "ReminderSettings", "ScanResult", "SendOutcome", "due_query",
     "overdue_for_manager", "run_scan", "scan", "schedule_reminders", "send_digest",
     "send_reminder",
 ]

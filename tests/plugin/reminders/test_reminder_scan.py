@@ -208,3 +208,19 @@ def test_digest_groups_by_manager_and_lists_only_overdue(digests_on, app, smtp, 
     assert run_scan(app, now=datetime(2026, 5, 30, 9, 0, tzinfo=UTC),
                     send_inline=True).digests_created == 0
     assert len(smtp.received) == 3
+
+
+def test_the_due_query_is_served_by_the_state_due_index(app, backend):
+    """The scan's cost follows the due rows: its query is an index range scan, not a table scan
+    (figures: bench/bench_scan.py and docs/performance.md)."""
+    from plugin.db import engine_for
+    from plugin.reminders.services import due_query
+
+    if backend != "sqlite":
+        pytest.skip("the PostgreSQL planner's choice depends on table statistics (see the bench)")
+    now = datetime.now(UTC)
+    stmt = due_query(now, now, 500).compile(engine_for(app), compile_kwargs={"literal_binds": True})
+    with engine_for(app).connect() as conn:
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {stmt}"))
+    assert "USING INDEX ix_reminders_state_due (state=? AND due_at<?)" in plan, plan
+    assert "SCAN reminders" not in plan.replace("USING INDEX", ""), plan

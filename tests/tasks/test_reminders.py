@@ -31,7 +31,12 @@ from plugin.celery import enqueue
 from plugin.db import session_scope
 from plugin.reminders.models import Reminder
 from plugin.reminders.services import run_scan
-from tests.plugin.reminders.conftest import app_config, make_record, smtp  # noqa: F401
+from tests.plugin.reminders.conftest import (  # noqa: F401
+    app_config,
+    digests_on,
+    make_record,
+    smtp,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -116,6 +121,39 @@ def test_smtp_down_then_back_delivers_each_once(app, smtp, make_record, celery_w
     # Later scans find nothing more to do.
     assert run_scan(app).reminders == []
     settle(smtp, 3, grace=0.3)
+
+
+def test_digests_through_the_worker_once_per_manager(digests_on, app, smtp, make_record,
+                                                     celery_worker):
+    from datetime import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from plugin.reminders.models import Digest
+    from plugin.reminders.policy import shift_working_days
+
+    london = ZoneInfo("Europe/London")
+    real = datetime.now(UTC)
+    # 09:00 on the next working day: a digest is due then, whatever day the suite runs.
+    day = shift_working_days(real.astimezone(london).date(), 1)
+    now = dt(day.year, day.month, day.day, 9, 0, tzinfo=london).astimezone(UTC)
+    for i, manager in enumerate(["a@team.example", "a@team.example", "b@team.example"]):
+        make_record(due_at=real - timedelta(hours=1 + i), manager=manager,
+                    case_reference=f"C-{i}")
+    with session_scope(app) as s:  # only the digests in this test
+        s.query(Reminder).update({"state": "skipped"})
+    first = run_scan(app, now=now)
+    second = run_scan(app, now=now + timedelta(minutes=1))  # the next beat tick
+    assert first.digests_created == 2 and len(first.digests) == 2
+    assert second.digests_created == 0 and second.digests == []
+    mails = {m.rcpt_tos[0]: m for m in smtp.wait_for(2)}
+    settle(smtp, 2)
+    assert "C-0" in mails["a@team.example"].part("plain")
+    assert "C-1" in mails["a@team.example"].part("plain")
+    assert "C-2" not in mails["a@team.example"].part("plain")
+    assert "C-2" in mails["b@team.example"].part("plain")
+    with session_scope(app) as s:
+        assert sorted((d.address, d.state, d.records) for d in s.query(Digest)) == [
+            ("a@team.example", "sent", 2), ("b@team.example", "sent", 1)]
 
 
 # ---------------------------------------------------------------------------- SIGKILL

@@ -279,5 +279,10 @@ def send_mail(app_or_config: Any, to: str | Sequence[str], subject: str, text: s
         raise PermanentMailError("no recipient")
     mail = OutgoingMail(sender=sender, to=recipients, subject=subject, text=text, html=html,
                         message_id=message_id)
-    (backend or backend_from_config(config)).send(mail)
+    if backend is None:
+        try:
+            backend = backend_from_config(config)
+        except ValueError as exc:  # a settings mistake the operator fixes; the mail must wait
+            raise TransientMailError(f"mail settings: {exc}") from None
+    backend.send(mail)
     return message_id

@@ -139,3 +139,9 @@ def test_console_backend_prints_and_is_announced(caplog):
     assert "Subject: Hello" in printed and "text body" in printed
     assert "<a@x.example>" in caplog.text
     assert "text body" not in caplog.text and "m@x.example" not in caplog.text
+
+
+def test_bad_smtp_url_is_a_transient_error_naming_the_problem_not_the_password():
+    with pytest.raises(TransientMailError) as err:
+        send_mail(config_for("smtp2://u:hunter2@h"), "a@b.example", "s", "t")
+    assert "mail settings" in err.value.summary and "hunter2" not in err.value.summary

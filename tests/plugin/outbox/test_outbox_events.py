@@ -34,3 +34,23 @@ def test_cancellation_is_acknowledged_to_the_host_once(app, host, make_record, s
         rows = s.scalars(select(Delivery).where(Delivery.record_id == record.id)).all()
         assert [(d.public_id, d.event_type) for d in rows] == [(wid, RECORD_CANCELLED)]
     assert not host.wait_for_requests(2, timeout=0.5)
+
+
+def test_overdue_reminder_reaches_the_host_once_through_the_worker(app, host, make_record, smtp,
+                                                                   celery_worker):
+    from datetime import timedelta
+
+    from plugin.reminders.services import run_scan
+
+    due = datetime.now(UTC) - timedelta(days=8)
+    record = make_record(due_at=due.isoformat())
+    run_scan(app, now=datetime.now(UTC))  # through the real worker, as beat would
+    assert host.wait_for_records(1, timeout=30)
+    run_scan(app, now=datetime.now(UTC))  # a second scan sends nothing new
+    smtp.wait_for(2)
+    (body,) = host.records.values()
+    assert body["type"] == "share.record_overdue"
+    assert body["data"]["record_id"] == record.public_id
+    assert body["data"]["escalated_to"] == "manager"
+    assert body["data"]["due_at"].startswith(due.date().isoformat())
+    assert not host.wait_for_requests(2, timeout=1.0)

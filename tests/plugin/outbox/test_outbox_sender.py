@@ -149,3 +149,23 @@ def test_unknown_delivery_and_not_yet_due_are_no_ops(app, host, make_record):
     with session_scope(app) as s:
         assert s.scalars(select(Delivery.state)).all() == [PENDING]
     assert host.requests == []
+
+
+def test_operator_email_that_failed_is_sent_by_the_next_sweep(app, host, make_record, smtp):
+    from plugin.outbox.sender import sweep
+
+    record = make_record()
+    wid = write(app, record)
+    set_row(app, wid, attempts=9)  # the next attempt is the tenth and last
+    host.always(503)
+    smtp.stop()  # the mail server is down when the delivery dies
+    assert attempt_delivery(app, wid) == DEAD
+    with session_scope(app) as s:
+        d = s.scalars(select(Delivery).where(Delivery.public_id == wid)).one()
+        assert d.state == DEAD and d.attempts == 10 and d.operators_notified_at is None
+    smtp.start()
+    assert sweep(app)["notified"] == 1
+    (mail,) = smtp.wait_for(1)
+    assert wid in mail.part("plain")
+    assert sweep(app)["notified"] == 0  # told once
+    assert len(smtp.received) == 1

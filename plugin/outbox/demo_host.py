@@ -51,7 +51,7 @@ def callback() -> Response:
     try:
         from standardwebhooks import Webhook
         from standardwebhooks.webhooks import WebhookVerificationError
-    except ImportError:  # the package is in the dev extra, which `make run` installs
+    except ImportError:  # a dependency of the project; missing only in odd installs
         return _json(503, {"error": "demo host needs the standardwebhooks package"})
     raw = request.get_data(cache=False)
     headers = {k.lower(): v for k, v in request.headers.items()}

@@ -180,7 +180,7 @@ def _record_for(token: str, purpose: str) -> Record:
         raise LinkFailure("wrong_purpose") from None
     except links.LinkError:
         raise LinkFailure("invalid") from None
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         try:
             return get_by_public_id(session, public_id, tenant)
         except RecordNotFound:
@@ -333,7 +333,7 @@ def _latest_state(record: Record) -> tuple[bool, ResultModel | None]:
     """Whether the download is the practitioner's own upload, and the standing to-do list."""
     if record.status != INCOMPLETE:
         return False, None
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         latest = latest_readable(session, record)
         if latest is None:
             return False, None
@@ -370,7 +370,7 @@ def _render_record(
 
 
 def _reload(record: Record) -> Record:
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         return get_by_public_id(session, record.public_id, record.tenant)
 
 
@@ -466,7 +466,7 @@ def form_pdf(token: str) -> Response:
     rid = record.public_id
     if record.status == COMPLETE and record.final_pdf_key:
         return _pdf_response(store.get(record.final_pdf_key), f"{rid}-final.pdf")
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         latest: UploadVersion | None = latest_readable(session, record)
         key = latest.storage_key if latest is not None and latest.outcome != REJECTED else None
         version = latest.version if latest is not None else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import uuid
 
 import pytest
 
@@ -190,7 +191,7 @@ def test_the_service_keeps_its_pdfs_in_s3(moto_endpoint, monkeypatch, app_config
     from plugin.tenants import get_tenant
 
     monkeypatch.setenv(ENDPOINT_ENV, moto_endpoint)
-    bucket = "sharewise-service"
+    bucket = f"sharewise-service-{uuid.uuid4().hex[:8]}"
     S3Storage(bucket, endpoint_url=moto_endpoint).client.create_bucket(
         Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
     )

@@ -37,6 +37,7 @@ URL) and a Content-Security-Policy without scripts.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,7 +53,7 @@ from plugin.db import session_scope
 from plugin.problems import problem, wants_problem_json
 from plugin.records.models import CANCELLED, COMPLETE, INCOMPLETE, Record
 from plugin.records.services import RecordNotFound, get_by_public_id
-from plugin.storage import NotFound, storage
+from plugin.storage import NotFound, StorageError, storage
 from plugin.tenants import DEFAULT_TIMEZONE, get_tenant
 from plugin.uploads.models import REJECTED, UploadVersion
 from plugin.uploads.services import (
@@ -62,6 +63,8 @@ from plugin.uploads.services import (
     latest_readable,
     record_too_large,
 )
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint(
     "practitioner",
@@ -154,6 +157,21 @@ def _link_failure(exc: LinkFailure) -> Response:
         return problem(403, info["title"], info["todo"], slug=info["slug"])
     html = render_template("practitioner/link_error.html", error=info, tenant_name=None)
     return Response(html, status=403, mimetype="text/html")
+
+
+@bp.errorhandler(StorageError)
+def _storage_failure(exc: StorageError) -> Response:
+    """The file store failed: nothing was recorded (the bytes are written before any row)."""
+    log.error("file store error on %s: %s", request.endpoint, type(exc).__name__)
+    detail = ("Your file was not saved and nothing was recorded. Please try again in a few "
+              "minutes.")
+    if _wants_json():
+        return problem(503, "File store unavailable", detail, slug="storage-unavailable",
+                       headers={"Retry-After": "60"})
+    resp = Response(render_template("practitioner/unavailable.html", tenant_name=None),
+                    status=503, mimetype="text/html")
+    resp.headers["Retry-After"] = "60"
+    return resp
 
 
 # ------------------------------------------------------------------------------ helpers

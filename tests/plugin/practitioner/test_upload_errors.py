@@ -8,6 +8,7 @@ status code with the refusal explained. Status codes: 400 not a usable PDF, 413 
 from __future__ import annotations
 
 import hashlib
+import io
 from typing import Any
 
 import pytest
@@ -101,8 +102,6 @@ def test_bad_upload_json_exact_problem(app, client, made, signed_post, sample_ev
 @pytest.mark.parametrize("name", ["not_pdf_png", "encrypted", "tampered_read_only"])
 def test_bad_upload_from_the_page_explains_it(app, client, made, signed_post, sample_event,
                                               name):
-    import io
-
     build, status, code = CASES[name]
     data = build(app, client, made, signed_post, sample_event)
     resp = client.post(path_of(made["form_url"]),
@@ -173,8 +172,6 @@ def test_declared_length_over_the_limit_is_refused_without_reading_the_body(app,
 def test_over_the_size_limit_with_a_small_limit_on_the_page(app_config, signed_post,
                                                             sample_event):
     """A multipart upload over a (configured) limit gets the page with 413."""
-    import io
-
     from plugin.app import create_app
 
     app_config["MAX_BODY_BYTES"] = 200_000
@@ -254,3 +251,25 @@ def test_no_personal_data_in_any_refusal(app, client, made, signed_post, sample_
                            headers=headers).get_data(as_text=True)
         for secret in ("Zoë", "Ångström", "Siân", "Dafydd", "School attendance"):
             assert secret not in text
+
+
+def test_file_store_failure_is_503_and_records_nothing(app, client, made, monkeypatch):
+    from plugin.storage import StorageError
+    from plugin.storage.local import LocalStorage
+
+    def broken_put(self, key, data):
+        raise StorageError("disk unavailable")
+
+    monkeypatch.setattr(LocalStorage, "put", broken_put)
+    pdf = filled_pdf(app, made["record_id"], partial_answers())
+    resp = client.post(path_of(made["upload_url"]), data=pdf, headers=JSON)
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "60"
+    assert resp.get_json()["type"] == "urn:sharewise:problem:storage-unavailable"
+    page = client.post(path_of(made["form_url"]),
+                       data={"file": (io.BytesIO(pdf), "a.pdf")},
+                       content_type="multipart/form-data")
+    assert page.status_code == 503
+    assert "<h1>We could not take your file just now</h1>" in page.get_data(as_text=True)
+    assert versions(app, made["record_id"]) == []
+    assert record_row(app, made["record_id"]).status == "awaiting_completion"

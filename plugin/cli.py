@@ -68,6 +68,7 @@ def _web_argv(cfg: dict[str, Any]) -> list[str]:
         "--worker-class", "gthread",
         "--graceful-timeout", "10",
         "--access-logfile", "-",
+        "--logger-class", "plugin.accesslog.RedactingLogger",
         "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
         "plugin.wsgi:app",
     ]

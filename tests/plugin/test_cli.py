@@ -142,8 +142,11 @@ def test_serve_demo_pdf_duplicates_and_clean_stop(served, tmp_path):
     assert set(children) == {"web", "worker", "beat"}
     assert served.stop() == 0
     assert not [n for n, pid in children.items() if _alive(pid)]
-    assert "Traceback" not in served.output()
-    assert "Zoë" not in served.output()
+    log = served.output()
+    assert "Traceback" not in log and "Zoë" not in log
+    assert '"GET /form/<token>" 200' in log
+    token = link.rsplit("/", 1)[1]
+    assert token not in log  # a link token is a credential: never logged
 
 
 def test_serve_reports_a_dead_child(served):

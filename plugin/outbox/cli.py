@@ -71,8 +71,10 @@ def list_(state: str | None, tenant: str | None, limit: int) -> None:
                    f"{'TRIES':>5} {'LAST':<22} NEXT")
         for d, record_id in rows:
             last = str(d.last_status or d.last_error or "-")
+            held = d.state == PENDING and d.next_attempt_at is None
+            when = "held (callback disabled)" if held else _ts(d.next_attempt_at)
             click.echo(f"{d.public_id:<31} {d.state:<9} {d.event_type:<23} {record_id:<20} "
-                       f"{d.tenant:<16} {d.attempts:>5} {last:<22} {_ts(d.next_attempt_at)}")
+                       f"{d.tenant:<16} {d.attempts:>5} {last:<22} {when}")
         disabled = session.scalars(
             select(TenantState.tenant).where(TenantState.callback_disabled.is_(True))
         ).all()

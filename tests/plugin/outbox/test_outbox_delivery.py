@@ -204,8 +204,13 @@ def test_410_disables_the_callback_until_an_operator_enables_it(app, host, make_
     assert d.state == PENDING and d.attempts == 0
     assert sweep(app)["due"] == 0
     assert len(host.requests) == 1
-    # the operator re-enables: the parked one goes out; the 410'd one can be re-sent by hand
     runner = CliRunner()
+    with app.app_context():
+        listing = runner.invoke(_cli(), ["deliveries", "list", "--tenant", "northshire"])
+    assert "note: tenant northshire's callback is disabled" in listing.output
+    assert [line for line in listing.output.splitlines() if line.startswith(held)][0].endswith(
+        "held (callback disabled)")
+    # the operator re-enables: the parked one goes out; the 410'd one can be re-sent by hand
     with app.app_context():
         out = runner.invoke(_cli(), ["deliveries", "enable-callback", "northshire"])
     assert out.exit_code == 0, out.output

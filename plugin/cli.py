@@ -207,6 +207,7 @@ def demo(url: str | None, tenant: str | None) -> None:
     click.echo(f"\nPractitioner link: {answer['form_url']}")
     click.echo(f"Check the status:  curl {answer['status_url']}")
     click.echo(f"See its reminder:  sharewise reminders scan --now {answer['due_at']}")
+    click.echo("Post-back:         when the form is complete, see `sharewise deliveries list`")
 
 
 @main.group()

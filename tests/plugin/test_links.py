@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import pytest
 import time_machine
+from flask import Flask
 
 from plugin import links
 
 
 @pytest.fixture
-def ctx(app):
+def ctx():
+    app = Flask(__name__)
+    app.config.update(SECRET_KEYS=["test-link-key"], LINK_MAX_AGE=30 * 24 * 3600,
+                      BASE_URL="http://sharewise.test")
     with app.app_context():
         yield app
 

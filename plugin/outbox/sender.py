@@ -20,6 +20,7 @@ deliveries whose email did not go out. It never relies on a broker's long ``eta`
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -63,8 +64,8 @@ class _Claimed:
     event_type: str
     attempt_id: int
     attempt_number: int
-    body: bytes | None
-    early: AttemptOutcome | None
+    payload: dict[str, Any]
+    pdf_key: str | None
 
 
 def _due_clause(now: datetime) -> Any:
@@ -81,8 +82,6 @@ def _tenant_disabled(session: Any, tenant: str) -> bool:
 
 def _claim(app: Flask, public_id: str, token: str, cfg: OutboxSettings) -> _Claimed | str:
     from plugin.records.models import Record
-    from plugin.storage import NotFound, StorageError, storage
-    from plugin.tenants import get_tenant
 
     now = utcnow()
     with session_scope(app) as session:
@@ -122,23 +121,7 @@ def _claim(app: Flask, public_id: str, token: str, cfg: OutboxSettings) -> _Clai
         attempt = DeliveryAttempt(delivery_id=d.id, number=d.attempts, started_at=now)
         session.add(attempt)
         session.flush()
-        early: AttemptOutcome | None = None
-        body: bytes | None = None
-        tenant = get_tenant(d.tenant, app)
-        if tenant is None:
-            early = AttemptOutcome(Verdict.FAILED, None, "unknown_tenant", 0)
-        elif not tenant.callback_url or not tenant.callback_secret:
-            early = AttemptOutcome(Verdict.FAILED, None, "no_callback_configured", 0)
-        else:
-            try:
-                body = body_bytes(d, storage(app).get)
-            except NotFound:
-                early = AttemptOutcome(Verdict.FAILED, None, "pdf_missing", 0)
-            except PdfMismatch:
-                early = AttemptOutcome(Verdict.FAILED, None, "pdf_mismatch", 0)
-            except StorageError:
-                early = AttemptOutcome(Verdict.RETRY, None, "storage_error", 0)
-        return _Claimed(
+        claimed = _Claimed(
             delivery_id=d.id,
             public_id=d.public_id,
             tenant=d.tenant,
@@ -146,9 +129,34 @@ def _claim(app: Flask, public_id: str, token: str, cfg: OutboxSettings) -> _Clai
             event_type=d.event_type,
             attempt_id=attempt.id,
             attempt_number=d.attempts,
-            body=body,
-            early=early,
+            payload=json.loads(json.dumps(d.payload)),
+            pdf_key=d.pdf_key,
         )
+    return claimed
+
+
+def _prepare(app: Flask, c: _Claimed) -> tuple[str, str, bytes] | AttemptOutcome:
+    """``(url, secret, body)`` for the attempt, or the outcome that makes posting pointless.
+
+    Runs outside any transaction: reading the PDF may be slow (S3).
+    """
+    from plugin.storage import NotFound, StorageError, storage
+    from plugin.tenants import get_tenant
+
+    tenant = get_tenant(c.tenant, app)
+    if tenant is None:
+        return AttemptOutcome(Verdict.FAILED, None, "unknown_tenant", 0)
+    if not tenant.callback_url or not tenant.callback_secret:
+        return AttemptOutcome(Verdict.FAILED, None, "no_callback_configured", 0)
+    try:
+        body = body_bytes(c.public_id, c.payload, c.pdf_key, storage(app).get)
+    except NotFound:
+        return AttemptOutcome(Verdict.FAILED, None, "pdf_missing", 0)
+    except PdfMismatch:
+        return AttemptOutcome(Verdict.FAILED, None, "pdf_mismatch", 0)
+    except StorageError:
+        return AttemptOutcome(Verdict.RETRY, None, "storage_error", 0)
+    return tenant.callback_url, tenant.callback_secret, body
 
 
 def attempt_delivery(
@@ -160,23 +168,21 @@ def attempt_delivery(
     ``skipped``), ``parked`` (its tenant's callback is disabled) or ``not_due`` (nothing to do:
     not found, already done, not due yet, or another worker holds it).
     """
-    from plugin.tenants import get_tenant
-
     cfg = OutboxSettings.from_config(app.config)
     token = secrets.token_hex(16)
     claimed = _claim(app, public_id, token, cfg)
     if isinstance(claimed, str):
         return claimed
-    if claimed.early is not None:
-        outcome = claimed.early
+    prepared = _prepare(app, claimed)
+    if isinstance(prepared, AttemptOutcome):
+        outcome = prepared
     else:
-        tenant = get_tenant(claimed.tenant, app)
-        assert tenant is not None and tenant.callback_url and tenant.callback_secret
+        url, secret, body = prepared
         outcome = post(
-            tenant.callback_url,
-            secret=tenant.callback_secret,
+            url,
+            secret=secret,
             msg_id=claimed.public_id,
-            body=claimed.body,
+            body=body,
             timeout=cfg.timeout,
             max_response_bytes=cfg.max_response_bytes,
         )

@@ -310,19 +310,24 @@ def enqueue_record_overdue(
 # -- sending ---------------------------------------------------------------------------------
 
 
-def body_bytes(delivery: Delivery, read_pdf: Any = None) -> bytes:
-    """The exact bytes posted for ``delivery``: the same on every attempt.
+def body_bytes(
+    public_id: str,
+    payload: Mapping[str, Any],
+    pdf_key: str | None = None,
+    read_pdf: Any = None,
+) -> bytes:
+    """The exact bytes posted for a delivery: the same on every attempt.
 
-    ``read_pdf(key) -> bytes`` loads the PDF when the delivery has one; its SHA-256 and size
-    must match what the payload announces, or :class:`PdfMismatch` is raised.
+    ``read_pdf(key) -> bytes`` loads the PDF when the delivery has one (``pdf_key``); its
+    SHA-256 and size must match what the payload announces, or :class:`PdfMismatch` is raised.
     """
-    payload = json.loads(json.dumps(delivery.payload))
-    if delivery.pdf_key:
+    body = json.loads(json.dumps(payload))
+    if pdf_key:
         if read_pdf is None:
             raise ValueError("this delivery carries a PDF: read_pdf is required")
-        raw = read_pdf(delivery.pdf_key)
-        pdf = payload["data"]["pdf"]
+        raw = read_pdf(pdf_key)
+        pdf = body["data"]["pdf"]
         if hashlib.sha256(raw).hexdigest() != pdf["sha256"] or len(raw) != pdf["size"]:
-            raise PdfMismatch(f"stored PDF of delivery {delivery.public_id} does not match")
+            raise PdfMismatch(f"stored PDF of delivery {public_id} does not match")
         pdf["base64"] = base64.b64encode(raw).decode("ascii")
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

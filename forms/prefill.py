@@ -339,7 +339,10 @@ class _Update:
         self.add(tpl.info.num, tpl.info.gen, b"<<" + info_body + b" >>")
         xref_at = self.pos
         nums = sorted(self.offsets)
-        xref = [b"xref\n"]
+        # The section starts with object 0 (the head of the free list, as in the template):
+        # pypdf treats a section that starts elsewhere as a "not zero-indexed" table (a
+        # warning when strict, a check of every object's header when not).
+        xref = [b"xref\n0 1\n0000000000 65535 f\r\n"]
         i = 0
         while i < len(nums):
             j = i

@@ -22,7 +22,8 @@ DARK = 128  # a pixel darker than this (0-255) is ink; field backgrounds are ~23
 
 
 def render_poppler(pdf: bytes, dpi: int = 72) -> list[Image.Image]:
-    """Render every page with ``pdftoppm -r dpi -png``; fails if pdftoppm exits non-zero."""
+    """Render every page with ``pdftoppm -r dpi -png``; fails if pdftoppm exits non-zero or
+    prints anything (poppler reports every syntax problem it recovers from on stderr)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "in.pdf"
         path.write_bytes(pdf)
@@ -32,6 +33,7 @@ def render_poppler(pdf: bytes, dpi: int = 72) -> list[Image.Image]:
             timeout=60,
         )
         assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+        assert proc.stderr == b"", proc.stderr.decode(errors="replace")
         pages = sorted(Path(tmp).glob("page-*.png"))
         return [Image.open(p).convert("L") for p in pages]
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 
 import pypdfium2 as pdfium
 import pytest
 from pypdf import PdfReader
+from pypdf.generic import IndirectObject
 
 from forms.prefill import MIN_SIZE, FormDataError, fill, normalise_prefill, prefill
 from forms.spec import load_spec
@@ -97,7 +99,42 @@ def test_output_is_an_incremental_update_that_all_engines_open(prefilled):
     doc = pdfium.PdfDocument(pdf)
     assert len(doc) == 3
     doc.close()
-    assert len(render_poppler(pdf)) == 3  # asserts pdftoppm exit code 0
+    assert len(render_poppler(pdf)) == 3  # asserts pdftoppm exit code 0 and empty stderr
+
+
+def test_update_xref_trailer_and_ids_are_exact(prefilled, caplog):
+    pdf, _ = prefilled
+    template = TEMPLATE_PATH.read_bytes()
+    old = PdfReader(io.BytesIO(template), strict=True)
+    with caplog.at_level(logging.WARNING, logger="pypdf"):
+        reader = PdfReader(io.BytesIO(pdf), strict=True)
+        # every object resolves in strict mode, at the offset and generation the xref gives
+        for gen, entries in reader.xref.items():
+            for num in entries:
+                assert reader.get_object(IndirectObject(num, gen, reader)) is not None, num
+        reader.get_fields()
+    assert caplog.records == [], [r.getMessage() for r in caplog.records]
+    tail = pdf[len(template):]
+    section = tail[tail.rindex(b"\nxref\n") + 1:]
+    assert section.startswith(b"xref\n0 1\n0000000000 65535 f\r\n")
+    for line in re.findall(rb"\n(\d{10} \d{5} [nf]\r\n)", section):
+        assert len(line) == 20  # fixed-width entries
+    for offset, gen in re.findall(rb"(\d{10}) (\d{5}) n\r\n", section):
+        header = pdf[int(offset):int(offset) + 20]
+        assert re.match(rb"\d+ %d obj\n" % int(gen), header), header
+    startxref = int(re.search(rb"startxref\n(\d+)\n%%EOF\n$", pdf)[1])
+    assert pdf[startxref:].startswith(b"xref\n")
+    trailer = reader.trailer
+    assert trailer["/Prev"] == int(re.search(rb"startxref\s+(\d+)\s+%%EOF\s*$", template)[1])
+    assert trailer["/Size"] == 1 + max(
+        num for entries in reader.xref.values() for num in entries
+    )
+    assert trailer["/Size"] > old.trailer["/Size"]  # new appearance streams got new numbers
+    root, old_root = trailer.raw_get("/Root"), old.trailer.raw_get("/Root")
+    assert (root.idnum, root.generation) == (old_root.idnum, old_root.generation)
+    first_id, second_id = trailer["/ID"]
+    assert first_id == old.trailer["/ID"][0]  # the permanent identifier is kept
+    assert second_id != old.trailer["/ID"][1]  # the changing one is new
 
 
 def test_same_input_gives_the_same_bytes(sample_prefill):

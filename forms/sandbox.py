@@ -32,7 +32,12 @@ trip (well under a millisecond) on top of the parse. Calls are thread-safe; a ca
 free worker, and as every call ends within its timeout the wait is bounded too.
 
 The pool is created on first use (per process: a forked child gets its own); :func:`warm`
-starts it early and :func:`shutdown` stops it (also registered with ``atexit``).
+starts it early and :func:`shutdown` stops it (also registered with ``atexit``). Closing the
+pool wakes every caller still waiting for a worker with ``RuntimeError`` (never a wait for
+ever); a busy worker is stopped when its call returns. Every worker process is waited for
+when it is stopped (no zombies) and its socket closed. A worker also ends by itself when the
+service process goes away (its socket reaches end of file). A worker that stops on an
+unexpected error writes one line naming the error's type to stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -140,15 +145,20 @@ class _Worker:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (_PROJECT_ROOT, env.get("PYTHONPATH", "")) if p
         )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "forms.sandbox", str(theirs.fileno()),
-             str(memory_limit), str(max_tasks)],
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=_PROJECT_ROOT,
-        )
-        theirs.close()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "forms.sandbox", str(theirs.fileno()),
+                 str(memory_limit), str(max_tasks)],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=_PROJECT_ROOT,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         self.conn = Connection(ours.detach())
         self.ready = False
         self.tasks = 0
@@ -189,7 +199,9 @@ class ReaderPool:
     ) -> None:
         self._memory_limit = memory_limit
         self._max_tasks = max_tasks
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        # idle workers; ``None`` is the "closed" marker, passed on from waiter to waiter
+        self._idle: queue.Queue[_Worker | None] = queue.Queue()
+        self._lock = threading.Lock()  # orders returns to the pool against close()
         self._closed = False
         self.pid = os.getpid()
         for _ in range(workers):
@@ -199,19 +211,27 @@ class ReaderPool:
         return _Worker(self._memory_limit, self._max_tasks)
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
-        if self._closed:
+        keep = healthy and worker.tasks < worker.max_tasks
+        if not keep:
             worker.kill()
-            return
-        if not healthy or worker.tasks >= worker.max_tasks:
+        with self._lock:
+            if not self._closed:
+                self._idle.put(worker if keep else self._spawn())
+                return
+        if keep:
             worker.kill()
-            worker = self._spawn()
-        self._idle.put(worker)
+
+    def _take(self) -> _Worker:
+        """A free worker; waits for one. Raises ``RuntimeError`` once the pool is closed."""
+        worker = self._idle.get()
+        if worker is None:
+            self._idle.put(None)  # wake the next waiter too
+            raise RuntimeError("the reader pool is shut down")
+        return worker
 
     def call(self, request: tuple[Any, ...], timeout: float) -> tuple[Any, ...]:
         """Send one request to a free worker and return its reply (or raise on a bound)."""
-        if self._closed:
-            raise RuntimeError("the reader pool is shut down")
-        worker = self._idle.get()
+        worker = self._take()
         healthy = False
         try:
             if not worker.wait_ready(STARTUP_TIMEOUT):
@@ -262,16 +282,27 @@ class ReaderPool:
     def worker_pids(self) -> list[int]:
         """The process ids of the idle workers (for tests and diagnostics)."""
         workers = list(self._idle.queue)
-        return [w.process.pid for w in workers if w.process.pid is not None]
+        return [w.process.pid for w in workers if w is not None]
 
     def close(self) -> None:
-        """Stop every idle worker; busy ones are stopped when their call returns."""
-        self._closed = True
-        while True:
-            try:
-                worker = self._idle.get_nowait()
-            except queue.Empty:
+        """Stop every idle worker; busy ones are stopped when their call returns.
+
+        Callers waiting for a worker, and any later call, get ``RuntimeError``.
+        """
+        with self._lock:
+            if self._closed:
                 return
+            self._closed = True
+            idle = []
+            while True:
+                try:
+                    worker = self._idle.get_nowait()
+                except queue.Empty:
+                    break
+                if worker is not None:
+                    idle.append(worker)
+            self._idle.put(None)
+        for worker in idle:
             try:
                 worker.conn.send(None)
             except OSError:
@@ -319,5 +350,25 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
+def _run_worker(argv: list[str]) -> int:
+    """Run :func:`worker_main`; an unexpected end is one line on stderr, never a traceback
+    (the service's log must not carry anything derived from an upload)."""
+    conn = Connection(int(argv[1]))
+    try:
+        worker_main(conn, int(argv[2]), int(argv[3]))
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: stop quietly
+        return 1
+    except BaseException as exc:  # noqa: BLE001 - reported by type only
+        print(f"sharewise reader worker {os.getpid()} stopped: {type(exc).__name__}",
+              file=sys.stderr)
+        return 1
+    finally:
+        try:
+            conn.close()
+        except OSError:
+            pass
+    return 0
+
+
 if __name__ == "__main__":  # the worker process: python -m forms.sandbox FD LIMIT TASKS
-    worker_main(Connection(int(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3]))
+    sys.exit(_run_worker(sys.argv))

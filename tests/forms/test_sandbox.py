@@ -116,3 +116,92 @@ def test_a_hostile_12_mb_text_value_is_refused_within_the_bound(pool, form):
         assert pool.peak_rss() < 300 * 1000 * 1000
     assert time.perf_counter() - started < 6
     assert pool.read(pdf, record_id, shown, 5.0).values["record_id"] == record_id
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_close_wakes_waiting_callers_and_leaves_no_process_or_descriptor(form):
+    pdf, record_id, shown = form
+    fds_before = _open_fds()
+    children_before = {p.pid for p in psutil.Process().children()}
+    shared = ReaderPool(1)
+    slow = badpdfs.padded_upload(pdf, 4 * MiB)
+    outcomes: list[str] = []
+    busy = threading.Event()
+
+    def work() -> None:
+        busy.set()
+        try:
+            shared.read(slow, record_id, shown, 3.0)
+            outcomes.append("read")
+        except UploadRejected as rejected:
+            outcomes.append(rejected.code)
+        except RuntimeError:
+            outcomes.append("closed")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    busy.wait(5)
+    while shared._idle.qsize():  # until one caller holds the only worker
+        time.sleep(0.01)
+    shared.close()
+    for t in threads:
+        t.join(timeout=10)
+    assert not any(t.is_alive() for t in threads)  # nobody waits for ever
+    # the caller holding the worker finishes (read or refused); the three waiting get the error
+    assert sorted(outcomes)[:3] == ["closed"] * 3 and len(outcomes) == 4
+    with pytest.raises(RuntimeError):
+        shared.read(pdf, record_id, shown, 5.0)
+    # every worker was reaped (no zombie) and every socket closed
+    assert {p.pid for p in psutil.Process().children()} == children_before
+    assert _open_fds() == fds_before
+
+
+def test_concurrent_timeouts_and_reads_end_with_every_worker_reaped(form):
+    pdf, record_id, shown = form
+    children_before = {p.pid for p in psutil.Process().children()}
+    shared = ReaderPool(2)
+    slow = badpdfs.padded_upload(pdf, 4 * MiB)
+    codes: list[str] = []
+    errors: list[BaseException] = []
+
+    def work(data: bytes, timeout: float) -> None:
+        try:
+            for _ in range(3):
+                try:
+                    result = shared.read(data, record_id, shown, timeout)
+                    codes.append(result.values["record_id"])
+                except UploadRejected as rejected:
+                    codes.append(rejected.code)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(pdf, 5.0)) for _ in range(3)]
+    threads += [threading.Thread(target=work, args=(slow, 0.001)) for _ in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        shared.close()
+    assert not errors
+    assert sorted(codes) == sorted([record_id] * 9 + ["too_complex"] * 6)
+    assert {p.pid for p in psutil.Process().children()} == children_before
+
+
+def test_a_worker_that_fails_says_so_in_one_line_without_a_traceback():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "forms.sandbox", "987", str(256 * MiB), "1"],
+        capture_output=True, timeout=30, text=True,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "stopped: OSError" in proc.stderr

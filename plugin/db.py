@@ -88,6 +88,11 @@ class SQLiteWriteLock:
         self._fd: int | None = None
         self._pid = 0
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: a fresh thread lock and descriptor (the parent's are not ours)."""
+        self._thread_lock = threading.Lock()
+        self._fd = None
+
     def _descriptor(self) -> int:
         if self._fd is None or self._pid != os.getpid():
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -112,6 +117,29 @@ class SQLiteWriteLock:
             self._thread_lock.release()
 
 
+_WRITE_LOCKS: dict[str, SQLiteWriteLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _reset_write_locks_after_fork() -> None:
+    global _WRITE_LOCKS_GUARD
+    _WRITE_LOCKS_GUARD = threading.Lock()
+    for lock in _WRITE_LOCKS.values():
+        lock.reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_write_locks_after_fork)
+
+
+def _write_lock_for(database: str) -> SQLiteWriteLock:
+    """One lock per database file and process, shared by every engine on that file."""
+    path = os.path.realpath(database) + ".writelock"
+    with _WRITE_LOCKS_GUARD:
+        if path not in _WRITE_LOCKS:
+            _WRITE_LOCKS[path] = SQLiteWriteLock(path)
+        return _WRITE_LOCKS[path]
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with the per-backend settings described above."""
     parsed = make_url(url)
@@ -119,7 +147,7 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, pool_pre_ping=False)
-        lock = SQLiteWriteLock(parsed.database + ".writelock") if parsed.database else None
+        lock = _write_lock_for(parsed.database) if parsed.database else None
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -102,3 +102,41 @@ def test_datetimes_come_back_aware_utc(app, db_session):
                                     received_at=datetime(2026, 6, 1), response_status=200,
                                     response_body={}))
         db_session.commit()
+
+
+def test_write_lock_nested_in_one_thread_times_out(tmp_path):
+    from plugin.db import SQLiteWriteLock
+
+    lock = SQLiteWriteLock(str(tmp_path / "x.writelock"), timeout=0.2)
+    lock.acquire()
+    with pytest.raises(TimeoutError):
+        lock.acquire()
+    lock.release()
+    lock.acquire()  # released properly: free again
+    lock.release()
+
+
+def test_two_engines_on_one_file_share_the_lock(tmp_path):
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    first, second = make_engine(url), make_engine(url)
+    upgrade(first)
+    order = []
+    with first.begin() as conn:
+        conn.exec_driver_sql("SELECT 1")
+
+        def other():
+            with second.begin() as c2:
+                order.append("second")
+                c2.exec_driver_sql("SELECT 1")
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(0.3)
+        assert t.is_alive()  # waits for the first writer
+        order.append("first")
+    t.join(5)
+    assert order == ["first", "second"]
+    first.dispose()
+    second.dispose()

@@ -9,7 +9,9 @@ reminders concern). The file is re-read when it changes on disk.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import tempfile
 import threading
 import tomllib
 from dataclasses import dataclass, field
@@ -202,9 +204,13 @@ def write_demo_tenants(path: Path, base_url: str) -> None:
         "# Copy config/tenants.example.toml to config/tenants.toml for a real setup.\n\n"
         + block
     )
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tenants.")
     try:
-        tmp.rename(path) if not path.exists() else tmp.unlink()
-    except OSError:
-        tmp.unlink(missing_ok=True)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        try:
+            os.link(tmp, path)  # atomic; a concurrent writer's file wins and is kept
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)

@@ -47,3 +47,16 @@ def test_invalid(raw):
 def test_example_file_parses():
     with open("config/tenants.example.toml", "rb") as f:
         assert "northshire" in parse_tenants(tomllib.load(f))
+
+
+def test_demo_tenants_file_written_once(tmp_path):
+    from plugin.tenants import load_tenants, write_demo_tenants
+
+    path = tmp_path / "var" / "tenants.toml"
+    write_demo_tenants(path, "http://127.0.0.1:8000")
+    first = path.read_text()
+    write_demo_tenants(path, "http://127.0.0.1:9999")
+    assert path.read_text() == first
+    demo = load_tenants(path)["demo"]
+    assert demo.callback_url == "http://127.0.0.1:8000/demo-host/callback"
+    assert [p.name for p in path.parent.iterdir()] == ["tenants.toml"]

@@ -142,10 +142,11 @@ def _form_submitted(tenant: Any, webhook_id: str, data: dict[str, Any]) -> servi
         replay = services.find_replay(session, tenant.slug, webhook_id)
         if replay is not None:
             return services.replay_result(replay)
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:  # no write lock while the PDF is read
         record = services.find_record(session, tenant.slug, data["request_id"])
         if record is None:
             raise services.RecordNotFound(data["request_id"])
+    with session_scope() as session:
         result = handler(session, record, pdf, source="host", actor="host")
         pk = record.id
     status = result.http_status

@@ -310,35 +310,78 @@ def _get(d: Any, key: str) -> Any:
 # record. So each process keeps the parse results of plain (non-stream) object dictionaries
 # keyed by the exact bytes between "N G obj" and "endobj", and a new upload whose object has
 # byte-identical text gets that dictionary instead of a fresh parse. Identical bytes parse
-# identically, so nothing is trusted that was not checked:
+# identically (encrypted files never take part), so nothing is trusted that was not checked:
 # the shared, read-only dictionary goes through every check a fresh parse would (its
 # references are resolved against the upload being read: see ``_resolve``). An entry is only
-# stored when the
-# parse consumed exactly the text up to "endobj" (so a string containing "endobj" cannot make
-# two different objects share a key).
+# stored when the parse consumed exactly the text up to "endobj" (so a string containing
+# "endobj" cannot make two different objects share a key).
+#
+# What is kept is bounded and holds no form text: a dictionary whose ``/V`` is a value (text,
+# an array) rather than a name or a reference is never stored, so field values of one upload
+# are not kept for the next; and the stored text is capped in total bytes (parsed objects take
+# at most about 45 times their text in memory, so the cache stays under about 50 MB even when
+# an upload is built to fill it, well inside a sandbox worker's bound). When full it starts
+# afresh.
 
-# At most this many dictionaries of at most this many bytes each (about 20 MB in the worst
-# case; the form's dictionaries are under 1 KB, so in practice a few MB).
-_OBJECT_CACHE_LIMIT = 5_000
-_OBJECT_TEXT_LIMIT = 4 * 1024
+_OBJECT_TEXT_LIMIT = 2 * 1024  # the form's dictionaries are under 1.5 KB
+_OBJECT_CACHE_BYTES = 1024 * 1024  # about 1,000 typical dictionaries; worst case about 50 MB
 _HEADER = re.compile(rb"\s*(\d+)\s+(\d+)\s+obj\b")
 # a header exactly where the xref points, then the whitespace pypdf would skip as well
 _WS = rb"[ \r\n\t\f\x00]"
 _PLAIN_HEADER = re.compile(rb"(\d{1,10})" + _WS + rb"+(\d{1,10})" + _WS + rb"+obj" + _WS + b"*")
-_parsed_objects: dict[bytes, DictionaryObject] = {}
 
 
-def _retarget(obj: Any, reader: PdfReader | None) -> Any:
-    """A copy of a parsed object whose indirect references point into ``reader``."""
+class _ObjectCache:
+    """Parsed plain dictionaries by their exact text, bounded in total text bytes."""
+
+    def __init__(self, limit: int = _OBJECT_CACHE_BYTES) -> None:
+        self.limit = limit
+        self.size = 0
+        self._items: dict[bytes, DictionaryObject] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def values(self) -> list[DictionaryObject]:
+        """The stored dictionaries (for tests)."""
+        return list(self._items.values())
+
+    def get(self, text: bytes) -> DictionaryObject | None:
+        """The dictionary parsed from exactly ``text`` before, if kept."""
+        return self._items.get(text)
+
+    def put(self, text: bytes, obj: Any) -> None:
+        """Keep ``obj`` (parsed from all of ``text``) if it may be shared between uploads."""
+        if type(obj) is not DictionaryObject or len(text) > _OBJECT_TEXT_LIMIT:
+            return
+        value = dict.get(obj, "/V")
+        if value is not None and not isinstance(value, NameObject | IndirectObject):
+            return  # a field value: never kept beyond the upload it came with
+        if self.size + len(text) > self.limit:
+            self.clear()
+        self._items[text] = _detached(obj)  # keeps no upload alive
+        self.size += len(text)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._items = {}
+        self.size = 0
+
+
+_parsed_objects = _ObjectCache()
+
+
+def _detached(obj: Any) -> Any:
+    """A copy of a parsed object whose indirect references point into no document."""
     if isinstance(obj, IndirectObject):
-        return IndirectObject(obj.idnum, obj.generation, reader)
+        return IndirectObject(obj.idnum, obj.generation, None)  # type: ignore[arg-type]
     if isinstance(obj, DictionaryObject):
         copy = DictionaryObject()
         for key, value in dict.items(obj):
-            dict.__setitem__(copy, key, _retarget(value, reader))
+            dict.__setitem__(copy, key, _detached(value))
         return copy
     if isinstance(obj, ArrayObject):
-        return ArrayObject([_retarget(value, reader) for value in obj])
+        return ArrayObject([_detached(value) for value in obj])
     return obj  # names, strings, numbers, booleans, null: never modified by the reader
 
 
@@ -417,9 +460,7 @@ class _Reader(PdfReader):
                 if type(obj) is not DictionaryObject or text[buffer.tell():].strip():
                     continue
                 self.resolved_objects[(0, num)] = obj
-                if len(_parsed_objects) >= _OBJECT_CACHE_LIMIT:
-                    _parsed_objects.clear()
-                _parsed_objects[text] = _retarget(obj, None)
+                _parsed_objects.put(text, obj)
 
     def get_object(self, indirect_reference: int | IndirectObject) -> Any:
         if not self._reuse:
@@ -443,10 +484,8 @@ class _Reader(PdfReader):
             return known
         obj = super().get_object(indirect_reference)
         stop = self.stream.tell()
-        if type(obj) is DictionaryObject and stop <= end and not self._data[stop:end].strip():
-            if len(_parsed_objects) >= _OBJECT_CACHE_LIMIT:
-                _parsed_objects.clear()
-            _parsed_objects[text] = _retarget(obj, None)  # keeps no upload alive
+        if stop <= end and not self._data[stop:end].strip():
+            _parsed_objects.put(text, obj)
         return obj
 
 

@@ -287,3 +287,42 @@ def test_object_stream_uploads_read_and_checked_with_reuse(record):
     with pytest.raises(UploadRejected) as caught:
         read(record, tampered, isolate=False)
     assert caught.value.code == "tampered"
+
+
+def test_reuse_keeps_no_field_values_of_past_uploads(record):
+    from forms import reader as reader_module
+
+    typed = badpdfs.set_text(record["pdf"], "decision_reasons", "Private reasons")
+    for data in (typed, badpdfs.with_object_streams(typed)):
+        read(record, data, isolate=False)
+        kept = reader_module._parsed_objects.values()
+        assert kept  # the template's and other plain dictionaries are reused
+        for obj in kept:
+            value = dict.get(obj, "/V")
+            assert value is None or isinstance(value, NameObject), value
+
+
+def test_an_upload_built_to_fill_the_reuse_cache_stays_within_its_bound(record):
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import DictionaryObject, NumberObject
+
+    from forms import reader as reader_module
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(record["pdf"])))
+    junk = ArrayObject()
+    for i in range(1500):  # 1,500 different dictionaries of about 1.9 KB each: about 2.8 MB
+        junk.append(writer._add_object(DictionaryObject({
+            NameObject("/N"): NumberObject(i),
+            NameObject("/A"): ArrayObject([NumberObject(0)] * 950),
+        })))
+    writer._root_object[NameObject("/Junk")] = writer._add_object(junk)
+    out = io.BytesIO()
+    writer.write(out)
+    hostile = badpdfs.with_object_streams(out.getvalue())
+    result = read(record, hostile, isolate=False)  # harmless junk: still our form
+    assert result.values["record_id"] == record["record_id"]
+    cache = reader_module._parsed_objects
+    assert 0 < cache.size <= cache.limit == 1024 * 1024
+    assert read(record, record["pdf"], isolate=False).values["record_id"] == record["record_id"]

@@ -191,12 +191,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--paced-seconds", type=float, default=10)
+    parser.add_argument("--web-workers", type=int, default=None,
+                        help="gunicorn workers for both servers (default: WEB_WORKERS)")
+    parser.add_argument("--web-threads", type=int, default=None,
+                        help="gunicorn threads for both servers (default: WEB_THREADS)")
     args = parser.parse_args()
 
     from plugin import settings
 
     defaults = settings.defaults()
-    workers, threads = int(defaults["WEB_WORKERS"]), int(defaults["WEB_THREADS"])
+    workers = args.web_workers or int(defaults["WEB_WORKERS"])
+    threads = args.web_threads or int(defaults["WEB_THREADS"])
     with tempfile.TemporaryDirectory(prefix="sharewise-bench-") as tmp:
         data = Path(tmp) / "var"
         tenants = Path(tmp) / "tenants.toml"

@@ -237,3 +237,45 @@ def test_form_submitted_by_the_host_goes_through_the_same_path(app, made, signed
     assert late.status_code == 409 and late.get_json()["code"] == "record_complete"
     assert [v.outcome for v in versions(app, rid)] == ["incomplete", "rejected", "accepted",
                                                       "rejected"]
+
+
+def test_no_database_lock_is_held_while_an_upload_is_read(app, client, made, monkeypatch):
+    """A slow read (a large or hostile PDF) does not hold up other writers of the database."""
+    from plugin.records.services import audit as write_audit
+
+    reading, release = threading.Event(), threading.Event()
+    real_read = services.read_upload
+
+    def slow_read(*args, **kwargs):
+        reading.set()
+        assert release.wait(20)
+        return real_read(*args, **kwargs)
+
+    monkeypatch.setattr(services, "read_upload", slow_read)
+    rid = made["record_id"]
+    pdf = filled_pdf(app, rid, partial_answers())
+    answers: list[Any] = []
+    upload_path = made["upload_url"].removeprefix("http://sharewise.test")
+    uploader = threading.Thread(target=lambda: answers.append(client.post(
+        upload_path, data=pdf,
+        headers={"Content-Type": "application/pdf", "Accept": "application/json"})))
+    uploader.start()
+    try:
+        assert reading.wait(20)
+        record = record_row(app, rid)
+        wrote = threading.Event()
+
+        def writer() -> None:
+            with app.app_context(), session_scope(app) as session:
+                write_audit(session, session.merge(record), "test", "probe")
+            wrote.set()
+
+        other = threading.Thread(target=writer)
+        other.start()
+        assert wrote.wait(5), "a writer waited for the upload being read"
+        other.join(5)
+    finally:
+        release.set()
+        uploader.join(30)
+    assert answers[0].status_code == 200
+    assert answers[0].get_json()["version"] == 1

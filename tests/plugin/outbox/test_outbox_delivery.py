@@ -125,20 +125,6 @@ def test_host_down_for_first_attempts_then_exactly_one_record(app, host, make_re
                             "due_at": body["data"]["due_at"], "escalated_to": "practitioner"}
 
 
-def test_connection_refused_is_retried_until_the_host_is_back(app, host, make_record,
-                                                              celery_worker):
-    record = make_record()
-    host.go_offline()
-    wid = overdue(app, record)
-    wait_until(lambda: load(app, wid)[0].attempts >= 2)
-    host.come_back()
-    wait_until(state_is(app, wid, DELIVERED))
-    d, attempts = load(app, wid)
-    assert {a.error for a in attempts[:-1]} == {"connect_error"}
-    assert attempts[-1].verdict == "success"
-    assert list(host.records) == [wid] and len(host.requests) == 1
-
-
 def test_timeout_counts_as_retryable_and_the_host_dedupes(app, host, make_record,
                                                          celery_worker):
     record = make_record()

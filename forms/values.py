@@ -112,10 +112,21 @@ def from_display(field: FieldSpec, raw: str | bool | None) -> str | bool | None:
     return text
 
 
+def _json_default(value: Any) -> str:
+    """Dates and date-times as ISO 8601 (as in the JSON the host sees), anything else as text."""
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
+
+
 def canonical_json(values: Any) -> bytes:
-    """The one byte form of a mapping of values that every hash in Sharewise is taken over."""
+    """The one byte form of a mapping of values that every hash in Sharewise is taken over.
+
+    A ``date`` / ``datetime`` gives the same bytes as its ISO 8601 text, so the hash of values
+    does not depend on whether dates were passed as objects or as JSON strings.
+    """
     return json.dumps(
-        values, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        values, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
     ).encode("utf-8")
 
 

@@ -184,3 +184,12 @@ def test_every_font_is_embedded_in_template_and_final_record(final):
     _, record = final
     assert set(_fonts_embedded(TEMPLATE_PATH.read_bytes())) == {"yes"}
     assert set(_fonts_embedded(record.pdf)) == {"yes"}
+
+
+def test_values_hash_is_the_same_for_date_objects_and_their_iso_text():
+    from datetime import date
+
+    values = completed_values()
+    as_objects = {**values, "decided_on": date(2026, 7, 21),
+                  "requested_at": datetime.fromisoformat(values["requested_at"])}
+    assert values_hash(as_objects) == values_hash(values)

@@ -265,7 +265,6 @@ def _summary_pdf(
                 [
                     ("VALIGN", (0, 0), (-1, -1), "TOP"),
                     ("FONTNAME", (0, 0), (-1, -1), SUMMARY_FONT),
-                ("FONTNAME", (0, 0), (-1, -1), SUMMARY_FONT),
                     ("LINEBELOW", (0, 0), (-1, 0), 0.8, colors.HexColor("#1f3b5e")),
                     ("LINEBELOW", (0, 1), (-1, -1), 0.3, colors.HexColor("#d0d0d0")),
                     ("TOPPADDING", (0, 0), (-1, -1), 2),
@@ -327,18 +326,26 @@ def finalise(
     values: Mapping[str, Any],
     *,
     record_id: str,
-    decision: str | None,
     completed_at: datetime,
     audit: Sequence[Mapping[str, str]],
+    decision: str | None = None,
 ) -> FinalRecord:
     """Build the final record PDF from the submitted normalised ``values``.
 
-    ``decision`` is the decision's export code (shown by its label; ``None``: not recorded),
-    ``completed_at`` an aware date-time, ``audit`` entries ``{"at": ISO 8601 with offset,
-    "event": str, "actor": str}`` in the order to print them.
+    ``completed_at`` is an aware date-time, ``audit`` entries ``{"at": ISO 8601 with offset,
+    "event": str, "actor": str}`` in the order to print them. The summary shows the decision
+    in ``values`` (by its label; "Not recorded" when there is none); ``decision``, if given,
+    must be that same code (``""`` counts as none), and ``values["record_id"]``, if present,
+    must be ``record_id``: the summary page never contradicts the values it hashes.
     """
     if completed_at.tzinfo is None or completed_at.utcoffset() is None:
         raise ValueError("completed_at must be timezone-aware")
+    submitted = values.get("decision") or None
+    if decision is not None and (decision or None) != submitted:
+        raise ValueError("decision differs from the decision in the submitted values")
+    if values.get("record_id") not in (None, record_id):
+        raise ValueError("record_id differs from the record_id in the submitted values")
+    decision = submitted
     _check_audit(audit)
     filled, clipped = fill_detailed(values, record_id=record_id)
     digest = values_hash(values)

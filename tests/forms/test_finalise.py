@@ -146,15 +146,16 @@ def test_same_arguments_give_the_same_bytes(final):
 
 def test_bad_arguments_are_refused():
     values = completed_values()
+    record_id = values["record_id"]
     with pytest.raises(ValueError, match="timezone"):
-        finalise(values, record_id="r", decision="share",
+        finalise(values, record_id=record_id, decision="share",
                  completed_at=datetime(2026, 7, 21), audit=[])
     with pytest.raises(ValueError, match="audit entry 0"):
-        finalise(values, record_id="r", decision="share", completed_at=COMPLETED,
+        finalise(values, record_id=record_id, decision="share", completed_at=COMPLETED,
                  audit=[{"at": "yesterday", "event": "x", "actor": "y"}])
     values["decision"] = "perhaps"
     with pytest.raises(FormDataError):
-        finalise(values, record_id="r", decision="share", completed_at=COMPLETED, audit=[])
+        finalise(values, record_id=record_id, completed_at=COMPLETED, audit=[])
 
 
 def test_incomplete_record_without_decision_still_finalises():
@@ -186,6 +187,22 @@ def test_every_font_is_embedded_in_template_and_final_record(final):
     assert set(_fonts_embedded(record.pdf)) == {"yes"}
 
 
+def test_summary_never_contradicts_the_values_it_hashes():
+    values = completed_values()
+    with pytest.raises(ValueError, match="decision"):
+        finalise(values, record_id=values["record_id"], decision="not_share",
+                 completed_at=COMPLETED, audit=[])
+    with pytest.raises(ValueError, match="record_id"):
+        finalise(values, record_id="rec_someone_else", completed_at=COMPLETED, audit=[])
+    # the decision shown comes from the values; passing the same code changes nothing
+    implicit = finalise(values, record_id=values["record_id"], completed_at=COMPLETED, audit=[])
+    explicit = finalise(values, record_id=values["record_id"], decision="share",
+                        completed_at=COMPLETED, audit=[])
+    assert implicit.pdf == explicit.pdf
+    summary = pdfium_text(implicit.pdf).split("Decision record summary")[1]
+    assert "Share" in summary and "Not recorded" not in summary
+
+
 def test_values_hash_is_the_same_for_date_objects_and_their_iso_text():
     from datetime import date
 
@@ -193,3 +210,5 @@ def test_values_hash_is_the_same_for_date_objects_and_their_iso_text():
     as_objects = {**values, "decided_on": date(2026, 7, 21),
                   "requested_at": datetime.fromisoformat(values["requested_at"])}
     assert values_hash(as_objects) == values_hash(values)
+    record = finalise(as_objects, record_id=values["record_id"], completed_at=COMPLETED, audit=[])
+    assert record.values_sha256 == values_hash(values)

@@ -1,7 +1,7 @@
 """S3-compatible file store (boto3): ``SHAREWISE_STORAGE_URL=s3://bucket/prefix``.
 
 Credentials, region and endpoint come from the standard AWS configuration (``AWS_ACCESS_KEY_ID``,
-``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_DEFAULT_REGION`` (or ``AWS_REGION``),
 ``AWS_PROFILE``, ``AWS_ENDPOINT_URL_S3``, instance roles ...). For an S3-compatible service
 (MinIO, Ceph, Garage, a cloud vendor's S3 API) set ``SHAREWISE_S3_ENDPOINT_URL``; path-style
 addressing is then used, which every such service understands.
@@ -56,9 +56,9 @@ class S3Storage(Storage):
                 s3={"addressing_style": "path"} if endpoint_url else None,
             )
             session = boto3.session.Session()
-            client = session.client(
-                "s3", endpoint_url=endpoint_url, config=config, **dict(client_options or {})
-            )
+            options: dict[str, Any] = {"region_name": os.environ.get("AWS_REGION") or None}
+            options.update(client_options or {})
+            client = session.client("s3", endpoint_url=endpoint_url, config=config, **options)
         self.client = client
 
     @classmethod

@@ -248,3 +248,44 @@ def test_what_is_asked_follows_the_request(app, client, signed_post, sample_even
     made = create_record(signed_post, sample_event, **overrides)
     html = client.get(path_of(made["form_url"])).get_data(as_text=True)
     assert " ".join(html.split()).count(text) == 1
+
+
+def _assert_plain_accessible_page(html: str) -> None:
+    page = outline(html)
+    levels = [level for level, _ in page.headings]
+    assert levels and levels[0] == 1 and levels.count(1) == 1, page.headings
+    assert all(b - a <= 1 for a, b in zip(levels, levels[1:], strict=False)), page.headings
+    assert page.scripts == 0
+    assert '<html lang="en-GB">' in html
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert 'href="#main">Skip to main content</a>' in html
+    for field in page.inputs:
+        if field["tag"] == "input":
+            assert field.get("id") in page.labels, field  # every input has a real label
+
+
+def test_every_page_variant_is_plain_and_accessible(app, client, made, signed_post,
+                                                   sample_event):
+    rid = made["record_id"]
+    pages = [client.get(path_of(made["form_url"]))]  # awaiting
+    pages.append(client.post(path_of(made["upload_url"]), data=b"nope",
+                             headers={"Content-Type": "application/pdf",
+                                      "Accept": "text/html"}))  # refused upload
+    pages.append(client.post(path_of(made["form_url"]), content_type="multipart/form-data",
+                             data={"file": (io.BytesIO(filled_pdf(app, rid, partial_answers())),
+                                            "a.pdf")}))  # incomplete
+    pages.append(client.get(path_of(made["form_url"])))  # standing to-do list
+    pages.append(client.get("/form/not-a-token"))  # link problem
+    pages.append(client.post(path_of(made["form_url"]), content_type="multipart/form-data",
+                             data={"file": (io.BytesIO(filled_pdf(app, rid, complete_answers())),
+                                            "b.pdf")}))  # complete, thank you
+    pages.append(client.get(path_of(made["form_url"])))  # already complete
+    other = create_record(signed_post, sample_event)
+    request_id = record_row(app, other["record_id"]).request_id
+    signed_post("northshire", {"type": "share.cancelled", "timestamp": "2026-01-01T00:00:00Z",
+                               "data": {"request_id": request_id}})
+    pages.append(client.get(path_of(other["form_url"])))  # cancelled
+    assert [p.status_code for p in pages] == [200, 400, 200, 200, 403, 200, 200, 410]
+    for resp in pages:
+        assert resp.mimetype == "text/html"
+        _assert_plain_accessible_page(resp.get_data(as_text=True))

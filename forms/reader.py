@@ -163,6 +163,15 @@ class UploadRejected(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         return (UploadRejected, (self.code, self.message))
 
+    @classmethod
+    def checked(cls, code: Any, message: Any) -> UploadRejected:
+        """A refusal rebuilt from another process's report, trusting only known text: an
+        unknown code becomes ``too_complex``, a message that is not one of ours the code's
+        own."""
+        if not isinstance(code, str) or code not in _MESSAGES:
+            return cls("too_complex")
+        return cls(code, message if message in _MESSAGES.values() else None)
+
 
 @dataclass(frozen=True)
 class ReadBack:

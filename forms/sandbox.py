@@ -26,7 +26,10 @@ Bounds (defaults; see :class:`ReaderPool`):
 Workers are separate interpreters (``python -m forms.sandbox``, started with ``subprocess``
 and talking over a socket pair with :class:`multiprocessing.connection.Connection`), so they
 inherit nothing from the web process (threads, sockets, database connections, the main
-module). Each loads the spec and parses the template once at start (about half a second,
+module). Requests go to a worker pickled; replies come back as JSON, checked for shape and
+type, and a refusal keeps only a known code and one of the reader's own messages, so nothing
+a worker that parsed a hostile file sends can run code or put text of its choosing in a
+response. Each loads the spec and parses the template once at start (about half a second,
 paid when the pool starts or a killed worker is replaced), so a call costs one pipe round
 trip (well under a millisecond) on top of the parse. Calls are thread-safe; a call waits for a
 free worker, and as every call ends within its timeout the wait is bounded too.
@@ -43,6 +46,7 @@ unexpected error writes one line naming the error's type to stderr, never a trac
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import queue
@@ -57,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from forms.reader import ReadBack, UploadRejected
+from forms.validate import Problem
 
 __all__ = ["ReaderPool", "get_pool", "read", "shutdown", "warm"]
 
@@ -64,6 +69,7 @@ DEFAULT_WORKERS = 2
 DEFAULT_MEMORY_LIMIT = 286 * 1024 * 1024  # 299.9 MB: under the 300 MB resident target
 DEFAULT_MAX_TASKS = 500
 STARTUP_TIMEOUT = 30.0
+MAX_REPLY_BYTES = 64 * 1024 * 1024  # a reply carries at most the text of a 12 MB upload
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -102,6 +108,44 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _send(conn: Connection, *parts: Any) -> None:
+    """Send a reply as JSON: the service never unpickles what a worker that parsed an
+    untrusted file sends back."""
+    conn.send_bytes(json.dumps(parts, ensure_ascii=False).encode("utf-8"))
+
+
+def _receive(conn: Connection) -> list[Any]:
+    """A worker's JSON reply (``ValueError`` / ``OSError`` / ``EOFError`` if it is not one)."""
+    reply = json.loads(conn.recv_bytes(MAX_REPLY_BYTES))
+    if not isinstance(reply, list) or not reply or not isinstance(reply[0], str):
+        raise ValueError("not a worker reply")
+    return reply
+
+
+def _result(readback: ReadBack) -> dict[str, Any]:
+    return {
+        "values": readback.values,
+        "record_id": readback.record_id,
+        "prefill_hash": readback.prefill_hash,
+        "problems": [[p.field, p.rule, p.message] for p in readback.problems],
+    }
+
+
+def _readback(result: Any) -> ReadBack:
+    """A :class:`ReadBack` from a worker's JSON result, checked for shape and types."""
+    values = result["values"]
+    if not isinstance(values, dict) or not all(
+        isinstance(v, str | bool) or v is None for v in values.values()
+    ):
+        raise ValueError("values")
+    for key in ("record_id", "prefill_hash"):
+        if not (result[key] is None or isinstance(result[key], str)):
+            raise ValueError(key)
+    problems = tuple(Problem(str(f), int(r), str(m)) for f, r, m in result["problems"])
+    return ReadBack(values=values, record_id=result["record_id"],
+                    prefill_hash=result["prefill_hash"], problems=problems)
+
+
 def worker_main(conn: Connection, memory_limit: int, max_tasks: int) -> None:
     """The worker loop: one request in, one reply out, until told to stop or retired."""
     from forms import reader
@@ -111,7 +155,7 @@ def worker_main(conn: Connection, memory_limit: int, max_tasks: int) -> None:
     logging.getLogger("pypdf").propagate = False
     _limit_memory(memory_limit)
     _warm_up()
-    conn.send(("ready", os.getpid()))
+    _send(conn, "ready", os.getpid())
     for _ in range(max_tasks):
         try:
             request = conn.recv()
@@ -121,19 +165,19 @@ def worker_main(conn: Connection, memory_limit: int, max_tasks: int) -> None:
             return
         kind = request[0]
         if kind == "stats":
-            conn.send(("stats", _peak_rss()))
+            _send(conn, "stats", _peak_rss())
             continue
         _, data, record_id, shown = request
         try:
-            conn.send(("ok", reader.read_pdf(data, record_id, shown)))
+            _send(conn, "ok", _result(reader.read_pdf(data, record_id, shown)))
         except UploadRejected as rejected:
-            conn.send(("rejected", rejected.code, rejected.message))
+            _send(conn, "rejected", rejected.code, rejected.message)
         except MemoryError:
             del data, request
-            conn.send(("rejected", "too_complex", None))
+            _send(conn, "rejected", "too_complex", None)
             return
         del data, request
-    conn.send(("retired", None))
+    _send(conn, "retired", None)
 
 
 class _Worker:
@@ -169,8 +213,8 @@ class _Worker:
             return True
         try:
             if self.conn.poll(timeout):
-                self.ready = self.conn.recv()[0] == "ready"
-        except (EOFError, OSError):
+                self.ready = _receive(self.conn)[0] == "ready"
+        except (EOFError, OSError, ValueError):
             return False
         return self.ready
 
@@ -253,13 +297,13 @@ class ReaderPool:
             if not worker.conn.poll(timeout):
                 raise UploadRejected("too_complex")
             try:
-                reply = worker.conn.recv()
-            except (EOFError, OSError):
+                reply = _receive(worker.conn)
+            except (EOFError, OSError, ValueError):
                 raise UploadRejected("too_complex") from None
             healthy = reply[0] in ("ok", "rejected", "stats") and worker.alive()
-            if reply[0] == "rejected" and reply[1] == "too_complex":
+            if reply[0] == "rejected" and reply[1:2] == ["too_complex"]:
                 healthy = False  # after a MemoryError the worker is not trusted again
-            return reply
+            return tuple(reply)
         finally:
             self._release(worker, healthy)
 
@@ -268,10 +312,13 @@ class ReaderPool:
     ) -> ReadBack:
         """Parse one upload in a worker (see :func:`forms.reader.read_pdf`)."""
         reply = self.call(("read", data, record_id, dict(shown)), timeout)
-        if reply[0] == "ok":
-            return reply[1]
-        if reply[0] == "rejected":
-            raise UploadRejected(reply[1], reply[2])
+        if reply[0] == "ok" and len(reply) == 2:
+            try:
+                return _readback(reply[1])
+            except (KeyError, TypeError, ValueError):
+                raise UploadRejected("too_complex") from None
+        if reply[0] == "rejected" and len(reply) == 3:
+            raise UploadRejected.checked(reply[1], reply[2])
         raise UploadRejected("too_complex")
 
     def peak_rss(self, timeout: float = 5.0) -> int:

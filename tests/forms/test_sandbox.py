@@ -205,3 +205,47 @@ def test_a_worker_that_fails_says_so_in_one_line_without_a_traceback():
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "stopped: OSError" in proc.stderr
+
+
+def test_replies_are_json_checked_for_shape_and_never_unpickled():
+    import pickle
+    import socket
+    from multiprocessing.connection import Connection
+
+    from forms.sandbox import _readback, _receive
+
+    ours, theirs = socket.socketpair()
+    left, right = Connection(ours.detach()), Connection(theirs.detach())
+    try:
+        right.send_bytes(pickle.dumps(("ok", {"values": {}})))
+        with pytest.raises(ValueError):
+            _receive(left)
+        right.send_bytes(b'{"not": "a list"}')
+        with pytest.raises(ValueError):
+            _receive(left)
+        right.send_bytes(b'["rejected", "xfa", null]')
+        assert _receive(left) == ["rejected", "xfa", None]
+    finally:
+        left.close()
+        right.close()
+    good = {"values": {"decision": "share", "check_secure": True, "shared_on": None},
+            "record_id": "rec_1", "prefill_hash": None,
+            "problems": [["shared_on", 6, "Rule 6: give the date."]]}
+    result = _readback(good)
+    assert result.values["check_secure"] is True and result.problems[0].rule == 6
+    for bad in ({**good, "values": {"decision": ["share"]}}, {**good, "record_id": 7},
+                {**good, "problems": [["x"]]}, {"values": {}}):
+        with pytest.raises((KeyError, TypeError, ValueError)):
+            _readback(bad)
+
+
+def test_a_refusal_from_a_worker_keeps_only_known_codes_and_messages():
+    assert UploadRejected.checked("xfa", None).code == "xfa"
+    planted = UploadRejected.checked("tampered", "Zoë Łódź was changed to Someone Else")
+    assert planted.code == "tampered" and "Zoë" not in planted.message
+    assert UploadRejected.checked("rm -rf", "anything").code == "too_complex"
+    assert UploadRejected.checked(["xfa"], None).code == "too_complex"
+    from forms.reader import _MESSAGES
+
+    kept = UploadRejected.checked("active_content", _MESSAGES["attachments"])
+    assert kept.message == _MESSAGES["attachments"]  # the reader's own variant survives

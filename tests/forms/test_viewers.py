@@ -194,3 +194,20 @@ def test_pdfium_update_on_top_of_an_xref_stream_is_refused_cleanly(record):
     with pytest.raises(UploadRejected) as caught:
         read_back(record, saved)
     assert caught.value.code == "malformed"
+
+
+@pytest.mark.parametrize("incremental", [True, False], ids=["incremental", "rewritten"])
+def test_values_typed_in_pdfium_are_visible_in_poppler_and_pdfium(record, incremental):
+    """What a practitioner typed shows in both engines from the saved file's own appearance
+    streams (no viewer regenerates them), in the embedded Unicode font."""
+    from tests.forms.render import has_ink, render_pdfium, render_poppler, widget_map
+
+    saved = fill_with_pdfium(record["pdf"], ENTERED, incremental=incremental)
+    widgets = widget_map(saved)
+    for engine, pages in (("poppler", render_poppler(saved)), ("pdfium", render_pdfium(saved))):
+        for name, value in NORMALISED.items():
+            for page, rect, on in widgets[name]:
+                small = rect[2] - rect[0] < 12
+                expected = bool(value) and (not on or on == value)
+                ink = has_ink(pages[page], rect, inset=2.5 if small else 3)
+                assert ink == expected, (engine, name, on)

@@ -172,6 +172,8 @@ def attempt_delivery(
     token = secrets.token_hex(16)
     claimed = _claim(app, public_id, token, cfg)
     if isinstance(claimed, str):
+        if claimed == "not_due":
+            _requeue_if_early(app, public_id, cfg)
         return claimed
     prepared = _prepare(app, claimed)
     if isinstance(prepared, AttemptOutcome):
@@ -197,6 +199,21 @@ def attempt_delivery(
     if state in (FAILED, DEAD):
         notify_operators(app, claimed.public_id)
     return state
+
+
+def _requeue_if_early(app: Flask, public_id: str, cfg: OutboxSettings) -> None:
+    """A countdown message that arrived a moment before ``next_attempt_at`` (timer jitter)
+    would otherwise wait for the sweep: hand it back for the remaining time."""
+    now = utcnow()
+    with session_scope(app) as session:
+        row = session.execute(
+            select(Delivery.state, Delivery.next_attempt_at).where(Delivery.public_id == public_id)
+        ).first()
+    if row is None or row.state != PENDING or row.next_attempt_at is None:
+        return
+    remaining = (row.next_attempt_at - now).total_seconds()
+    if 0 < remaining <= cfg.countdown_max:
+        send_soon(public_id, countdown=remaining + 0.01, app=app)
 
 
 def _record_outcome(

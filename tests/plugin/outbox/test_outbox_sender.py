@@ -169,3 +169,24 @@ def test_operator_email_that_failed_is_sent_by_the_next_sweep(app, host, make_re
     assert wid in mail.part("plain")
     assert sweep(app)["notified"] == 0  # told once
     assert len(smtp.received) == 1
+
+
+def test_a_message_that_arrives_before_the_row_is_due_is_not_dropped(
+    app, host, make_record, celery_worker
+):
+    from tests.plugin.outbox.test_outbox_delivery import state_is, wait_until
+
+    record = make_record()
+    due = utcnow() + timedelta(seconds=1.5)
+    with app.app_context(), session_scope(app) as s:
+        r = s.get(Record, record.id)
+        d = enqueue_event(s, tenant=r.tenant, record=r, event_type=RECORD_OVERDUE,
+                          data=build_record_overdue(r, escalated_to="manager"))
+        # the after-commit message will reach the worker before the row is due (as a countdown
+        # message can, by timer jitter), and the sweep would not look at it for an hour
+        d.next_attempt_at = due
+        d.enqueued_at = due + timedelta(hours=1)
+        wid = d.public_id
+    wait_until(state_is(app, wid, DELIVERED))
+    assert list(host.records) == [wid]
+    assert host.requests[0].at >= due.timestamp()

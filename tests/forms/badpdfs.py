@@ -165,41 +165,36 @@ def field_action(base: bytes, kind: str = "/Launch", *, additional: bool = True)
     return _bytes(writer)
 
 
-def link_with_next_chain(base: bytes) -> bytes:
-    """A harmless-looking ``/URI`` link whose ``/Next`` runs JavaScript."""
+def _with_uri_link(base: bytes, *, then_javascript: bool) -> bytes:
+    """The form with a ``/URI`` link annotation, optionally followed (``/Next``) by JavaScript."""
     writer = _writer(base)
-    js = writer._add_object(DictionaryObject(
-        {NameObject("/S"): NameObject("/JavaScript"), NameObject("/JS"): TextStringObject("1")}
-    ))
+    action = DictionaryObject({
+        NameObject("/S"): NameObject("/URI"),
+        NameObject("/URI"): TextStringObject("https://example.org/"),
+    })
+    if then_javascript:
+        action[NameObject("/Next")] = writer._add_object(DictionaryObject(
+            {NameObject("/S"): NameObject("/JavaScript"), NameObject("/JS"): TextStringObject("1")}
+        ))
     link = DictionaryObject({
         NameObject("/Type"): NameObject("/Annot"),
         NameObject("/Subtype"): NameObject("/Link"),
         NameObject("/Rect"): ArrayObject([NumberObject(0)] * 4),
-        NameObject("/A"): DictionaryObject({
-            NameObject("/S"): NameObject("/URI"),
-            NameObject("/URI"): TextStringObject("https://example.org/"),
-            NameObject("/Next"): js,
-        }),
+        NameObject("/A"): action,
     })
     page = writer.pages[0]
     page[NameObject("/Annots")].append(writer._add_object(link))
     return _bytes(writer)
 
 
+def link_with_next_chain(base: bytes) -> bytes:
+    """A harmless-looking ``/URI`` link whose ``/Next`` runs JavaScript."""
+    return _with_uri_link(base, then_javascript=True)
+
+
 def harmless_link(base: bytes) -> bytes:
     """A plain ``/URI`` link annotation (accepted: not active content)."""
-    writer = _writer(base)
-    link = DictionaryObject({
-        NameObject("/Type"): NameObject("/Annot"),
-        NameObject("/Subtype"): NameObject("/Link"),
-        NameObject("/Rect"): ArrayObject([NumberObject(0)] * 4),
-        NameObject("/A"): DictionaryObject({
-            NameObject("/S"): NameObject("/URI"),
-            NameObject("/URI"): TextStringObject("https://example.org/"),
-        }),
-    })
-    writer.pages[0][NameObject("/Annots")].append(writer._add_object(link))
-    return _bytes(writer)
+    return _with_uri_link(base, then_javascript=False)
 
 
 def embedded_file(base: bytes) -> bytes:

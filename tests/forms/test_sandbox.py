@@ -44,7 +44,7 @@ def test_timeout_kills_and_replaces_the_worker(pool, form):
     assert time.perf_counter() - started < 3
     [second] = pool.worker_pids()
     assert second != first
-    assert not psutil.pid_exists(first) or psutil.Process(first).status() == "zombie"
+    assert not psutil.pid_exists(first)  # killed and reaped, not left a zombie
     result = pool.read(pdf, record_id, shown, 5.0)
     assert result.values["record_id"] == record_id
 

@@ -44,37 +44,8 @@ from forms.template import TEMPLATE_PATH
 from forms.validate import validate
 from tests.forms.badpdfs import with_big_stream, with_object_streams
 from tests.forms.conftest import SAMPLE_PREFILL
-from tests.forms.viewers import fill_with_pdfium
+from tests.forms.viewers import ENTERED, fill_with_pdfium
 
-ENTERED: dict[str, str | bool] = {
-    "lawful_basis": "Public task",
-    "statutory_gateway": "Children Act 1989 s47",
-    "special_category": "yes",
-    "special_category_condition": "DPA 2018 Schedule 1 paragraph 18",
-    "subject_informed": "no",
-    "not_informed_reason": "Telling the family could put the child at risk.",
-    "advice_sought": "yes",
-    "advice_from": "Safeguarding lead",
-    "advice_summary": "Share attendance and the two notes only.",
-    "consent": "not_sought",
-    "consent_not_sought_reason": "Seeking consent would alert the alleged abuser.",
-    "public_interest_justification": "Risk of significant harm outweighs confidentiality.",
-    "risk_if_shared": "Family may disengage from school.",
-    "risk_if_not_shared": "The child may suffer further injury.",
-    "check_necessary": True,
-    "check_proportionate": True,
-    "check_relevant": True,
-    "check_accurate": True,
-    "check_timely": True,
-    "check_secure": True,
-    "information_shared": "Autumn attendance; notes of 12 and 18 November.",
-    "sharing_method": "secure_email",
-    "shared_on": "21/11/2026",
-    "decision": "share_part",
-    "decision_reasons": "Safety first.\nShared in part only.",
-    "decided_on": "21/11/2026",
-    "manager_endorsement": "endorsed",
-}
 TODAY = date(2026, 11, 24)
 
 

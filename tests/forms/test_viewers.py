@@ -7,56 +7,20 @@ from datetime import date
 
 import badpdfs
 import pytest
-from viewers import PdfiumFillError, fill_with_pdfium, fill_with_pikepdf, pdfium_field_values
+from viewers import (
+    ENTERED,
+    NORMALISED,
+    PdfiumFillError,
+    fill_with_pdfium,
+    fill_with_pikepdf,
+    pdfium_field_values,
+)
 
 from forms.prefill import normalise_prefill, prefill
 from forms.reader import read_upload
 from forms.validate import validate
 
 TODAY = date(2026, 11, 24)  # the sample request was made on 20/11/2026
-
-# What a practitioner enters, as they enter it (labels for choices, DD/MM/YYYY dates) ...
-ENTERED: dict[str, str | bool] = {
-    "lawful_basis": "Public task",
-    "statutory_gateway": "Children Act 1989 s47",
-    "special_category": "yes",
-    "special_category_condition": "DPA 2018 Schedule 1 paragraph 18",
-    "subject_informed": "no",
-    "not_informed_reason": "Telling the family could put the child at risk\nof further harm.",
-    "advice_sought": "Yes",
-    "advice_from": "Siân Ó Briain, safeguarding lead",
-    "advice_summary": "Share attendance and the two notes only.",
-    "identity_withheld": True,
-    "consent": "not_sought",
-    "consent_not_sought_reason": "Seeking consent would alert the alleged abuser.",
-    "public_interest_justification": "Risk of significant harm outweighs confidentiality.",
-    "risk_if_shared": "Family may disengage from school.",
-    "risk_if_not_shared": "The child may suffer further injury.",
-    "check_necessary": True,
-    "check_proportionate": True,
-    "check_relevant": True,
-    "check_accurate": True,
-    "check_timely": True,
-    "check_secure": True,
-    "information_shared": "Autumn attendance; notes of 12 and 18 November.",
-    "sharing_method": "Secure email",
-    "shared_on": "21/11/2026",
-    "decision": "share_part",
-    "decision_reasons": "Ζωή's safety comes first; Дмитрий agreed.\nShared in part only.",
-    "decided_on": "2026-11-21",
-    "manager_endorsement": "endorsed",
-}
-
-# ... and what the reader must give back (codes, booleans, ISO dates).
-NORMALISED = {
-    **{k: v for k, v in ENTERED.items()},
-    "lawful_basis": "public_task",
-    "advice_sought": "yes",
-    "sharing_method": "secure_email",
-    "shared_on": "2026-11-21",
-    "decided_on": "2026-11-21",
-}
-
 
 @pytest.fixture
 def record(sample_prefill):

@@ -70,31 +70,6 @@ def test_worker_killed_while_idle_is_replaced_transparently(pool, form):
     assert pool.read(pdf, record_id, shown, 5.0).values["record_id"] == record_id
 
 
-def test_concurrent_callers_share_the_pool(form):
-    pdf, record_id, shown = form
-    shared = ReaderPool(2)
-    results: list[str] = []
-    errors: list[BaseException] = []
-
-    def work():
-        try:
-            for _ in range(5):
-                results.append(shared.read(pdf, record_id, shown, 5.0).values["record_id"])
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-    finally:
-        shared.close()
-    assert not errors
-    assert results == [record_id] * 20
-
-
 def test_a_12_mb_upload_keeps_the_worker_under_300_mb(pool, form):
     pdf, record_id, shown = form
     upload = badpdfs.with_big_stream(pdf, 12 * MiB - 1024)
@@ -160,7 +135,7 @@ def test_close_wakes_waiting_callers_and_leaves_no_process_or_descriptor(form):
     assert _open_fds() == fds_before
 
 
-def test_concurrent_timeouts_and_reads_end_with_every_worker_reaped(form):
+def test_concurrent_callers_share_the_pool_through_timeouts_and_every_worker_is_reaped(form):
     pdf, record_id, shown = form
     children_before = {p.pid for p in psutil.Process().children()}
     shared = ReaderPool(2)

@@ -41,7 +41,7 @@ from tests.plugin.reminders.conftest import (  # noqa: F401
 REPO = Path(__file__).resolve().parents[2]
 
 
-def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
+def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.05) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -63,7 +63,7 @@ def due_rows(app: Any) -> list[Reminder]:
 
 def settle(smtp_sink: Any, expected: int, grace: float = 0.6) -> None:
     """Wait for ``expected`` messages, then make sure no extra one follows shortly after."""
-    smtp_sink.wait_for(expected)
+    smtp_sink.wait_for(expected, timeout=60)
     time.sleep(grace)  # an absence cannot be awaited; a short grace catches a late duplicate
     assert len(smtp_sink.received) == expected
 
@@ -145,7 +145,7 @@ def test_digests_through_the_worker_once_per_manager(digests_on, app, smtp, make
     second = run_scan(app, now=now + timedelta(minutes=1))  # the next beat tick
     assert first.digests_created == 2 and len(first.digests) == 2
     assert second.digests_created == 0 and second.digests == []
-    mails = {m.rcpt_tos[0]: m for m in smtp.wait_for(2)}
+    mails = {m.rcpt_tos[0]: m for m in smtp.wait_for(2, timeout=60)}
     settle(smtp, 2)
     assert "C-0" in mails["a@team.example"].part("plain")
     assert "C-1" in mails["a@team.example"].part("plain")

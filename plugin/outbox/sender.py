@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from plugin.db import session_scope, utcnow
 from plugin.outbox.client import AttemptOutcome, Verdict, post_signed
@@ -118,7 +118,12 @@ def _claim(app: Flask, public_id: str, token: str, cfg: OutboxSettings) -> _Clai
             d.attempts -= 1
             d.last_error = "record_final"
             return SKIPPED
-        attempt = DeliveryAttempt(delivery_id=d.id, number=d.attempts, started_at=now)
+        # numbered across operator re-sends (``attempts`` counts the current round of retries)
+        number = 1 + (session.scalar(
+            select(func.count()).select_from(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == d.id)
+        ) or 0)
+        attempt = DeliveryAttempt(delivery_id=d.id, number=number, started_at=now)
         session.add(attempt)
         session.flush()
         claimed = _Claimed(
@@ -128,7 +133,7 @@ def _claim(app: Flask, public_id: str, token: str, cfg: OutboxSettings) -> _Clai
             record_public_id=record.public_id if record is not None else "?",
             event_type=d.event_type,
             attempt_id=attempt.id,
-            attempt_number=d.attempts,
+            attempt_number=number,
             payload=json.loads(json.dumps(d.payload)),
             pdf_key=d.pdf_key,
         )

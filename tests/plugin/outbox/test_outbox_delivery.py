@@ -252,6 +252,8 @@ def test_dead_letter_after_the_last_retry_then_operator_resend(app, host, make_r
         shown = runner.invoke(_cli(), ["deliveries", "show", wid])
     assert shown.exit_code == 0
     assert shown.output.count("503") >= 10 and "success" in shown.output
+    _, attempts = load(app, wid)
+    assert [a.number for a in attempts] == list(range(1, 12))  # numbered across the re-send
 
 
 def test_overdue_notice_for_a_record_that_became_final_is_skipped(app, host, make_record):

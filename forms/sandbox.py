@@ -39,8 +39,10 @@ starts it early and :func:`shutdown` stops it (also registered with ``atexit``).
 pool wakes every caller still waiting for a worker with ``RuntimeError`` (never a wait for
 ever); a busy worker is stopped when its call returns. Every worker process is waited for
 when it is stopped (no zombies) and its socket closed. A worker also ends by itself when the
-service process goes away (its socket reaches end of file). A worker that stops on an
-unexpected error writes one line naming the error's type to stderr, never a traceback.
+service process goes away: an idle one sees its socket reach end of file, a busy one
+notices within half a second that its parent has gone (a timer signal) and exits. A worker
+that stops on an unexpected error writes one line naming the error's type to stderr, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ import logging
 import os
 import queue
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -69,6 +72,7 @@ DEFAULT_WORKERS = 2
 DEFAULT_MEMORY_LIMIT = 286 * 1024 * 1024  # 299.9 MB: under the 300 MB resident target
 DEFAULT_MAX_TASKS = 500
 STARTUP_TIMEOUT = 30.0
+PARENT_CHECK_SECONDS = 0.5
 MAX_REPLY_BYTES = 64 * 1024 * 1024  # a reply carries at most the text of a 12 MB upload
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 
@@ -146,10 +150,31 @@ def _readback(result: Any) -> ReadBack:
                     prefill_hash=result["prefill_hash"], problems=problems)
 
 
-def worker_main(conn: Connection, memory_limit: int, max_tasks: int) -> None:
-    """The worker loop: one request in, one reply out, until told to stop or retired."""
+def _exit_with_parent(parent: int, interval: float = PARENT_CHECK_SECONDS) -> None:
+    """End this worker when ``parent``, the process that started it, has gone, even in the
+    middle of a parse (an idle worker also sees end of file on its socket; a busy one would
+    otherwise run on, orphaned, until its parse ended). A timer signal, not a thread: a
+    thread's stack would count against the worker's address-space bound."""
+
+    def check(_signum: int, _frame: Any) -> None:
+        if os.getppid() != parent:
+            os._exit(1)
+
+    signal.signal(signal.SIGALRM, check)
+    signal.setitimer(signal.ITIMER_REAL, interval, interval)
+
+
+def worker_main(
+    conn: Connection, memory_limit: int, max_tasks: int, parent: int | None = None
+) -> None:
+    """The worker loop: one request in, one reply out, until told to stop or retired.
+
+    ``parent`` is the pid of the process that started the worker (default: the current
+    parent); the worker exits when that process has gone.
+    """
     from forms import reader
 
+    _exit_with_parent(parent if parent is not None else os.getppid())
     # pypdf's recovery warnings describe the upload's structure only; keep them out of the
     # service's stderr (the reader still sees them through its own handler).
     logging.getLogger("pypdf").propagate = False
@@ -192,7 +217,7 @@ class _Worker:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "forms.sandbox", str(theirs.fileno()),
-                 str(memory_limit), str(max_tasks)],
+                 str(memory_limit), str(max_tasks), str(os.getpid())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 env=env,
@@ -292,7 +317,10 @@ class ReaderPool:
                 worker = self._spawn()
                 if not worker.wait_ready(STARTUP_TIMEOUT):
                     raise RuntimeError("a PDF reader worker did not start") from None
-                worker.conn.send(request)
+                try:
+                    worker.conn.send(request)
+                except OSError:  # it died taking this request in (its memory bound)
+                    raise UploadRejected("too_complex") from None
             worker.tasks += 1
             if not worker.conn.poll(timeout):
                 raise UploadRejected("too_complex")
@@ -402,7 +430,7 @@ def _run_worker(argv: list[str]) -> int:
     (the service's log must not carry anything derived from an upload)."""
     conn = Connection(int(argv[1]))
     try:
-        worker_main(conn, int(argv[2]), int(argv[3]))
+        worker_main(conn, int(argv[2]), int(argv[3]), int(argv[4]) if len(argv) > 4 else None)
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: stop quietly
         return 1
     except BaseException as exc:  # noqa: BLE001 - reported by type only
@@ -417,5 +445,5 @@ def _run_worker(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":  # the worker process: python -m forms.sandbox FD LIMIT TASKS
+if __name__ == "__main__":  # the worker: python -m forms.sandbox FD LIMIT TASKS [PARENT_PID]
     sys.exit(_run_worker(sys.argv))

@@ -224,3 +224,44 @@ def test_a_refusal_from_a_worker_keeps_only_known_codes_and_messages():
 
     kept = UploadRejected.checked("active_content", _MESSAGES["attachments"])
     assert kept.message == _MESSAGES["attachments"]  # the reader's own variant survives
+
+
+def test_a_worker_whose_parent_dies_exits_by_itself():
+    """The service killed outright (no atexit): its workers do not live on as orphans, even
+    one whose socket never reaches end of file (here the test keeps the other end open)."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    from multiprocessing.connection import Connection
+
+    ours, theirs = socket.socketpair()
+    fd = theirs.fileno()
+    spawn = (
+        "import os, subprocess, sys; "
+        f"p = subprocess.Popen([sys.executable, '-m', 'forms.sandbox', '{fd}', "
+        f"'{256 * MiB}', '5', str(os.getpid())], pass_fds=({fd},), stdout=subprocess.DEVNULL, "
+        "stderr=subprocess.DEVNULL); print(p.pid)"
+    )
+    starter = subprocess.run([sys.executable, "-c", spawn], pass_fds=(fd,), capture_output=True,
+                             text=True, timeout=30, check=True)
+    theirs.close()
+    worker = int(starter.stdout)  # its parent has already exited
+    conn = Connection(ours.detach())
+    try:
+        assert conn.poll(30) and json.loads(conn.recv_bytes())[0] == "ready"
+        assert conn.poll(10), "the orphaned worker is still running"
+        with pytest.raises(EOFError):
+            conn.recv_bytes()
+    finally:
+        conn.close()
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(worker) and time.monotonic() < deadline:
+        try:
+            if psutil.Process(worker).status() == psutil.STATUS_ZOMBIE:
+                break  # exited; reaping it is its new parent's business
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    else:
+        assert not psutil.pid_exists(worker)

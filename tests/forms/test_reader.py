@@ -312,10 +312,10 @@ def test_an_upload_built_to_fill_the_reuse_cache_stays_within_its_bound(record):
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(record["pdf"])))
     junk = ArrayObject()
-    for i in range(1500):  # 1,500 different dictionaries of about 1.9 KB each: about 2.8 MB
+    for i in range(700):  # 700 different dictionaries of about 1.9 KB each: about 1.3 MB
         junk.append(writer._add_object(DictionaryObject({
             NameObject("/N"): NumberObject(i),
-            NameObject("/A"): ArrayObject([NumberObject(0)] * 950),
+            NameObject("/A"): NameObject("/" + "a" * 1900),
         })))
     writer._root_object[NameObject("/Junk")] = writer._add_object(junk)
     out = io.BytesIO()
@@ -325,4 +325,5 @@ def test_an_upload_built_to_fill_the_reuse_cache_stays_within_its_bound(record):
     assert result.values["record_id"] == record["record_id"]
     cache = reader_module._parsed_objects
     assert 0 < cache.size <= cache.limit == 1024 * 1024
+    assert any(dict.get(obj, "/N") == 699 for obj in cache.values())  # it did fill and restart
     assert read(record, record["pdf"], isolate=False).values["record_id"] == record["record_id"]

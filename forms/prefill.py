@@ -205,11 +205,6 @@ def warm_up() -> None:
     field_font()
 
 
-def template_field_names() -> tuple[str, ...]:
-    """Names of the template's fields, in ``/AcroForm /Fields`` order."""
-    return tuple(_template().fields)
-
-
 # ---------------------------------------------------------------- PDF text and appearances
 
 

@@ -194,7 +194,8 @@ def test_broker_loses_messages_and_worker_restarts_nothing_is_lost(app, host, ma
     first = workers()
     warmup = overdue(app, record, "-2h")
     assert host.wait_for_records(1, timeout=30), first.log()
-    first.kill()  # the worker crashes
+    wait_until(lambda: load(app, warmup)[0].state == DELIVERED)
+    first.kill()  # the worker crashes (between tasks)
     lost = overdue(app, record, "due")
     assert drop_queued_messages(app) >= 1  # ... and the broker loses what was queued for it
     kept = overdue(app, record, "+1wd")

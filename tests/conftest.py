@@ -202,6 +202,15 @@ def app(app_config: dict[str, Any]) -> Iterator[Any]:
     flask_app = create_app(app_config)
     yield flask_app
     engine_for(flask_app).dispose()
+    prefix = (app_config.get("BROKER_TRANSPORT_OPTIONS") or {}).get("global_keyprefix")
+    if prefix and app_config["BROKER_URL"].startswith("redis://"):
+        import redis
+
+        client = redis.Redis.from_url(app_config["BROKER_URL"])
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
 
 
 @pytest.fixture

@@ -344,3 +344,19 @@ def test_unexpected_error_is_a_bare_problem(app, client, tenant, signed_post, sa
     assert resp.get_json() == {"type": "urn:sharewise:problem:internal-error",
                                "title": "Internal Server Error", "status": 500}
     assert "Zoë" not in caplog.text and "RuntimeError" in caplog.text
+
+
+def test_values_refused_by_the_form_library_are_422(tenant, signed_post, sample_event,
+                                                    db_session, app, monkeypatch):
+    import forms.prefill
+
+    def refuse(values):
+        raise forms.prefill.FormDataError({"subject_name": ["Not a value the form can hold."]})
+
+    monkeypatch.setattr(forms.prefill, "prefill", refuse)
+    resp = signed_post(tenant, sample_event())
+    assert resp.status_code == 422 and resp.mimetype == PROBLEM
+    assert resp.get_json()["errors"] == [
+        {"field": "prefill.subject_name", "message": "Not a value the form can hold."}]
+    assert _count(db_session, Record) == 0
+    assert not list(storage(app).root.rglob("*.pdf"))

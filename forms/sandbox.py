@@ -26,12 +26,15 @@ Bounds (defaults; see :class:`ReaderPool`):
 Workers are separate interpreters (``python -m forms.sandbox``, started with ``subprocess``
 and talking over a socket pair with :class:`multiprocessing.connection.Connection`), so they
 inherit nothing from the web process (threads, sockets, database connections, the main
-module). Requests go to a worker pickled; replies come back as JSON, checked for shape and
-type, and a refusal keeps only a known code and one of the reader's own messages, so nothing
-a worker that parsed a hostile file sends can run code or put text of its choosing in a
-response. Each loads the spec and parses the template once at start (about half a second,
-paid when the pool starts or a killed worker is replaced), so a call costs one pipe round
-trip (well under a millisecond) on top of the parse. Calls are thread-safe; a call waits for a
+module, and of its environment only ``PATH``, locale, ``TZ``, ``TMPDIR`` and ``HOME``: no
+settings, secrets or service URLs). Requests go to a worker pickled; replies come back as
+JSON, checked for shape and type, and a refusal keeps only a known code and one of the
+reader's own messages, so nothing a worker that parsed a hostile file sends can run code or
+put text of its choosing in a response.
+
+Each worker loads the spec and parses the template once at start (about half a second, paid
+when the pool starts or a killed worker is replaced), so a call costs one pipe round trip
+(well under a millisecond) on top of the parse. Calls are thread-safe; a call waits for a
 free worker, and as every call ends within its timeout the wait is bounded too.
 
 The pool is created on first use (per process: a forked child gets its own); :func:`warm`
@@ -75,6 +78,7 @@ STARTUP_TIMEOUT = 30.0
 PARENT_CHECK_SECONDS = 0.5
 MAX_REPLY_BYTES = 64 * 1024 * 1024  # a reply carries at most the text of a 12 MB upload
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
+_WORKER_ENVIRONMENT = frozenset({"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "HOME"})
 
 
 def _limit_memory(limit: int) -> None:
@@ -210,9 +214,10 @@ class _Worker:
 
     def __init__(self, memory_limit: int, max_tasks: int) -> None:
         ours, theirs = socket.socketpair()
-        env = dict(os.environ)
+        # only what an interpreter needs: no service settings, secrets or URLs reach a worker
+        env = {k: v for k, v in os.environ.items() if k in _WORKER_ENVIRONMENT}
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_PROJECT_ROOT, env.get("PYTHONPATH", "")) if p
+            p for p in (_PROJECT_ROOT, os.environ.get("PYTHONPATH", "")) if p
         )
         try:
             self.process = subprocess.Popen(

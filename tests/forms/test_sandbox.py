@@ -265,3 +265,16 @@ def test_a_worker_whose_parent_dies_exits_by_itself():
         time.sleep(0.05)
     else:
         assert not psutil.pid_exists(worker)
+
+
+def test_workers_get_no_service_settings_or_secrets(monkeypatch):
+    monkeypatch.setenv("SHAREWISE_SECRET_KEY", "not-for-workers")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://user:password@db/x")
+    shared = ReaderPool(1)
+    try:
+        [pid] = shared.worker_pids()
+        environ = psutil.Process(pid).environ()
+    finally:
+        shared.close()
+    assert "SHAREWISE_SECRET_KEY" not in environ and "DATABASE_URL" not in environ
+    assert "PYTHONPATH" in environ

@@ -7,6 +7,7 @@ place: the TOML file beside this module.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
@@ -18,6 +19,8 @@ SPEC_PATH = Path(__file__).with_name("decision_record.toml")
 FieldType = Literal["text", "multiline", "date", "datetime", "email", "choice", "checkbox"]
 _TYPES = {"text", "multiline", "date", "datetime", "email", "choice", "checkbox"}
 _PREFILL = {None, "host", "host_editable"}
+# an option's export value is also a PDF name (a radio button's on-state): keep it plain
+_CODE = re.compile(r"[A-Za-z0-9_]+")
 
 
 class SpecError(ValueError):
@@ -158,6 +161,8 @@ def parse_spec(data: dict) -> FormSpec:
             raise SpecError(f"{name}: unknown prefill {spec.prefill!r}")
         if spec.type == "choice" and (not options or spec.widget not in {"radio", "combo"}):
             raise SpecError(f"{name}: a choice needs options and widget radio|combo")
+        if not all(_CODE.fullmatch(o.value) for o in options):
+            raise SpecError(f"{name}: option values are codes of letters, digits and _")
         if (spec.required or spec.required_when) and not spec.message:
             raise SpecError(f"{name}: a required field needs a message")
         if not spec.tooltip:

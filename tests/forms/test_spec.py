@@ -43,3 +43,36 @@ def test_spec_rejects_condition_on_unknown_field():
     data["fields"][20]["required_when"] = {"no_such_field": ["x"]}
     with pytest.raises(SpecError):
         parse_spec(data)
+
+
+V1_CHOICES = {
+    "subject_type": ["child", "adult_at_risk", "adult"],
+    "request_direction": ["inbound_request", "proactive_share"],
+    "urgency": ["emergency", "urgent", "routine"],
+    "lawful_basis": ["consent", "legal_obligation", "vital_interests", "public_task",
+                     "legitimate_interests"],
+    "special_category": ["yes", "no"],
+    "subject_informed": ["yes", "no", "after_sharing"],
+    "advice_sought": ["yes", "no"],
+    "consent": ["given", "refused", "withdrawn", "not_sought", "lacks_capacity"],
+    "sharing_method": ["secure_email", "secure_portal", "phone", "meeting", "post", "other"],
+    "decision": ["share", "share_part", "not_share"],
+    "manager_endorsement": ["endorsed", "not_endorsed"],
+}
+
+
+def test_choice_codes_are_the_v1_contract():
+    spec = load_spec()
+    assert {f.name: list(f.option_values) for f in spec.fields if f.type == "choice"} == V1_CHOICES
+
+
+def test_spec_rejects_a_choice_code_that_is_not_a_plain_pdf_name():
+    import tomllib
+
+    from forms.spec import SPEC_PATH
+
+    data = tomllib.loads(SPEC_PATH.read_text())
+    decision = next(f for f in data["fields"] if f["name"] == "decision")
+    decision["options"][0]["value"] = "share now"  # would break the radio button's /V name
+    with pytest.raises(SpecError):
+        parse_spec(data)

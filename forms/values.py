@@ -61,12 +61,15 @@ def to_display(field: FieldSpec, value: Any) -> str | bool | None:
     """The value to put in the PDF for a normalised value (``None`` leaves the field empty).
 
     Text comes back as ``str``, checkboxes as ``bool``, choices as the export value.
-    Raises ``ValueError`` for a choice value the field does not define.
+    Raises ``ValueError`` for a choice value the field does not define or a checkbox value
+    that is not a boolean.
     """
     if value is None or value == "":
         return False if field.type == "checkbox" else None
     if field.type == "checkbox":
-        return bool(value)
+        if not isinstance(value, bool):  # "false" or "no" would otherwise tick the box
+            raise ValueError(f"{field.name}: a check box takes true or false")
+        return value
     if field.type == "choice":
         if value not in field.option_values:
             raise ValueError(

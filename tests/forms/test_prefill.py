@@ -305,3 +305,10 @@ def test_prefill_data_that_is_not_an_object_is_a_form_data_error(data):
     with pytest.raises(FormDataError) as exc:
         prefill(data)
     assert exc.value.errors == {"_schema": ["Invalid input type."]}
+
+
+@pytest.mark.parametrize("value", ["false", "no", 0, 1, "Yes"])
+def test_a_checkbox_takes_only_a_boolean(value):
+    with pytest.raises(FormDataError) as exc:
+        fill({"check_secure": value}, record_id="r-box")
+    assert set(exc.value.errors) == {"check_secure"}

@@ -156,6 +156,12 @@ def main() -> None:
         cold.append(time.perf_counter() - started)
     print(f"  no reuse at all (cache cleared before each read), in-process: {summary(cold)}")
     print("target: read-back plus validation at most 10 ms median")
+    trips = []
+    for _ in range(200):
+        started = time.perf_counter()
+        pool.peak_rss()
+        trips.append(time.perf_counter() - started)
+    print(f"  sandbox round trip of a request without an upload: {summary(trips)}")
 
     fresh = ReaderPool(1)
     try:

@@ -272,6 +272,7 @@ def test_workers_get_no_service_settings_or_secrets(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://user:password@db/x")
     shared = ReaderPool(1)
     try:
+        shared.peak_rss()  # the worker is up (past exec), so its environment is its own
         [pid] = shared.worker_pids()
         environ = psutil.Process(pid).environ()
     finally:

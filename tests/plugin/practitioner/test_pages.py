@@ -129,10 +129,13 @@ def test_download_is_the_prefilled_pdf_as_an_attachment(app, client, made):
     assert resp.headers["Content-Disposition"] == f'attachment; filename="{rid}.pdf"'
     assert resp.headers["Cache-Control"] == "no-store"
     record = record_row(app, rid)
-    with app.app_context():
-        assert resp.data == storage(app).get(record.prefill_pdf_key)
     info = PdfReader(io.BytesIO(resp.data)).metadata
     assert info["/SharewiseRecord"] == rid
+    assert info["/SharewisePrefillHash"] == record.prefill_hash
+    # the same bytes on every download, kept in the file store
+    assert client.get(path_of(made["form_pdf_url"])).data == resp.data
+    with app.app_context():
+        assert storage(app).get(record.prefill_pdf_key) == resp.data
 
 
 def test_after_a_partial_upload_the_download_is_their_own_upload(app, client, made):

@@ -48,10 +48,9 @@ def audit_trail(app, record_id: str) -> list[tuple[str, str | None, str | None]]
         return [(a.event, a.from_status, a.to_status) for a in rows]
 
 
-def test_every_upload_is_a_numbered_version_and_nothing_is_lost(app, made):
+def test_every_upload_is_a_numbered_version_and_nothing_is_lost(app, client, made):
     rid = made["record_id"]
-    with app.app_context():
-        prefilled = storage(app).get(record_row(app, rid).prefill_pdf_key)
+    prefilled = client.get(made["form_pdf_url"].removeprefix("http://sharewise.test")).data
     sent = [
         b"this is not a pdf",
         filled_pdf(app, rid, partial_answers()),

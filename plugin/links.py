@@ -95,8 +95,24 @@ def link_url(tenant: str, record_public_id: str, purpose: str, app: Flask | None
     return app.config["BASE_URL"] + PATHS[purpose].format(token=token)
 
 
+@lru_cache(maxsize=64)
+def _cached_signer(purpose: str, keys: tuple[str, ...]) -> Any:
+    return _cached_serializer(purpose, keys).make_signer()
+
+
 def make_links(record: Any, app: Flask | None = None) -> dict[str, str]:
-    """``form_url``, ``form_pdf_url``, ``upload_url``, ``status_url`` for a record."""
+    """``form_url``, ``form_pdf_url``, ``upload_url``, ``status_url`` for a record.
+
+    The same tokens as :func:`make_token` makes, with the payload serialised once for the
+    four of them and each purpose's signer built once per process (intake's hot path).
+    """
+    app = app or current_app
+    keys = tuple(app.config["SECRET_KEYS"])
+    payload = _cached_serializer(PURPOSES[0], keys).dump_payload(
+        {"t": record.tenant, "r": record.public_id})
+    base = app.config["BASE_URL"]
     return {
-        URL_KEYS[p]: link_url(record.tenant, record.public_id, p, app) for p in PURPOSES
+        URL_KEYS[p]: base + PATHS[p].format(
+            token=_cached_signer(p, keys).sign(payload).decode("ascii"))
+        for p in PURPOSES
     }

@@ -18,10 +18,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from forms.prefill import FormDataError
 from plugin import links
 from plugin.db import session_scope, utcnow
 from plugin.outbox.services import enqueue_record_cancelled
-from plugin.records import policy
+from plugin.records import policy, prefill
 from plugin.records.models import (
     AWAITING,
     CANCELLED,
@@ -34,7 +35,7 @@ from plugin.records.models import (
 )
 from plugin.records.schemas import prefill_values
 from plugin.reminders.services import schedule_reminders
-from plugin.storage import storage
+from plugin.storage import NotFound, StorageError, storage
 from plugin.tenants import Tenant
 
 log = logging.getLogger(__name__)
@@ -235,15 +236,27 @@ def remember(
         pass
 
 
-def _prefill(values: dict[str, Any]) -> tuple[bytes, str, list[str]]:
-    from forms.prefill import FormDataError, prefill
+def prefilled_pdf(record: Record, app: Flask | None = None) -> bytes:
+    """The record's prefilled PDF: the stored file, else made from the record's values.
 
-    try:
-        filled = prefill(values)
-    except FormDataError as exc:
-        errors = getattr(exc, "errors", None) or [str(exc)]
-        raise PrefillRejected(_as_field_errors(errors)) from None
-    return filled.pdf, filled.prefill_hash, [str(w) for w in (filled.warnings or [])]
+    Intake stores the values, not the PDF; the first download makes it and stores it
+    (atomically, so concurrent first downloads are harmless: they write the same bytes).
+    A store that fails to keep it does not fail the download; the next one makes it again.
+    """
+    store = storage(app)
+    if record.prefill_pdf_key:
+        try:
+            return store.get(record.prefill_pdf_key)
+        except NotFound:
+            pass
+    pdf = prefill.build_pdf(record.prefill or {}, record.prefill_hash)
+    if record.prefill_pdf_key:
+        try:
+            store.put(record.prefill_pdf_key, pdf)
+        except StorageError as exc:
+            log.warning("record %s: prefilled PDF not stored (%s); served from its values",
+                        record.public_id, type(exc).__name__)
+    return pdf
 
 
 def _as_field_errors(errors: Any) -> list[dict[str, str]]:
@@ -263,16 +276,31 @@ def _as_field_errors(errors: Any) -> list[dict[str, str]]:
     return out
 
 
-#: the columns intake writes (everything but the primary key and the completion fields)
-_RECORD_INSERT_COLUMNS = [
-    c for c in Record.__table__.c
-    if c.key not in ("id", "completed_at", "cancelled_at", "final_pdf_key", "final_sha256")
-]
-
-
 def prefill_key(tenant: str, record_id: str, version: int) -> str:
     """Storage key of a record's prefilled PDF, one per version."""
     return f"{tenant}/{record_id}/prefill-{version}.pdf"
+
+
+_RECORDS = Record.__table__
+# Statements built once: executed with a parameter dict they hit SQLAlchemy's compiled cache
+# (``insert(...).values(**literals)`` built a new statement and cache key per request).
+_INSERT_RECORD = insert(_RECORDS).returning(_RECORDS.c.id)
+_INSERT_AUDIT = insert(AuditEntry.__table__)
+_INSERT_EVENT = insert(WebhookEvent.__table__)
+
+
+@dataclass
+class NewRecord:
+    """The columns of a record intake is about to insert (what the reminder hook reads)."""
+
+    public_id: str
+    tenant: str
+    request_id: str
+    urgency: str
+    practitioner_email: str | None
+    manager_email: str | None
+    due_at: datetime
+    id: int | None = None
 
 
 def create_from_event(
@@ -284,70 +312,76 @@ def create_from_event(
 ) -> IntakeResult:
     """Intake of a ``share.requested`` event: 201 on first delivery, 200 for any duplicate.
 
-    Produces the prefilled PDF (``forms.prefill``), stores it, then writes the record, its
-    first audit entry, its reminder rows and the delivery's answer in one transaction. Raises
-    :class:`PrefillRejected` when the form library refuses the values (nothing is kept).
+    Checks the values with the form library (:func:`check_prefill`: refused values raise
+    :class:`PrefillRejected` and nothing is kept), then writes the record (with its prefill
+    values and hash), its first audit entry, its reminder rows and the delivery's answer in
+    one transaction. The prefilled PDF is made from the stored values on first download
+    (:func:`prefilled_pdf`), so intake writes no file.
     """
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     event_type = "share.requested"
     request_id = data["request_id"]
     # Optimistic: no look-up first (duplicates are rare). A duplicate fails on a unique
-    # constraint below, its PDF is removed and the first delivery's answer is returned.
+    # constraint below and the first delivery's answer is returned.
     record_id = new_public_id()
     values = prefill_values(data, record_id, requested_at)
     urgency = values["urgency"]
     due = data.get("due_at") or policy.due_at(requested_at, urgency, tenant.timezone, tenant.policy)
-    pdf, prefill_hash, warnings = _prefill(values)
+    try:
+        checked = prefill.check_prefill(values)
+    except FormDataError as exc:
+        raise PrefillRejected(_as_field_errors(exc.errors)) from None
     key = prefill_key(tenant.slug, record_id, 1)
-    store = storage(app)
-    store.put(key, pdf)
 
     body = _record_body(record_id, tenant.slug, due, app)
-    if warnings:
-        body_201 = {**body, "warnings": warnings}
-    else:
-        body_201 = body
+    warnings = list(checked.warnings)
+    body_201 = {**body, "warnings": warnings} if warnings else body
     practitioner = data["practitioner"]
     now = utcnow()
-    # the record as the reminder hook sees it (not added to the session: rows go in by Core)
-    record = Record(
+    record = NewRecord(
         public_id=record_id,
         tenant=tenant.slug,
         request_id=request_id,
-        status=AWAITING,
         urgency=urgency,
-        case_reference=data["case"]["reference"],
-        practitioner_ref=practitioner["id"],
         practitioner_email=practitioner["email"],
         manager_email=practitioner["manager"]["email"],
-        requested_at=requested_at,
         due_at=due,
-        created_at=now,
-        updated_at=now,
-        prefill=values,
-        prefill_hash=prefill_hash,
-        prefill_version=1,
-        prefill_pdf_key=key,
-        missing=[],
     )
-    columns = {c.key: getattr(record, c.key) for c in _RECORD_INSERT_COLUMNS}
+    row = {
+        "public_id": record_id,
+        "tenant": tenant.slug,
+        "request_id": request_id,
+        "status": AWAITING,
+        "urgency": urgency,
+        "case_reference": data["case"]["reference"],
+        "practitioner_ref": practitioner["id"],
+        "practitioner_email": record.practitioner_email,
+        "manager_email": record.manager_email,
+        "requested_at": requested_at,
+        "due_at": due,
+        "created_at": now,
+        "updated_at": now,
+        "prefill": values,
+        "prefill_hash": checked.prefill_hash,
+        "prefill_version": 1,
+        "prefill_pdf_key": key,
+        "missing": [],
+    }
     try:
         with session_scope(app) as session:
             conn = session.connection()
-            record.id = conn.execute(
-                insert(Record.__table__).values(**columns).returning(Record.__table__.c.id)
-            ).scalar_one()
-            conn.execute(insert(AuditEntry.__table__).values(
-                record_id=record.id, at=now, actor="host", event="created",
-                from_status=None, to_status=AWAITING,
-            ))
-            schedule_reminders(session, record, tenant)
-            conn.execute(insert(WebhookEvent.__table__).values(
-                tenant=tenant.slug, webhook_id=webhook_id, event_type=event_type,
-                record_id=record.id, received_at=now, response_status=201, response_body=body,
-            ))
+            record.id = conn.execute(_INSERT_RECORD, row).scalar_one()
+            conn.execute(_INSERT_AUDIT, {
+                "record_id": record.id, "at": now, "actor": "host", "event": "created",
+                "from_status": None, "to_status": AWAITING, "reason": None,
+            })
+            schedule_reminders(session, record, tenant)  # type: ignore[arg-type]
+            conn.execute(_INSERT_EVENT, {
+                "tenant": tenant.slug, "webhook_id": webhook_id, "event_type": event_type,
+                "record_id": record.id, "received_at": now, "response_status": 201,
+                "response_body": body,
+            })
     except IntegrityError:
-        store.delete(key)
         existing = _replay_or_existing(tenant, webhook_id, event_type, request_id, app)
         if existing is None:  # pragma: no cover - the constraint that failed names a row
             raise

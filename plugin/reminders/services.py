@@ -31,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -91,12 +92,20 @@ class ReminderSettings:
 # ----------------------------------------------------------------------------- scheduling
 
 
+@cache
+def _insert_ignore_stmt(table: Any, dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing()
+
+
 def _insert_ignore(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(model).on_conflict_do_nothing(), rows)
+    # Core executemany with a statement built once (the ORM bulk path cost ~0.3 ms at intake);
+    # pending ORM changes are flushed first, as the ORM statement's autoflush did
+    session.flush()
+    conn = session.connection()
+    conn.execute(_insert_ignore_stmt(model.__table__, conn.dialect.name), rows)
 
 
 def schedule_reminders(session: Session, record: Record, tenant: Any) -> int:

@@ -47,15 +47,16 @@ def test_first_delivery_creates_record(client, tenant, signed_post, sample_event
     assert record.prefill["decided_by"] == "Siân O'Connor"
     assert record.prefill["requested_at"] == event["timestamp"]
     assert len(record.prefill_hash) == 64
-    pdf = storage(app).get(record.prefill_pdf_key)
-    assert pdf.startswith(b"%PDF-")
+    # intake stores the values, not the PDF: the first download makes it (and keeps it)
+    assert not storage(app).exists(record.prefill_pdf_key)
     assert [(a.event, a.to_status, a.actor) for a in record.audit] == [
         ("created", "awaiting_completion", "host")]
     assert _count(db_session, WebhookEvent) == 1
 
     # the links work: the prefilled PDF downloads, the status answers
     dl = client.get(_path(body["form_pdf_url"]))
-    assert dl.status_code == 200 and dl.data == pdf
+    assert dl.status_code == 200 and dl.data.startswith(b"%PDF-")
+    assert dl.data == storage(app).get(record.prefill_pdf_key)
     assert "attachment" in dl.headers["Content-Disposition"]
     st = client.get(_path(body["status_url"]))
     assert st.status_code == 200
@@ -349,11 +350,12 @@ def test_unexpected_error_is_a_bare_problem(app, client, tenant, signed_post, sa
 def test_values_refused_by_the_form_library_are_422(tenant, signed_post, sample_event,
                                                     db_session, app, monkeypatch):
     import forms.prefill
+    import plugin.records.prefill
 
     def refuse(values):
         raise forms.prefill.FormDataError({"subject_name": ["Not a value the form can hold."]})
 
-    monkeypatch.setattr(forms.prefill, "prefill", refuse)
+    monkeypatch.setattr(plugin.records.prefill, "normalise", refuse)
     resp = signed_post(tenant, sample_event())
     assert resp.status_code == 422 and resp.mimetype == PROBLEM
     assert resp.get_json()["errors"] == [

@@ -1,0 +1,180 @@
+"""Intake's prefill check (no PDF) agrees with forms.prefill; the PDF is made on first download."""
+
+from __future__ import annotations
+
+import io
+import random
+import unicodedata
+from datetime import UTC, datetime
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from forms.fonts import field_font
+from forms.prefill import FormDataError, normalise_prefill, prefill
+from plugin.demo import sample_event as demo_event
+from plugin.records import prefill as checks
+from plugin.records import services
+from plugin.records.models import Record
+from plugin.records.schemas import load_event, prefill_values
+from plugin.storage import StorageError, storage
+
+
+def _values(**overrides):
+    """The prefill values intake derives from the demo event, with some replaced."""
+    _type, ts, data = load_event(demo_event(request_id="REQ-P"))
+    return {**prefill_values(data, "SR-ABCDEFGHIJKLMNOP", ts), **overrides}
+
+
+def _same_as_prefill(values):
+    checked = checks.check_prefill(values)
+    filled = prefill(values)
+    assert checked.values == normalise_prefill(values)
+    assert checked.prefill_hash == filled.prefill_hash
+    assert checked.warnings == filled.warnings
+    return checked
+
+
+def test_sample_values_agree_with_prefill():
+    checked = _same_as_prefill(_values())
+    assert checked.warnings == ()
+
+
+def _limit_chars(name: str) -> int:
+    """How many 'i' the single-line field holds unclipped (from the probe)."""
+    return int(checks._single_line_limits()[name] // field_font().width("i", 1000))
+
+
+def test_warnings_agree_with_prefill_on_hard_cases():
+    n = _limit_chars("subject_name")
+    multi_lines, _ = checks._multiline_limits()["purpose"]
+    cases = [
+        {"subject_name": "i" * n},  # exactly at the measured limit
+        {"subject_name": "i" * (n + 1)},  # one past it: clipped
+        {"subject_name": "W" * 60},  # wide letters: clipped
+        {"subject_name": "Zoe\u0308 Nørgaard"},  # not NFC: laid out by prefill
+        {"subject_name": "Strategy 会议"},  # not in the font
+        {"subject_name": "tab\there"},  # control character
+        {"purpose": "Meeting 会议 notes"},
+        {"purpose": "\n".join(["short line"] * multi_lines)},  # as many lines as fit
+        {"purpose": "\n".join(["short line"] * (multi_lines + 1))},  # one more paragraph
+        {"purpose": "word " * 300},  # long paragraph: wrapped, laid out by prefill
+        {"purpose": ("word " * 12 + "\n") * 30},  # many wrapped paragraphs: clipped
+        {"information_requested": "Notes\r\nmore\rand more"},
+        {"practitioner_team": "Ω" * 150},
+        {"subject_date_of_birth": "1999-12-31", "requested_at": "2026-03-29T00:59:00+00:00"},
+        {"urgency": "emergency", "subject_type": "adult"},
+    ]
+    for overrides in cases:
+        _same_as_prefill(_values(**overrides))
+
+
+def test_warnings_agree_with_prefill_on_random_text():
+    rng = random.Random(20261124)
+    font = field_font()
+    alphabet = ("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,'-éøÅŷ—"
+                "ΩЖ€ ")
+    odd = "会\t\r\n\u200b\U0001F600e\u0301"
+    for _ in range(300):
+        def text(lo, hi, extra=""):
+            chars = alphabet + extra
+            return "".join(rng.choice(chars) for _ in range(rng.randint(lo, hi))).strip() or "x"
+        extra = odd if rng.random() < 0.3 else ""
+        values = _values(
+            subject_name=text(1, 200, extra if rng.random() < 0.5 else ""),
+            recipient_organisation=text(1, 200),
+            recipient_name=text(1, 120),
+            recipient_role=text(1, 80),
+            purpose="\n".join(text(1, 300, extra) for _ in range(rng.randint(1, 9))),
+            information_requested=text(1, 4000 if rng.random() < 0.2 else 400, extra),
+        )
+        try:
+            normalise_prefill(values)
+        except FormDataError:
+            continue  # over a max length: refused by both (tested below)
+        _same_as_prefill(values)
+    assert font.has("Ω") and not font.has("会")
+
+
+def test_refused_values_are_refused_with_prefills_messages():
+    values = _values()
+    values["urgency"] = "whenever"
+    values["subject_name"] = "x" * 201
+    with pytest.raises(FormDataError) as ours:
+        checks.check_prefill(values)
+    with pytest.raises(FormDataError) as theirs:
+        normalise_prefill(values)
+    assert ours.value.errors == theirs.value.errors
+
+
+def test_built_pdf_is_the_pdf_prefill_makes():
+    values = _values()
+    checked = checks.check_prefill(values)
+    assert checks.build_pdf(values, checked.prefill_hash) == prefill(values).pdf
+
+
+# ------------------------------------------------------------------ through the service
+
+
+def _record(db_session, record_id):
+    db_session.rollback()
+    return db_session.scalar(select(Record).where(Record.public_id == record_id))
+
+
+def test_first_download_after_intake_is_the_prefilled_pdf(app, client, tenant, signed_post,
+                                                          sample_event, db_session):
+    event = sample_event(request_id="REQ-LAZY")
+    body = signed_post(tenant, event).get_json()
+    record = _record(db_session, body["record_id"])
+    store = storage(app)
+    assert not store.exists(record.prefill_pdf_key)
+
+    path = body["form_pdf_url"][len("http://sharewise.test"):]
+    first = client.get(path)
+    assert first.status_code == 200 and first.mimetype == "application/pdf"
+    assert first.data == prefill(record.prefill).pdf  # what intake used to store
+    assert store.get(record.prefill_pdf_key) == first.data  # kept for later downloads
+    reader = PdfReader(io.BytesIO(first.data))
+    fields = reader.get_fields()
+    assert fields["subject_name"].value == "Zoë Ångström-Nørgaard"
+    assert fields["case_reference"].value == event["data"]["case"]["reference"]
+    assert reader.metadata["/SharewisePrefillHash"] == record.prefill_hash
+    assert client.get(path).data == first.data  # the stored copy, byte for byte
+
+
+def test_download_is_served_when_the_store_cannot_keep_it(app, tenant, signed_post,
+                                                          sample_event, db_session,
+                                                          monkeypatch):
+    body = signed_post(tenant, sample_event()).get_json()
+    record = _record(db_session, body["record_id"])
+    store = storage(app)
+
+    def broken_put(key, data):
+        raise StorageError("disk full")
+
+    monkeypatch.setattr(store, "put", broken_put)
+    with app.app_context():
+        pdf = services.prefilled_pdf(record)
+    assert pdf.startswith(b"%PDF-") and not store.exists(record.prefill_pdf_key)
+    assert pdf == prefill(record.prefill).pdf
+
+
+def test_warnings_in_the_201_are_prefills(tenant, signed_post, sample_event, db_session):
+    event = sample_event()
+    event["data"]["subject"]["name"] = "W" * 120 + " 会"
+    event["data"]["purpose"] = "Strategy 会议\n" * 20
+    resp = signed_post(tenant, event)
+    assert resp.status_code == 201
+    record = _record(db_session, resp.get_json()["record_id"])
+    assert tuple(resp.get_json()["warnings"]) == prefill(record.prefill).warnings
+    warnings = resp.get_json()["warnings"]
+    assert len(warnings) == 4  # subject_name, purpose: a character and clipped text each
+    assert all("Strategy" not in w and "WWW" not in w for w in warnings)  # never the value
+
+
+def test_requested_at_in_any_zone_hashes_like_prefill():
+    values = _values()
+    values["requested_at"] = datetime(2026, 3, 29, 0, 59, tzinfo=UTC).isoformat()
+    _same_as_prefill(values)
+    assert unicodedata.is_normalized("NFC", values["subject_name"])

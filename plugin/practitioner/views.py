@@ -52,7 +52,7 @@ from plugin import links
 from plugin.db import session_scope
 from plugin.problems import problem, wants_problem_json
 from plugin.records.models import CANCELLED, COMPLETE, INCOMPLETE, Record
-from plugin.records.services import RecordNotFound, get_by_public_id
+from plugin.records.services import RecordNotFound, get_by_public_id, prefilled_pdf
 from plugin.storage import NotFound, StorageError, storage
 from plugin.tenants import DEFAULT_TIMEZONE, get_tenant
 from plugin.uploads.models import REJECTED, UploadVersion
@@ -497,16 +497,5 @@ def form_pdf(token: str) -> Response:
 
 
 def _prefilled_pdf(record: Record) -> bytes:
-    """The stored prefilled PDF; made again from the record's values if the file is missing."""
-    store = storage()
-    if record.prefill_pdf_key:
-        try:
-            return store.get(record.prefill_pdf_key)
-        except NotFound:
-            pass
-    from forms.prefill import prefill
-
-    pdf = prefill(record.prefill or {}).pdf
-    if record.prefill_pdf_key:
-        store.put(record.prefill_pdf_key, pdf)
-    return pdf
+    """The stored prefilled PDF; intake stores none: the first download makes and keeps it."""
+    return prefilled_pdf(record)

@@ -11,9 +11,11 @@ default 2 x 4), on the embedded default (SQLite in a temporary ``DATA_DIR``, loc
   reads the body and answers ``201`` with a small JSON body. No verification, no database.
 * **Sharewise**: ``plugin.wsgi:app``; every request is a new ``share.requested`` (distinct
   ``request_id`` and ``webhook-id``), so each one is verified (Standard Webhooks HMAC),
-  checked for replay, validated (marshmallow), given a due date, prefilled (PDF), stored
-  (temp file + fsync + rename) and written (record, audit row, webhook event; one SQLite
-  transaction with fsync'd WAL commit).
+  validated (marshmallow: the event, then the prefill values with the form library's schema),
+  given a due date and prefill's warnings, and written (record with its prefill values and
+  hash, audit row, four reminder rows, webhook event: one SQLite transaction, WAL fsync'd
+  at commit: ``synchronous=FULL``). The prefilled PDF is made on its first download, which
+  is timed separately (first and second download of ``--downloads`` records).
 
 Throughput: ``--clients`` processes x ``--threads`` threads, each with a keep-alive HTTP/1.1
 connection, post as fast as answers come back for ``--seconds`` (after a 1 s warm-up). The
@@ -153,6 +155,7 @@ def paced(port: int, path: str, rate: float, seconds: float) -> dict[str, Any]:
     local = threading.local()
     latencies: list[float] = [0.0] * n
     statuses: list[int] = [0] * n
+    pdf_urls: list[str] = [""] * n
 
     def send(i: int, scheduled: float) -> None:
         conn = getattr(local, "conn", None)
@@ -161,9 +164,11 @@ def paced(port: int, path: str, rate: float, seconds: float) -> dict[str, Any]:
         body, headers = bodies[i]
         conn.request("POST", path, body=body, headers=headers)
         resp = conn.getresponse()
-        resp.read()
+        data = resp.read()
         latencies[i] = time.monotonic() - scheduled
         statuses[i] = resp.status
+        if resp.status == 201:
+            pdf_urls[i] = json.loads(data)["form_pdf_url"]
 
     t0 = time.monotonic() + 0.2
     with ThreadPoolExecutor(max_workers=32) as pool:
@@ -181,7 +186,30 @@ def paced(port: int, path: str, rate: float, seconds: float) -> dict[str, Any]:
         "p99_ms": ms[min(n - 1, int(n * 0.99))],
         "max_ms": ms[-1],
         "statuses": {str(s): statuses.count(s) for s in set(statuses)},
+        "pdf_urls": [u for u in pdf_urls if u],
     }
+
+
+def downloads(port: int, urls: list[str]) -> dict[str, Any]:
+    """Latency of the first download of each prefilled PDF (made then), and of the second."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    out: dict[str, Any] = {"records": len(urls)}
+    for label in ("first", "second"):
+        ms = []
+        for url in urls:
+            path = "/" + url.split("://", 1)[-1].split("/", 1)[1]
+            t0 = time.monotonic()
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            data = resp.read()
+            ms.append((time.monotonic() - t0) * 1000)
+            if resp.status != 200 or not data.startswith(b"%PDF-"):
+                raise SystemExit(f"download failed: {resp.status}")
+        ms.sort()
+        out[f"{label}_p50_ms"] = statistics.median(ms)
+        out[f"{label}_max_ms"] = ms[-1]
+    conn.close()
+    return out
 
 
 def main() -> None:
@@ -191,6 +219,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--paced-seconds", type=float, default=10)
+    parser.add_argument("--downloads", type=int, default=50,
+                        help="records whose prefilled PDF is downloaded twice after the runs")
     parser.add_argument("--web-workers", type=int, default=None,
                         help="gunicorn workers for both servers (default: WEB_WORKERS)")
     parser.add_argument("--web-threads", type=int, default=None,
@@ -230,6 +260,8 @@ def main() -> None:
                 port, path, args.seconds, args.clients, args.threads)
             time.sleep(1)
             results["paced"] = paced(port, path, args.rate, args.paced_seconds)
+            urls = results["paced"].pop("pdf_urls")[: args.downloads]
+            results["downloads"] = downloads(port, urls)
         finally:
             server.terminate()
             server.wait()
@@ -245,6 +277,10 @@ def main() -> None:
     print(f"paced {p['rate']:g}/s for {args.paced_seconds:g} s ({p['events']} events): "
           f"p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms, max {p['max_ms']:.1f} ms "
           f"(target p99 < 100 ms)  {p['statuses']}")
+    d = results["downloads"]
+    print(f"prefilled PDF download ({d['records']} records): first (made then) p50 "
+          f"{d['first_p50_ms']:.1f} ms, max {d['first_max_ms']:.1f} ms; second p50 "
+          f"{d['second_p50_ms']:.1f} ms, max {d['second_max_ms']:.1f} ms")
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)
     (out / "intake.json").write_text(json.dumps(results, indent=2))

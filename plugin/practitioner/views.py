@@ -392,6 +392,26 @@ def _reload(record: Record) -> Record:
         return get_by_public_id(session, record.public_id, record.tenant)
 
 
+def _read_limited(limit: int) -> bytes:
+    """The raw body, at most ``limit + 1`` bytes (more means too large).
+
+    Not ``request.get_data()``: without a Content-Length (a chunked body) Werkzeug's stream
+    stops quietly at ``MAX_CONTENT_LENGTH``, so the first ``limit`` bytes of a larger body
+    would be read as if they were the whole file. Asking for one byte past the limit makes
+    that stream raise :class:`RequestEntityTooLarge` instead.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    stream = request.stream
+    while total <= limit:
+        chunk = stream.read(min(65536, limit + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
 def _receive(record: Record, source: str, actor: str) -> UploadResult:
     """Read the request body within the size limit and hand it to the upload service."""
     limit = int(current_app.config["MAX_BODY_BYTES"])
@@ -404,7 +424,7 @@ def _receive(record: Record, source: str, actor: str) -> UploadResult:
             upload = request.files.get("file")
             data = upload.read(limit + 1) if upload is not None else b""
         else:
-            data = request.get_data(cache=False)
+            data = _read_limited(limit)
     except RequestEntityTooLarge:
         with session_scope() as session:
             return record_too_large(session, record, length or limit + 1, source=source,

@@ -273,3 +273,40 @@ def test_file_store_failure_is_503_and_records_nothing(app, client, made, monkey
     assert "<h1>We could not take your file just now</h1>" in page.get_data(as_text=True)
     assert versions(app, made["record_id"]) == []
     assert record_row(app, made["record_id"]).status == "awaiting_completion"
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+def test_chunked_body_over_the_limit_is_413_not_a_truncated_upload(app_config, signed_post,
+                                                                   sample_event, accept):
+    """A raw body without Content-Length (chunked) over the limit is refused as too large.
+
+    Werkzeug's max-length stream stops quietly at the limit, so reading it whole handed the
+    reader the first MAX_BODY_BYTES: a complete form followed by padding was read (and could
+    complete the record) instead of being refused.
+    """
+    from plugin.app import create_app
+    from plugin.demo import signed_request
+    from plugin.tenants import get_tenant
+
+    app_config["MAX_BODY_BYTES"] = 600_000
+    app = create_app(app_config)
+    client = app.test_client()
+    secret = get_tenant("northshire", app).webhook_secrets[0]
+    body, headers = signed_request(secret, sample_event())
+    made = client.post("/webhooks/northshire", data=body, headers=headers).get_json()
+    pdf = filled_pdf(app, made["record_id"], complete_answers())
+    assert len(pdf) < 600_000
+    body = pdf + b"\n%" + b"x" * (600_000 - len(pdf) + 10_000) + b"\n"
+    resp = client.post(path_of(made["upload_url"]), input_stream=io.BytesIO(body),
+                       headers={"Content-Type": "application/pdf", "Accept": accept,
+                                "Transfer-Encoding": "chunked"},
+                       environ_overrides={"wsgi.input_terminated": True})
+    assert resp.status_code == 413
+    if accept == "application/json":
+        assert resp.get_json()["code"] == "too_large"
+    else:
+        assert "The file is too large" in resp.get_data(as_text=True)
+    [version] = versions(app, made["record_id"])
+    assert (version.outcome, version.rejection_code, version.storage_key) == (
+        "rejected", "too_large", None)
+    assert record_row(app, made["record_id"]).status == "awaiting_completion"

@@ -98,8 +98,16 @@ def test_link_made_with_a_retired_key_is_invalid(app, client, made):
 
 
 def test_rotated_key_keeps_old_links_working(app, client, made):
-    app.config["SECRET_KEYS"] = ["a-new-key", *app.config["SECRET_KEYS"]]
-    assert client.get(path_of(made["form_url"])).status_code == 200
+    old_keys = list(app.config["SECRET_KEYS"])
+    app.config["SECRET_KEYS"] = ["a-new-key", *old_keys]
+    resp = client.get(path_of(made["form_url"]))
+    assert resp.status_code == 200
+    assert made["record_id"] in resp.get_data(as_text=True)
+    # new links are signed with the new key: they stop working if it is dropped again
+    with app.app_context():
+        fresh = links.make_token("northshire", made["record_id"], "form")
+    app.config["SECRET_KEYS"] = old_keys
+    _assert_403(client.get(links.PATHS["form"].format(token=fresh)), "invalid", False)
 
 
 @pytest.mark.parametrize("purpose", list(LINK_KINDS))

@@ -330,7 +330,9 @@ def describe(body: dict) -> str:
     For a record it checks the PDF itself: the SHA-256 of the decoded bytes against the one
     announced, and the size.
     """
-    data = body.get("data") or {}
+    data = body.get("data")
+    if not isinstance(data, dict):
+        data = {}
     lines = [f"host stored {body.get('type')} for record {data.get('record_id')}"]
     for key in ("request_id", "status", "decision", "completed_at", "due_at", "escalated_to"):
         if key in data:
@@ -339,7 +341,11 @@ def describe(body: dict) -> str:
         lines.append(f"  fields: {len(data['fields'])}")
     pdf = data.get("pdf")
     if isinstance(pdf, dict) and "base64" in pdf:
-        raw = base64.b64decode(pdf["base64"])
+        try:
+            raw = base64.b64decode(pdf["base64"], validate=True)
+        except (TypeError, ValueError):  # binascii.Error is a ValueError
+            lines.append("  pdf: not readable (base64 field is not base64)")
+            return "\n".join(lines)
         ok = hashlib.sha256(raw).hexdigest() == pdf.get("sha256") and len(raw) == pdf.get("size")
         lines.append(
             f"  pdf: {len(raw)} bytes sha256={hashlib.sha256(raw).hexdigest()} "

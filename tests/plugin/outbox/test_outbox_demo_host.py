@@ -63,3 +63,23 @@ def test_demo_host_is_off_when_no_tenant_points_at_it(app, client, tmp_path):
         f'callback_secret = "{SECRET}"\n'
     )
     assert post(client, BODY).status_code == 404
+
+
+@pytest.mark.parametrize("data", [
+    [1, 2],
+    {"record_id": "SR-Y", "pdf": {"base64": 5, "sha256": 3, "size": "x"}},
+    {"record_id": "SR-Y", "pdf": {"base64": "not*base64", "sha256": "0", "size": 1}},
+    {"record_id": "SR-Y", "pdf": {"base64": "é"}},
+], ids=["data-list", "pdf-number", "pdf-not-base64", "pdf-non-ascii"])
+def test_demo_host_odd_signed_body_is_stored_and_summarised_not_a_500(app, client, capsys,
+                                                                       data):
+    body = {"type": "share.record_completed", "timestamp": "2026-11-24T12:00:00Z",
+            "data": data}
+    resp = post(client, body, msg_id="msg_odd")
+    assert resp.status_code == 200 and resp.get_json() == {"ok": True}
+    stored = Path(app.config["DATA_DIR"]) / "demo-host" / "msg_odd.json"
+    assert json.loads(stored.read_text()) == body
+    out = capsys.readouterr().out
+    assert "demo host stored share.record_completed" in out
+    if isinstance(data, dict):
+        assert "pdf: not readable" in out

@@ -97,7 +97,9 @@ def test_timeout_is_retryable_and_bounded(host, secret):
     host.stall(1, seconds=1.2)
     started = time.monotonic()
     out = send(host, secret, timeout=0.5)
-    assert time.monotonic() - started < 2
+    # bounded, not fast: the verdict below proves the timeout cut the call short; the bound is
+    # loose enough for a loaded 2-core CI machine
+    assert time.monotonic() - started < 5
     assert out.verdict is Verdict.RETRY and out.error == "timeout" and out.status_code is None
     # the slow host did store it in the end; a retry with the same id is a duplicate to it
     assert host.wait_for_records(1, timeout=5)
@@ -149,8 +151,9 @@ def test_response_body_read_is_bounded(secret):
     started = time.monotonic()
     out = post_signed(f"http://127.0.0.1:{port}/x", secret=secret, msg_id="msg_big",
                       body=BODY, timeout=2, max_response_bytes=100_000)
+    # SUCCESS (not a timeout) shows the byte bound ended the read; the time is only bounded
     assert out.verdict is Verdict.SUCCESS
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5
     srv.close()
 
 

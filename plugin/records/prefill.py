@@ -102,6 +102,11 @@ def build_pdf(values: Mapping[str, Any], prefill_hash: str) -> bytes:
     return fill(normalised, record_id=normalised["record_id"], prefill_hash=prefill_hash).pdf
 
 
+def build_pdf_unchecked(values: Mapping[str, Any], record_id: str, prefill_hash: str) -> bytes:
+    """The PDF of stored values without the schema check (values a later schema refuses)."""
+    return fill(values, record_id=record_id, prefill_hash=prefill_hash).pdf
+
+
 @cache
 def _coverage() -> frozenset[str]:
     return frozenset(chr(cp) for cp in field_font().cmap)

@@ -249,7 +249,15 @@ def prefilled_pdf(record: Record, app: Flask | None = None) -> bytes:
             return store.get(record.prefill_pdf_key)
         except NotFound:
             pass
-    pdf = prefill.build_pdf(record.prefill or {}, record.prefill_hash)
+    try:
+        pdf = prefill.build_pdf(record.prefill or {}, record.prefill_hash)
+    except FormDataError:
+        # values accepted at intake that a later form schema refuses: draw them as stored
+        # rather than fail the download (fill checks only field names, choices and dates)
+        log.warning("record %s: stored prefill values no longer pass the form schema",
+                    record.public_id)
+        pdf = prefill.build_pdf_unchecked(record.prefill or {}, record.public_id,
+                                          record.prefill_hash)
     if record.prefill_pdf_key:
         try:
             store.put(record.prefill_pdf_key, pdf)

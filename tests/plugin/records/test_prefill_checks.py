@@ -178,3 +178,18 @@ def test_requested_at_in_any_zone_hashes_like_prefill():
     values["requested_at"] = datetime(2026, 3, 29, 0, 59, tzinfo=UTC).isoformat()
     _same_as_prefill(values)
     assert unicodedata.is_normalized("NFC", values["subject_name"])
+
+
+def test_download_survives_values_a_later_schema_refuses(app, tenant, signed_post,
+                                                         sample_event, db_session, monkeypatch):
+    body = signed_post(tenant, sample_event()).get_json()
+    record = _record(db_session, body["record_id"])
+
+    def stricter(values):
+        raise FormDataError({"subject_name": ["Now too long."]})
+
+    monkeypatch.setattr(checks, "normalise", stricter)
+    with app.app_context():
+        pdf = services.prefilled_pdf(record)
+    fields = PdfReader(io.BytesIO(pdf)).get_fields()
+    assert fields["subject_name"].value == "Zoë Ångström-Nørgaard"

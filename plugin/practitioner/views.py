@@ -159,6 +159,25 @@ def _link_failure(exc: LinkFailure) -> Response:
     return Response(html, status=403, mimetype="text/html")
 
 
+class BodyCutShort(Exception):
+    """The request body ended before its declared Content-Length: the client went away."""
+
+
+_CUT_SHORT = ("The connection closed before the whole file arrived, so nothing was recorded. "
+              "Please upload the file again.")
+
+
+@bp.errorhandler(BodyCutShort)
+def _body_cut_short(exc: BodyCutShort) -> Response:
+    log.info("upload on %s cut short by the client: nothing recorded", request.endpoint)
+    if _wants_json():
+        return problem(400, "Upload incomplete", _CUT_SHORT, slug="upload-incomplete")
+    return Response(render_template("practitioner/link_error.html", tenant_name=None, error={
+        "title": "The upload did not finish", "what": _CUT_SHORT,
+        "todo": "Go back to the page and choose the file again."}),
+        status=400, mimetype="text/html")
+
+
 @bp.errorhandler(StorageError)
 def _storage_failure(exc: StorageError) -> Response:
     """The file store failed: nothing was recorded (the bytes are written before any row)."""
@@ -432,6 +451,10 @@ def _receive(record: Record, source: str, actor: str) -> UploadResult:
     if len(data) > limit:
         with session_scope() as session:
             return record_too_large(session, record, len(data), source=source, actor=actor)
+    if length is not None and not request.mimetype.startswith("multipart/") and len(data) < length:
+        # gunicorn marks its input terminated, so Werkzeug ignores Content-Length and a body
+        # cut off by a disconnect just ends: the part that arrived is not the practitioner's file
+        raise BodyCutShort()
     with session_scope() as session:
         return handle_upload(session, record, data, source=source, actor=actor)
 

@@ -310,3 +310,22 @@ def test_chunked_body_over_the_limit_is_413_not_a_truncated_upload(app_config, s
     assert (version.outcome, version.rejection_code, version.storage_key) == (
         "rejected", "too_large", None)
     assert record_row(app, made["record_id"]).status == "awaiting_completion"
+
+
+def test_body_shorter_than_its_content_length_is_not_read_as_an_upload(app, client, made):
+    """A client that goes away mid-upload: the part that arrived is not taken for the file.
+
+    gunicorn marks its input as terminated, so Werkzeug then ignores Content-Length and a short
+    body simply ends; a cut-off PDF (an incremental update lost, say) could otherwise be read
+    as an older revision of the form.
+    """
+    rid = made["record_id"]
+    pdf = filled_pdf(app, rid, complete_answers())
+    resp = client.post(path_of(made["upload_url"]), input_stream=io.BytesIO(pdf[:-1000]),
+                       headers=JSON,
+                       environ_overrides={"wsgi.input_terminated": True,
+                                          "CONTENT_LENGTH": str(len(pdf))})
+    assert resp.status_code == 400
+    assert resp.get_json()["type"] == "urn:sharewise:problem:upload-incomplete"
+    assert versions(app, rid) == []
+    assert record_row(app, rid).status == "awaiting_completion"

@@ -13,7 +13,7 @@ from forms.prefill import normalise_prefill, prefill
 from forms.reader import ReadBack, UploadRejected, read_upload
 from forms.validate import Problem
 
-TIME_BOUND = 4.0  # seconds: every refusal, including the bomb and the loops
+TIME_BOUND = 15.0  # seconds: a bound, not a speed target (CI is 2 shared cores)
 
 
 @pytest.fixture

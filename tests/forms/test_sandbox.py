@@ -41,7 +41,7 @@ def test_timeout_kills_and_replaces_the_worker(pool, form):
     with pytest.raises(UploadRejected) as caught:
         pool.read(badpdfs.padded_upload(pdf, 4 * MiB), record_id, shown, 0.001)
     assert caught.value.code == "too_complex"
-    assert time.perf_counter() - started < 3
+    assert time.perf_counter() - started < 10  # a bound; the kill is immediate
     [second] = pool.worker_pids()
     assert second != first
     assert not psutil.pid_exists(first)  # killed and reaped, not left a zombie
@@ -89,7 +89,7 @@ def test_a_hostile_12_mb_text_value_is_refused_within_the_bound(pool, form):
         assert rejected.code == "too_complex"
     else:  # read within the bound: then it stayed under it
         assert pool.peak_rss() < 300 * 1000 * 1000
-    assert time.perf_counter() - started < 6
+    assert time.perf_counter() - started < 15  # bounded, not a speed target
     assert pool.read(pdf, record_id, shown, 5.0).values["record_id"] == record_id
 
 

@@ -8,7 +8,7 @@ echo the value that was sent.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -94,9 +94,25 @@ def share_requested_schema() -> Schema:
         ),
         "purpose": _f("purpose"),
         "information_requested": _f("information_requested"),
-        "due_at": fields.AwareDateTime(required=False, allow_none=True),
+        "due_at": fields.AwareDateTime(
+            required=False, allow_none=True, validate=_plausible_instant
+        ),
     }
     return Schema.from_dict(declared, name="ShareRequested")(unknown=EXCLUDE)
+
+
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _plausible_instant(value: datetime) -> None:
+    """Refuse instants the reminder arithmetic cannot shift (year 1, year 9999...)."""
+    try:
+        ok = _EARLIEST <= value.astimezone(UTC) < _LATEST
+    except (OverflowError, ValueError):
+        ok = False
+    if not ok:
+        raise ValidationError("Must be between 2000-01-01 and 2100-01-01.")
 
 
 @cache

@@ -362,3 +362,15 @@ def test_values_refused_by_the_form_library_are_422(tenant, signed_post, sample_
         {"field": "prefill.subject_name", "message": "Not a value the form can hold."}]
     assert _count(db_session, Record) == 0
     assert not list(storage(app).root.rglob("*.pdf"))
+
+
+@pytest.mark.parametrize(
+    "due_at",
+    ["9999-12-31T23:59:59Z", "9999-12-30T00:00:00Z", "0001-01-01T00:00:00Z",
+     "0001-01-01T00:00:00+14:00", "1999-12-31T23:59:59Z"],
+)
+def test_implausible_due_at_is_a_422_not_a_500(tenant, signed_post, sample_event, due_at):
+    resp = signed_post(tenant, sample_event(due_at=due_at))
+    assert resp.status_code == 422
+    assert resp.mimetype == "application/problem+json"
+    assert any(e["field"].endswith("due_at") for e in resp.get_json()["errors"])

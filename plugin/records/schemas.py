@@ -17,6 +17,20 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from forms.schemas import field_for
 from forms.spec import load_spec
 
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _plausible_instant(value: datetime) -> None:
+    """Refuse instants the reminder arithmetic cannot shift (year 1, year 9999...)."""
+    try:
+        ok = _EARLIEST <= value.astimezone(UTC) < _LATEST
+    except (OverflowError, ValueError):
+        ok = False
+    if not ok:
+        raise ValidationError("Must be between 2000-01-01 and 2100-01-01.")
+
+
 EVENT_TYPES = ("share.requested", "share.cancelled", "share.form_submitted")
 
 
@@ -36,7 +50,7 @@ class EnvelopeSchema(Schema):
         unknown = EXCLUDE
 
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
-    timestamp = fields.AwareDateTime(required=True)
+    timestamp = fields.AwareDateTime(required=True, validate=_plausible_instant)
     data = fields.Dict(required=True)
 
 
@@ -99,20 +113,6 @@ def share_requested_schema() -> Schema:
         ),
     }
     return Schema.from_dict(declared, name="ShareRequested")(unknown=EXCLUDE)
-
-
-_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
-
-
-def _plausible_instant(value: datetime) -> None:
-    """Refuse instants the reminder arithmetic cannot shift (year 1, year 9999...)."""
-    try:
-        ok = _EARLIEST <= value.astimezone(UTC) < _LATEST
-    except (OverflowError, ValueError):
-        ok = False
-    if not ok:
-        raise ValidationError("Must be between 2000-01-01 and 2100-01-01.")
 
 
 @cache

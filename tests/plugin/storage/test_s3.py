@@ -20,6 +20,16 @@ from plugin.storage.s3 import ENDPOINT_ENV, S3Storage
 BUCKET = "sharewise-test"
 
 
+def make_bucket(client, bucket: str) -> None:
+    """Create a bucket; botocore may retry a create the slow server already did (load on CI)."""
+    try:
+        client.create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
+        )
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+
+
 @pytest.fixture(scope="module")
 def moto_endpoint():
     from moto.server import ThreadedMotoServer
@@ -52,9 +62,7 @@ def s3_store(moto_endpoint, request):
     # a fresh bucket per test, so tests cannot see each other's objects
     bucket = f"{BUCKET}-{hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]}"
     store = S3Storage(bucket, "tenant-files/pdfs", endpoint_url=moto_endpoint)
-    store.client.create_bucket(
-        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
-    )
+    make_bucket(store.client, bucket)
     return store
 
 
@@ -167,10 +175,7 @@ def test_storage_url_selects_s3_with_the_endpoint_from_the_environment(
     store = storage_from_url("s3://sharewise-url-test/some/prefix/")
     assert isinstance(store, S3Storage)
     assert (store.bucket, store.prefix) == ("sharewise-url-test", "some/prefix")
-    store.client.create_bucket(
-        Bucket="sharewise-url-test",
-        CreateBucketConfiguration={"LocationConstraint": "eu-west-2"},
-    )
+    make_bucket(store.client, "sharewise-url-test")
     store.put("a/b.pdf", b"via url")
     assert store.get("a/b.pdf") == b"via url"
 
@@ -192,9 +197,7 @@ def test_the_service_keeps_its_pdfs_in_s3(moto_endpoint, monkeypatch, app_config
 
     monkeypatch.setenv(ENDPOINT_ENV, moto_endpoint)
     bucket = f"sharewise-service-{uuid.uuid4().hex[:8]}"
-    S3Storage(bucket, endpoint_url=moto_endpoint).client.create_bucket(
-        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
-    )
+    make_bucket(S3Storage(bucket, endpoint_url=moto_endpoint).client, bucket)
     app = create_app({**app_config, "STORAGE_URL": f"s3://{bucket}/pdfs"})
     try:
         client = app.test_client()

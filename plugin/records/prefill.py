@@ -31,14 +31,12 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from marshmallow import ValidationError
-
 from forms.fonts import field_font
-from forms.prefill import FormDataError, fill, fill_detailed
+from forms.prefill import fill, fill_detailed
+from forms.prefill import normalise_prefill as normalise
 from forms.schemas import prefill_schema
 from forms.spec import load_spec
 from forms.values import values_hash
@@ -58,33 +56,9 @@ class CheckedPrefill:
     warnings: tuple[str, ...]  # what :func:`forms.prefill.prefill` reports
 
 
-@cache
 def _schema() -> Any:
-    """One prefill schema per process (building one per call cost 0.12 ms; loads share it)."""
+    """The form library's prefill schema (built once per process by :mod:`forms.schemas`)."""
     return prefill_schema()
-
-
-def normalise(data: Mapping[str, Any]) -> dict[str, Any]:
-    """:func:`forms.prefill.normalise_prefill` with a schema built once per process.
-
-    Raises :class:`forms.prefill.FormDataError` with the schema's messages.
-    """
-    try:
-        loaded = _schema().load(dict(data))
-    except ValidationError as exc:
-        messages = exc.messages
-        if not isinstance(messages, dict):
-            messages = {"_schema": list(messages)}
-        raise FormDataError(
-            {k: (v if isinstance(v, list) else [str(v)]) for k, v in messages.items()}
-        ) from None
-    out: dict[str, Any] = {}
-    for f in load_spec().prefilled_fields:
-        value = loaded.get(f.name)
-        if isinstance(value, datetime | date):
-            value = value.isoformat()
-        out[f.name] = value
-    return out
 
 
 def check_prefill(data: Mapping[str, Any]) -> CheckedPrefill:

@@ -14,7 +14,8 @@ once with each of, interleaved so machine load hits all alike:
 * baseline: ``PdfReader(BytesIO(data)).get_fields()`` (plain pypdf, no checks at all);
 * Sharewise in-process: ``read_upload(..., isolate=False)`` + ``validate(values)``;
 * Sharewise sandboxed: ``read_upload(..., isolate=True)`` + ``validate(values)``, the path
-  the service uses (one warm worker of ``forms.sandbox``; includes the pipe round trip).
+  the service uses (the process's pool of warm ``forms.sandbox`` workers, two by default,
+  used in turn; includes the pipe round trip).
 
 The reader reuses parsed object dictionaries whose bytes it has seen before (see
 ``forms/reader.py``), so the first round (every file new to the process; only the template

@@ -13,41 +13,34 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from plugin.celery import enqueue
 from plugin.db import engine_for, session_scope, utcnow
-from plugin.outbox.models import DELIVERED, PENDING, SENDING, Delivery, DeliveryAttempt
+from plugin.outbox.models import DELIVERED, PENDING, SENDING
 from plugin.outbox.services import build_record_overdue, enqueue_event
 from plugin.records.models import Record
-from tests.plugin.outbox.conftest import app_config, host, make_record, smtp  # noqa: F401
+from tests import polling
+from tests.plugin.outbox.conftest import (  # noqa: F401
+    app_config,
+    host,
+    load_delivery,
+    make_record,
+    smtp,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(interval)
+wait_until = partial(polling.wait_until, timeout=20.0, interval=0.05)
 
 
-def load(app: Any, public_id: str) -> tuple[Delivery, list[DeliveryAttempt]]:
-    with session_scope(app) as s:
-        d = s.scalars(select(Delivery).where(Delivery.public_id == public_id)).one()
-        attempts = s.scalars(select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == d.id)
-                             .order_by(DeliveryAttempt.id)).all()
-        return d, list(attempts)
+load = load_delivery
 
 
 def overdue(app: Any, record: Record, step: str) -> str:

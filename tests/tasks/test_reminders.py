@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from plugin.celery import enqueue
 from plugin.db import session_scope
 from plugin.reminders.models import Reminder
 from plugin.reminders.services import run_scan
+from tests import polling
 from tests.plugin.reminders.conftest import (  # noqa: F401
     app_config,
     digests_on,
@@ -41,15 +43,7 @@ from tests.plugin.reminders.conftest import (  # noqa: F401
 REPO = Path(__file__).resolve().parents[2]
 
 
-def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(interval)
+wait_until = partial(polling.wait_until, timeout=60.0, interval=0.05)
 
 
 def rows(app: Any) -> list[Reminder]:

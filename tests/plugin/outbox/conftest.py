@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from plugin.db import session_scope
 from plugin.outbox.hostsim import HostSimulator
+from plugin.outbox.models import Delivery, DeliveryAttempt
 from plugin.signing import generate_secret
 
 #: Ten attempts, milliseconds apart: the Standard Webhooks schedule's shape, made short.
@@ -108,3 +111,14 @@ def stored_pdf(app: Any) -> Any:
         return key, hashlib.sha256(data).hexdigest(), len(data)
 
     return put
+
+
+def load_delivery(app: Any, public_id: str) -> tuple[Delivery, list[DeliveryAttempt]]:
+    """A delivery by its public id (the webhook-id) and its attempts, oldest first."""
+    with session_scope(app) as s:
+        d = s.scalars(select(Delivery).where(Delivery.public_id == public_id)).one()
+        attempts = s.scalars(
+            select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == d.id)
+            .order_by(DeliveryAttempt.id)
+        ).all()
+        return d, list(attempts)

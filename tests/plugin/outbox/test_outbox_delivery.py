@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -26,7 +26,6 @@ from plugin.outbox.models import (
     RECORD_OVERDUE,
     SKIPPED,
     Delivery,
-    DeliveryAttempt,
     TenantState,
 )
 from plugin.outbox.sender import sweep
@@ -36,28 +35,13 @@ from plugin.outbox.services import (
     enqueue_record_completed,
 )
 from plugin.records.models import Record
+from tests import polling
+from tests.plugin.outbox.conftest import load_delivery
+
+wait_until = partial(polling.wait_until, timeout=15.0, interval=0.02)
 
 
-def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.02) -> Any:
-    """Poll the database (the one thing that cannot notify us) until ``predicate()`` holds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(interval)
-
-
-def load(app: Any, public_id: str) -> tuple[Delivery, list[DeliveryAttempt]]:
-    with session_scope(app) as s:
-        d = s.scalars(select(Delivery).where(Delivery.public_id == public_id)).one()
-        attempts = s.scalars(
-            select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == d.id)
-            .order_by(DeliveryAttempt.id)
-        ).all()
-        return d, list(attempts)
+load = load_delivery
 
 
 def state_is(app: Any, public_id: str, *states: str) -> Any:

@@ -168,9 +168,12 @@ class FieldFont:
 
     def width(self, text: str, size: float) -> float:
         """Advance width of ``text`` (assumed already encodable) at ``size`` points."""
-        get = self._width.get
-        fallback = self._width[REPLACEMENT]
-        return sum(get(ch, fallback) for ch in text) * size / 1000.0
+        try:
+            total = sum(map(self._width.__getitem__, text))
+        except KeyError:  # a character the font lacks is drawn as the replacement glyph
+            get, fallback = self._width.get, self._width[REPLACEMENT]
+            total = sum(get(ch, fallback) for ch in text)
+        return total * size / 1000.0
 
     def widths_array(self, gids: Iterable[int] | None = None) -> list:
         """The CIDFont ``/W`` array (``[first [w1 w2 ...]]`` runs) for ``gids`` (default all)."""

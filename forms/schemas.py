@@ -53,4 +53,11 @@ def prefill_schema(form: FormSpec | None = None) -> Schema:
     One instance per process and spec: marshmallow schemas keep no state between loads, and
     building one costs about 0.1 ms, which intake would otherwise pay on every event.
     """
-    return _prefill_schema_instance(form or load_spec())
+    if form is None:  # the default spec without hashing it (a FormSpec hash walks 53 fields)
+        return _default_prefill_schema()
+    return _prefill_schema_instance(form)
+
+
+@cache
+def _default_prefill_schema() -> Schema:
+    return _prefill_schema_instance(load_spec())

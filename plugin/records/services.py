@@ -9,18 +9,24 @@ Every status change writes an :class:`AuditEntry` in the same transaction.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from forms.prefill import FormDataError
 from plugin import links
-from plugin.db import session_scope, utcnow
+from plugin.bulkinsert import BulkInsert
+from plugin.db import engine_for, session_scope, utcnow
+from plugin.groupcommit import GroupCommitter
 from plugin.outbox.services import enqueue_record_cancelled
 from plugin.records import policy, prefill
 from plugin.records.models import (
@@ -34,7 +40,8 @@ from plugin.records.models import (
     new_public_id,
 )
 from plugin.records.schemas import prefill_values
-from plugin.reminders.services import schedule_reminders
+from plugin.reminders.models import REMINDER_COLUMNS, Reminder
+from plugin.reminders.services import reminder_rows
 from plugin.storage import NotFound, StorageError, storage
 from plugin.tenants import Tenant
 
@@ -289,17 +296,30 @@ def prefill_key(tenant: str, record_id: str, version: int) -> str:
     return f"{tenant}/{record_id}/prefill-{version}.pdf"
 
 
-_RECORDS = Record.__table__
-# Statements built once: executed with a parameter dict they hit SQLAlchemy's compiled cache
-# (``insert(...).values(**literals)`` built a new statement and cache key per request).
-_INSERT_RECORD = insert(_RECORDS).returning(_RECORDS.c.id)
-_INSERT_AUDIT = insert(AuditEntry.__table__)
-_INSERT_EVENT = insert(WebhookEvent.__table__)
+_RECORD_COLUMNS = (
+    "public_id", "tenant", "request_id", "status", "urgency", "case_reference",
+    "practitioner_ref", "practitioner_email", "manager_email", "requested_at", "due_at",
+    "created_at", "updated_at", "prefill", "prefill_hash", "prefill_version",
+    "prefill_pdf_key", "missing",
+)
+# Intake's inserts: values converted in the request's thread, one statement per table for a
+# whole group commit (plugin.bulkinsert). record_id comes first in the three child tables.
+_RECORDS = BulkInsert(Record.__table__, _RECORD_COLUMNS, returning=("id", "public_id"))
+_AUDIT = BulkInsert(AuditEntry.__table__, ("record_id", "at", "actor", "event", "from_status",
+                                           "to_status", "reason"))
+_REMINDERS = BulkInsert(Reminder.__table__, REMINDER_COLUMNS, ignore_conflicts=True)
+_EVENTS = BulkInsert(WebhookEvent.__table__, ("record_id", "tenant", "webhook_id", "event_type",
+                                              "received_at", "response_status",
+                                              "response_body"))
+
+
+class ServiceBusy(RuntimeError):
+    """The database did not take the write in time; nothing is promised, the host retries."""
 
 
 @dataclass
 class NewRecord:
-    """The columns of a record intake is about to insert (what the reminder hook reads)."""
+    """The columns of a record intake is about to insert (what the reminder rows read)."""
 
     public_id: str
     tenant: str
@@ -309,6 +329,57 @@ class NewRecord:
     manager_email: str | None
     due_at: datetime
     id: int | None = None
+
+
+@dataclass
+class IntakeRows:
+    """Everything one ``share.requested`` writes, converted for the database already.
+
+    ``record`` is the record's row; ``audit``, ``reminders`` and ``event`` are rows without
+    their first column, the record's id, which is known only once the record is inserted.
+    """
+
+    public_id: str
+    record: tuple[Any, ...]
+    audit: tuple[Any, ...]
+    reminders: list[tuple[Any, ...]]
+    event: tuple[Any, ...]
+
+
+def _child(table: BulkInsert, dialect: Dialect, row: dict[str, Any]) -> tuple[Any, ...]:
+    return table.prepare(dialect, {"record_id": None, **row})[1:]
+
+
+def write_intakes(conn: Connection, items: Sequence[IntakeRows]) -> list[int]:
+    """Insert ``items`` (one statement per table for all of them); their record ids, in order.
+
+    Raises :class:`IntegrityError` when any of them repeats a request or a delivery; the
+    group committer then writes them one by one to find which (:mod:`plugin.groupcommit`).
+    """
+    ids = {public_id: pk for pk, public_id in _RECORDS.execute(conn, [i.record for i in items])}
+    pks = [ids[item.public_id] for item in items]
+    _AUDIT.execute(conn, [(pk, *item.audit) for item, pk in zip(items, pks, strict=True)])
+    reminders = [(pk, *row) for item, pk in zip(items, pks, strict=True) for row in item.reminders]
+    if reminders:
+        _REMINDERS.execute(conn, reminders)
+    _EVENTS.execute(conn, [(pk, *item.event) for item, pk in zip(items, pks, strict=True)])
+    return pks
+
+
+_COMMITTER_GUARD = threading.Lock()
+
+
+def intake_committer(app: Flask) -> GroupCommitter[IntakeRows, int]:
+    """The app's group committer for intakes (one per app and process)."""
+    committer = app.extensions.get("sharewise.intake")
+    if committer is None:
+        with _COMMITTER_GUARD:
+            committer = app.extensions.get("sharewise.intake")
+            if committer is None:
+                committer = app.extensions["sharewise.intake"] = GroupCommitter(
+                    engine_for(app), write_intakes, name="sharewise-intake",
+                    max_batch=int(app.config["INTAKE_MAX_BATCH"]))
+    return committer
 
 
 def create_from_event(
@@ -323,8 +394,10 @@ def create_from_event(
     Checks the values with the form library (:func:`check_prefill`: refused values raise
     :class:`PrefillRejected` and nothing is kept), then writes the record (with its prefill
     values and hash), its first audit entry, its reminder rows and the delivery's answer in
-    one transaction. The prefilled PDF is made from the stored values on first download
-    (:func:`prefilled_pdf`), so intake writes no file.
+    one transaction, shared with the intakes waiting at the same moment
+    (:mod:`plugin.groupcommit`) and committed before this returns. The prefilled PDF is made
+    from the stored values on first download (:func:`prefilled_pdf`), so intake writes no
+    file. Raises :class:`ServiceBusy` when the write does not finish in ``INTAKE_TIMEOUT``.
     """
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     event_type = "share.requested"
@@ -339,7 +412,6 @@ def create_from_event(
         checked = prefill.check_prefill(values)
     except FormDataError as exc:
         raise PrefillRejected(_as_field_errors(exc.errors)) from None
-    key = prefill_key(tenant.slug, record_id, 1)
 
     body = _record_body(record_id, tenant.slug, due, app)
     warnings = list(checked.warnings)
@@ -355,45 +427,48 @@ def create_from_event(
         manager_email=practitioner["manager"]["email"],
         due_at=due,
     )
-    row = {
-        "public_id": record_id,
-        "tenant": tenant.slug,
-        "request_id": request_id,
-        "status": AWAITING,
-        "urgency": urgency,
-        "case_reference": data["case"]["reference"],
-        "practitioner_ref": practitioner["id"],
-        "practitioner_email": record.practitioner_email,
-        "manager_email": record.manager_email,
-        "requested_at": requested_at,
-        "due_at": due,
-        "created_at": now,
-        "updated_at": now,
-        "prefill": values,
-        "prefill_hash": checked.prefill_hash,
-        "prefill_version": 1,
-        "prefill_pdf_key": key,
-        "missing": [],
-    }
+    dialect = engine_for(app).dialect
+    rows = IntakeRows(
+        public_id=record_id,
+        record=_RECORDS.prepare(dialect, {
+            "public_id": record_id,
+            "tenant": tenant.slug,
+            "request_id": request_id,
+            "status": AWAITING,
+            "urgency": urgency,
+            "case_reference": data["case"]["reference"],
+            "practitioner_ref": practitioner["id"],
+            "practitioner_email": record.practitioner_email,
+            "manager_email": record.manager_email,
+            "requested_at": requested_at,
+            "due_at": due,
+            "created_at": now,
+            "updated_at": now,
+            "prefill": values,
+            "prefill_hash": checked.prefill_hash,
+            "prefill_version": 1,
+            "prefill_pdf_key": prefill_key(tenant.slug, record_id, 1),
+            "missing": [],
+        }),
+        audit=_child(_AUDIT, dialect, {"at": now, "actor": "host", "event": "created",
+                                       "from_status": None, "to_status": AWAITING,
+                                       "reason": None}),
+        reminders=[_child(_REMINDERS, dialect, row)
+                   for row in reminder_rows(record, tenant, now=now)],
+        event=_child(_EVENTS, dialect, {
+            "tenant": tenant.slug, "webhook_id": webhook_id, "event_type": event_type,
+            "received_at": now, "response_status": 201, "response_body": body}),
+    )
     try:
-        with session_scope(app) as session:
-            conn = session.connection()
-            record.id = conn.execute(_INSERT_RECORD, row).scalar_one()
-            conn.execute(_INSERT_AUDIT, {
-                "record_id": record.id, "at": now, "actor": "host", "event": "created",
-                "from_status": None, "to_status": AWAITING, "reason": None,
-            })
-            schedule_reminders(session, record, tenant)  # type: ignore[arg-type]
-            conn.execute(_INSERT_EVENT, {
-                "tenant": tenant.slug, "webhook_id": webhook_id, "event_type": event_type,
-                "record_id": record.id, "received_at": now, "response_status": 201,
-                "response_body": body,
-            })
+        intake_committer(app).submit(rows, timeout=float(app.config["INTAKE_TIMEOUT"]))
     except IntegrityError:
         existing = _replay_or_existing(tenant, webhook_id, event_type, request_id, app)
         if existing is None:  # pragma: no cover - the constraint that failed names a row
             raise
         return existing
+    except FutureTimeout:
+        log.warning("record %s: intake write timed out", record_id)
+        raise ServiceBusy(record_id) from None
     log.info("record %s created for tenant %s", record_id, tenant.slug)
     return IntakeResult(201, body_201, record_id, warnings)
 

@@ -33,6 +33,9 @@ SKIPPED = "skipped"
 CANCELLED = "cancelled"
 FAILED = "failed"  # the mail server refused the recipient for good (5xx)
 STATES = (PENDING, SENT, SKIPPED, CANCELLED, FAILED)
+#: The columns a new reminder row is written with (``reminders.services.reminder_rows``).
+REMINDER_COLUMNS = ("record_id", "step", "recipient", "kind", "address", "due_at", "state",
+                    "last_error", "attempts", "created_at")
 
 
 class Claimable:

@@ -108,29 +108,60 @@ def _insert_ignore(session: Session, model: Any, rows: list[dict[str, Any]]) -> 
     conn.execute(_insert_ignore_stmt(model.__table__, conn.dialect.name), rows)
 
 
-def schedule_reminders(session: Session, record: Record, tenant: Any) -> int:
-    """Write the record's reminder rows (one per policy step) in the caller's transaction.
+_POLICIES: dict[int, tuple[Any, Any]] = {}
 
-    Idempotent: rows that exist already are left alone. Returns the number of steps. A step
-    whose recipient has no address is written as ``skipped`` so the schedule stays visible.
-    """
+
+def _tenant_policy(tenant: Any) -> Any:
+    """The tenant's parsed reminder policy, parsed once per tenant object (reloads make new)."""
+    cached = _POLICIES.get(id(tenant))
+    if cached is not None and cached[0] is tenant:
+        return cached[1]
     try:
         policy = policy_for_tenant(tenant)
     except ReminderPolicyError as exc:  # never lose a record over a bad policy: use the defaults
-        log.error("reminders: %s; using the default steps for record %s", exc, record.public_id)
+        log.error("reminders: %s; using the default steps", exc)
         policy = parse_reminder_policy({}, getattr(tenant, "timezone", "Europe/London"))
-    if record.id is None:
-        session.flush()
+    if len(_POLICIES) > 256:
+        _POLICIES.clear()
+    _POLICIES[id(tenant)] = (tenant, policy)  # the reference keeps id(tenant) unique
+    return policy
+
+
+def reminder_rows(record: Any, tenant: Any, record_id: int | None = None,
+                  now: datetime | None = None) -> list[dict[str, Any]]:
+    """The reminder rows of a new record (one per policy step), ready to insert.
+
+    ``record`` needs ``due_at``, ``practitioner_email`` and ``manager_email``. A step whose
+    recipient has no address is written as ``skipped`` so the schedule stays visible.
+    """
+    created = now or utcnow()
     rows = []
-    for step, when in policy.schedule(record.due_at):
+    for step, when in _tenant_policy(tenant).schedule(record.due_at):
         address = record.practitioner_email if step.to == "practitioner" else record.manager_email
         rows.append({
-            "record_id": record.id, "step": step.key, "recipient": step.to, "kind": step.kind,
+            "record_id": record_id, "step": step.key, "recipient": step.to, "kind": step.kind,
             "address": address or None, "due_at": when,
             "state": PENDING if address else SKIPPED,
             "last_error": None if address else "no address for this recipient",
-            "attempts": 0, "created_at": utcnow(),
+            "attempts": 0, "created_at": created,
         })
+    return rows
+
+
+def insert_reminder_rows(conn: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert reminder rows on a Core connection; rows that exist already are left alone."""
+    if rows:
+        conn.execute(_insert_ignore_stmt(Reminder.__table__, conn.dialect.name), rows)
+
+
+def schedule_reminders(session: Session, record: Record, tenant: Any) -> int:
+    """Write the record's reminder rows (one per policy step) in the caller's transaction.
+
+    Idempotent: rows that exist already are left alone. Returns the number of steps.
+    """
+    if record.id is None:
+        session.flush()
+    rows = reminder_rows(record, tenant, record.id)
     _insert_ignore(session, Reminder, rows)
     return len(rows)
 
@@ -555,6 +586,7 @@ def send_digest(digest_id: int, claim: str, *, app: Flask | None = None,
 
 __all__ = [
     "ReminderSettings", "ScanResult", "SendOutcome", "due_query",
-    "overdue_for_manager", "run_scan", "scan", "schedule_reminders", "send_digest",
+    "insert_reminder_rows", "overdue_for_manager", "reminder_rows", "run_scan", "scan",
+    "schedule_reminders", "send_digest",
     "send_reminder",
 ]

@@ -120,6 +120,10 @@ def receive(tenant_slug: str) -> Response:
     except services.RecordNotFound:
         raise Problem(404, "Unknown request", "No record exists for this request_id.",
                       slug="unknown-request") from None
+    except services.ServiceBusy:
+        raise Problem(503, "Service busy",
+                      "The event was not stored in time. Send it again; a repeat is safe.",
+                      slug="busy", headers={"Retry-After": "5"}) from None
     except services.InvalidTransition as exc:
         raise Problem(409, "Record is final",
                       f"The record is {exc.from_status} and cannot become {exc.to_status}.",

@@ -64,3 +64,75 @@ def test_concurrent_distinct_requests_all_created(app, tenant, sample_event, db_
     results = _race(app, tenant, deliveries)
     assert [s for s, _ in results] == [201] * THREADS, results
     assert _counts(db_session) == (THREADS, THREADS, THREADS)
+
+
+def test_one_group_commit_with_duplicates_inside(app, tenant, sample_event, db_session):
+    """Intakes queued behind a held commit are written together; a repeat among them (same
+    request, new webhook-id) gets 200 with the first answer while the others are created."""
+    from plugin.records.services import intake_committer
+    from plugin.reminders.models import Reminder
+    from tests.polling import wait_until
+
+    committer = intake_committer(app)
+    write, first = committer.write, threading.Event()
+
+    def held(conn, items):
+        if not first.is_set():
+            first.set()
+            wait_until(lambda: committer._queue.qsize() >= 5, timeout=20)
+        return write(conn, items)
+
+    committer.write = held
+    secret = tenant.webhook_secrets[0]
+    deliveries = [signed_request(secret, sample_event(request_id=f"G-{i}")) for i in range(4)]
+    deliveries += [signed_request(secret, sample_event(request_id="G-1"), "msg_repeat"),
+                   signed_request(secret, sample_event(request_id="G-2"), "msg_repeat2")]
+    before = list(committer.stats)
+    try:
+        results = _race(app, tenant, deliveries)
+    finally:
+        committer.write = write
+    statuses = [s for s, _ in results]
+    assert sorted(statuses) == [200, 200, 201, 201, 201, 201], results
+    by_request = {}
+    for status, body in results:
+        by_request.setdefault(body["record_id"], []).append((status, body))
+    assert len(by_request) == 4
+    for answers in by_request.values():  # a repeat is answered with the first body
+        assert all(b["form_url"] == answers[0][1]["form_url"] for _, b in answers)
+    assert _counts(db_session) == (4, 4, 6)
+    assert db_session.scalar(select(func.count()).select_from(Reminder)) == 16
+    batches, items = committer.stats[0] - before[0], committer.stats[1] - before[1]
+    assert items == 6 and batches <= 3  # at least five of the six shared a transaction
+
+
+def test_a_slow_commit_is_a_503_and_the_repeat_gets_the_record(app, client, tenant,
+                                                                sample_event, db_session):
+    from plugin.records.services import intake_committer
+
+    committer = intake_committer(app)
+    write, release = committer.write, threading.Event()
+
+    def stuck(conn, items):
+        release.wait(20)
+        return write(conn, items)
+
+    app.config["INTAKE_TIMEOUT"] = 0.3
+    committer.write = stuck
+    body, headers = signed_request(tenant.webhook_secrets[0], sample_event(request_id="SLOW"),
+                                   "msg_slow")
+    try:
+        resp = client.post(f"/webhooks/{tenant.slug}", data=body, headers=headers)
+        assert resp.status_code == 503
+        assert resp.mimetype == "application/problem+json"
+        assert resp.headers["Retry-After"] == "5"
+        assert "record_id" not in resp.get_json() and "Traceback" not in resp.get_data(True)
+    finally:
+        release.set()
+        committer.write = write
+        app.config["INTAKE_TIMEOUT"] = 30
+    # the held write went through after the answer: the host's retry gets the stored answer
+    again = client.post(f"/webhooks/{tenant.slug}", data=body, headers=headers)
+    assert again.status_code == 200
+    assert again.get_json()["status"] == "awaiting_completion"
+    assert _counts(db_session) == (1, 1, 1)

@@ -19,12 +19,15 @@ Semantics seen by a caller of :meth:`GroupCommitter.submit`:
 * ``timeout`` bounds the wait; an item that times out may still be committed later, which
   is harmless for idempotent work (a host retries and gets the stored answer).
 
-The writer thread starts on first use, after a fork too, and stops after ``idle`` seconds
+On SQLite the batch is taken once the write lock is held: intakes that arrive while another
+process commits join the next transaction instead of waiting for one more. The writer
+thread starts on first use, after a fork too, and stops after ``idle`` seconds
 with nothing to do. Limits: at most ``max_batch`` items per transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -33,7 +36,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import IntegrityError
 
 log = logging.getLogger(__name__)
@@ -82,17 +85,19 @@ class GroupCommitter(Generic[T, R]):
                 self._thread.start()
         return future.result(timeout)
 
-    def _take(self) -> list[tuple[T, Future[R]]] | None:
-        """The next batch: wait for one item, then everything already waiting."""
+    def _wait(self) -> tuple[T, Future[R]] | None:
+        """The first item of the next batch; ``None`` when idle long enough to stop."""
         try:
-            first = self._queue.get(timeout=self.idle)
+            return self._queue.get(timeout=self.idle)
         except queue.Empty:
             with self._guard:
                 if self._queue.empty():
                     self._thread = None
                     return None
-            first = self._queue.get()
-        batch = [first]
+            return self._queue.get()
+
+    def _drain(self, batch: list[tuple[T, Future[R]]]) -> list[tuple[T, Future[R]]]:
+        """``batch`` with every item already waiting appended (up to ``max_batch``)."""
         while len(batch) < self.max_batch:
             try:
                 batch.append(self._queue.get_nowait())
@@ -103,20 +108,26 @@ class GroupCommitter(Generic[T, R]):
     def _run(self) -> None:
         conn: Connection | None = None  # kept while busy: no pool round trip per batch
         try:
-            while (batch := self._take()) is not None:
-                live = [(item, fut) for item, fut in batch if fut.set_running_or_notify_cancel()]
-                if not live:
-                    continue
+            while (first := self._wait()) is not None:
+                live: list[tuple[T, Future[R]]] = []
                 try:
                     if conn is None:
                         conn = self.engine.connect()
-                    outcomes = self._commit(conn, [item for item, _ in live])
+                    # On SQLite this waits for the write lock, while another process commits;
+                    # the items that queue meanwhile join this batch (taken only now).
+                    tx = conn.begin()
+                    live = [(item, fut) for item, fut in self._drain([first])
+                            if fut.set_running_or_notify_cancel()]
+                    outcomes = self._commit(conn, tx, [item for item, _ in live])
                 except BaseException as exc:  # noqa: BLE001 - every waiter must be answered
+                    if not live:  # failed before the batch was taken: answer the first item
+                        live = [first] if first[1].set_running_or_notify_cancel() else []
                     log.warning("%s: a batch of %d failed (%s)", self.name, len(live),
                                 type(exc).__name__)
                     if conn is not None:  # a fresh connection for the next batch
-                        conn.invalidate()
-                        conn.close()
+                        with contextlib.suppress(Exception):
+                            conn.invalidate()
+                            conn.close()
                         conn = None
                     for _, fut in live:
                         fut.set_exception(exc)
@@ -132,16 +143,23 @@ class GroupCommitter(Generic[T, R]):
             if conn is not None:
                 conn.close()
 
-    def _commit(self, conn: Connection, items: list[T]) -> list[R | BaseException]:
-        """Commit ``items`` in one transaction; constraint failures isolated item by item."""
+    def _commit(self, conn: Connection, tx: RootTransaction, items: list[T]
+                ) -> list[R | BaseException]:
+        """Write ``items`` in ``tx`` and commit; constraint failures isolated item by item."""
         try:
-            with conn.begin():
-                return list(self.write(conn, items))
+            outcomes: list[R | BaseException] = list(self.write(conn, items))
+            tx.commit()
+            return outcomes
         except IntegrityError as exc:
+            tx.rollback()
             if len(items) == 1:
                 return [exc]
+        except BaseException:
+            with contextlib.suppress(Exception):
+                tx.rollback()
+            raise
         with conn.begin():  # again, a savepoint per item: keep all but the duplicates
-            outcomes: list[R | BaseException] = []
+            outcomes = []
             for item in items:
                 try:
                     with conn.begin_nested():

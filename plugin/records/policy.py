@@ -33,6 +33,14 @@ def _bank_holidays(year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays("GB", subdiv="ENG", years=year).keys())
 
 
+def warm_up(today: date | None = None) -> None:
+    """Load this year's and next year's bank holidays now (the first load imports the
+    ``holidays`` country modules, about 0.25 s), not during a process's first intake."""
+    year = (today or datetime.now(UTC).date()).year
+    _bank_holidays(year)
+    _bank_holidays(year + 1)
+
+
 def is_working_day(day: date) -> bool:
     """Monday to Friday and not an England-and-Wales bank holiday."""
     return day.weekday() < 5 and day not in _bank_holidays(day.year)

@@ -63,6 +63,10 @@ def _bare(tenant: str) -> Any:
 SECRET = "whsec_" + "QmVuY2htYXJrU2VjcmV0Rm9ySW50YWtlMTIzNDU2Nzg="
 
 
+#: connections per server process seen in the middle of the last throughput run
+THROUGHPUT_SPLIT: list[int] = []
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,6 +135,21 @@ def _client(port: int, path: str, seconds: float, threads: int, start: Any, out:
     out.put(total)
 
 
+def connections_per_worker(port: int) -> list[int]:
+    """How many established client connections each server process holds (``ss``)."""
+    try:
+        out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                             capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    per_pid: dict[str, int] = {}
+    for line in out.splitlines():
+        if "pid=" in line:
+            pid = line.split("pid=", 1)[1].split(",", 1)[0]
+            per_pid[pid] = per_pid.get(pid, 0) + 1
+    return sorted(per_pid.values(), reverse=True)
+
+
 def throughput(port: int, path: str, seconds: float, clients: int, threads: int
                ) -> tuple[float, dict[str, int]]:
     """Requests per second (after warm-up) and the status counts."""
@@ -142,6 +161,8 @@ def throughput(port: int, path: str, seconds: float, clients: int, threads: int
         p.start()
     time.sleep(1.5)  # let the clients sign their bodies before the clock starts
     start.set()
+    time.sleep(1.0 + seconds / 2)
+    THROUGHPUT_SPLIT[:] = connections_per_worker(port)
     totals: dict[str, int] = {}
     for _ in procs:
         for k, v in out.get(timeout=seconds + 120).items():
@@ -267,6 +288,7 @@ def main() -> None:
             try:
                 bare_rps, bare_status = throughput(port, path, args.seconds, args.clients,
                                                    args.threads)
+                bare_split = list(THROUGHPUT_SPLIT)
             finally:
                 bare.terminate()
                 bare.wait()
@@ -276,6 +298,7 @@ def main() -> None:
             try:
                 intake_rps, intake_status = throughput(port, path, args.seconds, args.clients,
                                                        args.threads)
+                intake_split = list(THROUGHPUT_SPLIT)
                 if n == args.rounds - 1:
                     time.sleep(1)
                     results["paced"] = paced(port, path, args.rate, args.paced_seconds)
@@ -285,7 +308,8 @@ def main() -> None:
                 server.terminate()
                 server.wait()
             rounds.append({"bare_rps": bare_rps, "bare_status": bare_status,
-                           "intake_rps": intake_rps, "intake_status": intake_status,
+                           "bare_connections": bare_split, "intake_rps": intake_rps,
+                           "intake_status": intake_status, "intake_connections": intake_split,
                            "ratio": intake_rps / bare_rps})
         results["rounds"] = rounds
         results["bare_rps"] = statistics.median(r["bare_rps"] for r in rounds)
@@ -296,8 +320,11 @@ def main() -> None:
     print(f"server: {results['server']} on {results['cpus']} CPUs, clients "
           f"{args.clients} processes x {args.threads} threads, {args.seconds:g} s each")
     for n, r in enumerate(results["rounds"], 1):
-        print(f"round {n}: bare {r['bare_rps']:7.1f} req/s {r['bare_status']}, intake "
-              f"{r['intake_rps']:6.1f} req/s {r['intake_status']}, ratio {r['ratio']:.3f}")
+        split = "/".join(map(str, r["intake_connections"])) or "?"
+        bare_split = "/".join(map(str, r["bare_connections"])) or "?"
+        print(f"round {n}: bare {r['bare_rps']:7.1f} req/s {r['bare_status']} (connections "
+              f"{bare_split}), intake {r['intake_rps']:6.1f} req/s {r['intake_status']} "
+              f"(connections {split}), ratio {r['ratio']:.3f}")
     print(f"bare Flask endpoint : {results['bare_rps']:8.1f} req/s  (median of "
           f"{len(results['rounds'])} rounds)")
     print(f"Sharewise intake    : {results['intake_rps']:8.1f} req/s  (median)")

@@ -32,9 +32,11 @@ JSON, checked for shape and type, and a refusal keeps only a known code and one 
 reader's own messages, so nothing a worker that parsed a hostile file sends can run code or
 put text of its choosing in a response.
 
-Each worker loads the spec and parses the template once at start (about half a second, paid
-when the pool starts or a killed worker is replaced), so a call costs one pipe round trip
-(well under a millisecond) on top of the parse. Calls are thread-safe; a call waits for a
+Each worker loads the spec and reads the template and two completed sample forms
+(``forms/warmup_sample*.pdf``, see :mod:`forms.warmup`) once at start (about half a
+second, paid when the pool starts or a killed worker is replaced), so even a fresh worker's
+first upload costs one pipe round trip (well under a millisecond) on top of an ordinary
+parse. Calls are thread-safe; a call waits for a
 free worker, and as every call ends within its timeout the wait is bounded too.
 
 The pool is created on first use (per process: a forked child gets its own); :func:`warm`
@@ -87,15 +89,29 @@ def _limit_memory(limit: int) -> None:
 
 
 def _warm_up() -> None:
-    """Load the spec and exercise the parser once so the first real call is fast."""
+    """Load the spec and read the template and completed forms once, so that even the first
+    real call is as fast as later ones.
+
+    The samples (:mod:`forms.warmup`: the template prefilled and completed through PDFium, as
+    a real upload is, once fully and once sparsely) take the same code paths as an upload and
+    teach the reader's reuse cache the objects PDFium writes the same way for every record;
+    the blank template teaches it the template's own objects. A missing sample is skipped
+    (with none, this is the template alone, refused as ``wrong_form`` as expected).
+    """
     from forms import reader
     from forms.spec import SPEC_PATH, load_spec
+    from forms.warmup import WARMUP_PATHS, WARMUP_RECORD_ID, warmup_shown
 
     load_spec()
     template = SPEC_PATH.with_name("decision_record.pdf")
-    if template.exists():
+    sample_shown = warmup_shown()
+    reads = [(template, "warm-up", {})]
+    reads += [(path, WARMUP_RECORD_ID, sample_shown) for path in WARMUP_PATHS]
+    for path, record_id, shown in reads:
+        if not path.exists():
+            continue
         try:
-            reader.read_pdf(template.read_bytes(), "warm-up", {})
+            reader.read_pdf(path.read_bytes(), record_id, shown)
         except UploadRejected:
             pass
 

@@ -17,13 +17,14 @@ it (an incremental update):
   group it set) in its own way, the same for every record; a partly completed upload holds
   those objects, and a complete one the buttons of other options.
 
-Run ``python -m forms.warmup`` after rebuilding the template (``python -m forms.template``);
-it rewrites the committed samples. Building needs the test extras (pypdfium2, pikepdf) and
-the test suite's PDFium filler; reading the samples needs neither, only :mod:`forms.reader`.
-The build is deterministic (the prefill and PDFium's incremental save carry no timestamps;
-PDFium's random second ``/ID`` is replaced by one derived from the file's bytes), and
-``tests/forms/test_warmup.py`` checks that the committed samples are what a fresh build
-gives, so a spec or template change cannot leave a stale sample behind.
+Run ``python -m tests.forms.build_warmup`` after rebuilding the template
+(``python -m forms.template``); it rewrites the committed samples. Building needs the test
+extras (pypdfium2, pikepdf) and the test suite's PDFium filler, which is why the builder lives
+under ``tests/``; reading the samples needs neither, only :mod:`forms.reader`. PDFium appends
+its changes to the prefilled file as an incremental update, so each sample starts with the
+exact bytes :func:`forms.prefill.prefill` makes for :data:`WARMUP_PREFILL`;
+``tests/forms/test_warmup.py`` checks that, so a spec, template or prefill change cannot leave
+a stale sample behind (a new PDFium release that saves differently does not make them stale).
 
 Importing this module is cheap (no PDF libraries): the worker uses :data:`WARMUP_PATHS`,
 :data:`WARMUP_RECORD_ID` and :func:`warmup_shown`.
@@ -31,9 +32,6 @@ Importing this module is cheap (no PDF libraries): the worker uses :data:`WARMUP
 
 from __future__ import annotations
 
-import hashlib
-import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +40,6 @@ __all__ = [
     "WARMUP_PATHS",
     "WARMUP_PREFILL",
     "WARMUP_RECORD_ID",
-    "build_samples",
     "warmup_shown",
 ]
 
@@ -98,51 +95,3 @@ def warmup_shown() -> dict[str, str]:
     from forms.reader import expected_display
 
     return expected_display(WARMUP_RECORD_ID, WARMUP_PREFILL)
-
-
-def build_samples() -> tuple[bytes, bytes]:
-    """Prefill the committed template for the warm-up record and complete it through PDFium,
-    once fully and once sparsely (the contents of :data:`WARMUP_PATHS`, in order).
-
-    Needs pypdfium2 and pikepdf (the test extras) and the test suite's filler.
-    """
-    from forms.prefill import prefill
-
-    root = str(Path(__file__).resolve().parent.parent)
-    if root not in sys.path:  # ``tests`` is importable from the project root
-        sys.path.insert(0, root)
-    from tests.forms.viewers import ENTERED, fill_with_pdfium
-
-    prefilled = prefill(WARMUP_PREFILL).pdf
-    return (_fixed_id(fill_with_pdfium(prefilled, ENTERED)),
-            _fixed_id(fill_with_pdfium(prefilled, SPARSE_ANSWERS)))
-
-
-_LAST_ID = re.compile(rb"(/ID\s*\[\s*<[0-9A-Fa-f]+>\s*<)([0-9A-Fa-f]+)(>\s*\]\s*>>\s*startxref"
-                      rb"\s+\d+\s+%%EOF\s*)$")
-
-
-def _fixed_id(data: bytes) -> bytes:
-    """``data`` with the second ``/ID`` of its last trailer derived from its other bytes.
-
-    PDFium writes a random one on every save (the only part of its output that changes), so
-    the committed sample could not otherwise be rebuilt byte for byte. Same length, after the
-    cross-reference table: no offset moves.
-    """
-    found = _LAST_ID.search(data)
-    if found is None:
-        raise ValueError("no trailer /ID where PDFium writes it")
-    digest = hashlib.md5(data[: found.start(2)], usedforsecurity=False).hexdigest().upper()
-    digest = digest.encode("ascii")[: len(found[2])].ljust(len(found[2]), b"0")
-    return data[: found.start(2)] + digest + data[found.end(2):]
-
-
-def main() -> None:
-    """Rewrite the committed samples from the current template and spec."""
-    for path, data in zip(WARMUP_PATHS, build_samples(), strict=True):
-        path.write_bytes(data)
-        print(f"wrote {path} ({len(data)} bytes)")
-
-
-if __name__ == "__main__":
-    main()

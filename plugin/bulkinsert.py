@@ -49,9 +49,10 @@ class BulkInsert:
         self._sql: dict[tuple[str, int], str] = {}
 
     def _procs(self, dialect: Dialect) -> tuple[Callable[[Any], Any] | None, ...]:
-        procs = self._processors.get(dialect.name)
+        key = f"{dialect.name}+{dialect.driver}"
+        procs = self._processors.get(key)
         if procs is None:
-            procs = self._processors[dialect.name] = tuple(
+            procs = self._processors[key] = tuple(
                 self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
                 for name in self.columns)
         return procs
@@ -65,11 +66,14 @@ class BulkInsert:
 
     def sql(self, dialect: Dialect, rows: int) -> str:
         """The statement for ``rows`` rows (built once per dialect and row count)."""
-        key = (dialect.name, rows)
+        key = (f"{dialect.name}+{dialect.driver}", rows)
         text = self._sql.get(key)
         if text is None:
             quote = dialect.identifier_preparer.quote
-            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            marks = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # pyformat takes %s too
+            if dialect.paramstyle not in marks:
+                raise ValueError(f"unsupported DB-API paramstyle {dialect.paramstyle!r}")
+            mark = marks[dialect.paramstyle]
             group = "(" + ", ".join([mark] * len(self.columns)) + ")"
             # identifiers come from the models, quoted by the dialect; every value is bound
             text = (f"INSERT INTO {quote(self.table.name)} "  # noqa: S608

@@ -12,17 +12,22 @@ Semantics seen by a caller of :meth:`GroupCommitter.submit`:
 * its items are committed before it returns, or it gets the exception;
 * an item that breaks a unique constraint gets that :class:`~sqlalchemy.exc.IntegrityError`
   and nothing of it is kept, while the other items of the batch are committed: the batch is
-  first written as a whole inside a savepoint and, if any constraint fails, rolled back to it
-  and written again item by item, a savepoint each (still one transaction and one commit);
+  first written as a whole and, if any constraint fails, rolled back and written again item
+  by item in a new transaction, a savepoint each (then committed once). A PostgreSQL
+  deadlock or serialization failure with another process's batch is handled the same way;
 * any other database error (the disk is full, the lock timed out) fails every item of the
-  batch, as their own transactions would have failed;
-* ``timeout`` bounds the wait; an item that times out may still be committed later, which
-  is harmless for idempotent work (a host retries and gets the stored answer).
+  batch, as their own transactions would have failed; a batch whose connection was lost
+  (the database restarted) is tried once more on a fresh connection (idempotent work: a
+  commit that did land shows up as a unique-constraint failure for that item);
+* ``timeout`` bounds the wait *before the item is taken*: an item still queued then is
+  withdrawn and :class:`TimeoutError` raised, so a timeout means nothing was stored; an item
+  already inside a transaction is waited for (that transaction holds the lock and ends).
 
 On SQLite the batch is taken once the write lock is held: intakes that arrive while another
 process commits join the next transaction instead of waiting for one more. The writer
-thread starts on first use, after a fork too, and stops after ``idle`` seconds
-with nothing to do. Limits: at most ``max_batch`` items per transaction.
+thread starts on first use (in a forked child too, with fresh locks) and stops after
+``idle`` seconds with nothing to do; if it ever dies, the next submit starts another.
+Limits: at most ``max_batch`` items per transaction.
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ import logging
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, RootTransaction
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,31 @@ R = TypeVar("R")
 
 #: ``write(connection, items) -> results``: inserts every item, one result per item, in order.
 BatchWriter = Callable[[Connection, Sequence[T]], list[R]]
+
+#: PostgreSQL SQLSTATEs of a failure one item can cause for a whole batch.
+_RETRY_ITEMWISE = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
+def item_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is an error to isolate item by item (see the module doc)."""
+    if isinstance(exc, IntegrityError):
+        return True
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        return code in _RETRY_ITEMWISE
+    return False
+
+
+_ALL: weakref.WeakSet[GroupCommitter] = weakref.WeakSet()  # type: ignore[type-arg]
+
+
+def _after_fork_in_child() -> None:
+    for committer in list(_ALL):
+        committer._reset()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class GroupCommitter(Generic[T, R]):
@@ -65,25 +96,40 @@ class GroupCommitter(Generic[T, R]):
         self.name = name
         self.max_batch = max_batch
         self.idle = idle
+        self._reset()
+        _ALL.add(self)
+
+    def _reset(self) -> None:
+        """Fresh queue, lock and no thread (at creation, and in a forked child)."""
         self._queue: queue.SimpleQueue[tuple[T, Future[R]]] = queue.SimpleQueue()
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
         #: (batches, items) committed by this process; for tests and the benchmark.
         self.stats = [0, 0]
 
+    def _ensure_thread(self) -> None:
+        """Start the writer thread if none runs (call with ``_guard`` held)."""
+        if self._thread is None or not self._thread.is_alive():
+            thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            thread.start()
+            self._thread = thread
+
     def submit(self, item: T, timeout: float = 30.0) -> R:
-        """Write ``item`` in the next group transaction and return its result once committed."""
+        """Write ``item`` in the next group transaction and return its result once committed.
+
+        Raises :class:`TimeoutError` if the item was still waiting after ``timeout`` seconds
+        (it is then withdrawn: nothing of it is stored).
+        """
         future: Future[R] = Future()
         with self._guard:
-            if self._pid != os.getpid():  # forked: the parent's thread and queue are not ours
-                self._queue, self._thread, self._pid = queue.SimpleQueue(), None, os.getpid()
-                self.stats = [0, 0]
             self._queue.put((item, future))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
-        return future.result(timeout)
+            self._ensure_thread()
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            if future.cancel():  # still queued: the writer will skip it
+                raise
+        return future.result()  # inside a transaction that holds the lock: it ends soon
 
     def _wait(self) -> tuple[T, Future[R]] | None:
         """The first item of the next batch; ``None`` when idle long enough to stop."""
@@ -111,24 +157,34 @@ class GroupCommitter(Generic[T, R]):
             while (first := self._wait()) is not None:
                 live: list[tuple[T, Future[R]]] = []
                 try:
-                    if conn is None:
-                        conn = self.engine.connect()
-                    # On SQLite this waits for the write lock, while another process commits;
-                    # the items that queue meanwhile join this batch (taken only now).
-                    tx = conn.begin()
-                    live = [(item, fut) for item, fut in self._drain([first])
-                            if fut.set_running_or_notify_cancel()]
-                    outcomes = self._commit(conn, tx, [item for item, _ in live])
+                    for attempt in (1, 2):
+                        if conn is None:
+                            conn = self.engine.connect()
+                        try:
+                            # On SQLite this waits for the write lock while another process
+                            # commits; the items queued meanwhile join this batch.
+                            tx = conn.begin()
+                            if not live:
+                                live = [(item, fut) for item, fut in self._drain([first])
+                                        if fut.set_running_or_notify_cancel()]
+                            if not live:  # every item taken had been withdrawn
+                                tx.rollback()
+                                outcomes = []
+                                break
+                            outcomes = self._commit(conn, tx, [item for item, _ in live])
+                            break
+                        except DBAPIError as exc:
+                            if not exc.connection_invalidated or attempt == 2:
+                                raise
+                            log.warning("%s: connection lost; the batch is tried again",
+                                        self.name)
+                            conn = self._discard(conn)
                 except BaseException as exc:  # noqa: BLE001 - every waiter must be answered
                     if not live:  # failed before the batch was taken: answer the first item
                         live = [first] if first[1].set_running_or_notify_cancel() else []
                     log.warning("%s: a batch of %d failed (%s)", self.name, len(live),
                                 type(exc).__name__)
-                    if conn is not None:  # a fresh connection for the next batch
-                        with contextlib.suppress(Exception):
-                            conn.invalidate()
-                            conn.close()
-                        conn = None
+                    conn = self._discard(conn)
                     for _, fut in live:
                         fut.set_exception(exc)
                     continue
@@ -140,30 +196,43 @@ class GroupCommitter(Generic[T, R]):
                     else:
                         fut.set_result(outcome)
         finally:
-            if conn is not None:
+            self._discard(conn)
+            with self._guard:  # an unexpected death: whoever is queued still gets a writer
+                if self._thread is threading.current_thread():
+                    self._thread = None
+                if not self._queue.empty():
+                    self._ensure_thread()
+
+    @staticmethod
+    def _discard(conn: Connection | None) -> None:  # returns None: ``conn = _discard(conn)``
+        """Close ``conn`` for good (a fresh one serves the next batch)."""
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
                 conn.close()
 
     def _commit(self, conn: Connection, tx: RootTransaction, items: list[T]
                 ) -> list[R | BaseException]:
-        """Write ``items`` in ``tx`` and commit; constraint failures isolated item by item."""
+        """Write ``items`` in ``tx`` and commit; conflicts isolated item by item."""
         try:
             outcomes: list[R | BaseException] = list(self.write(conn, items))
             tx.commit()
             return outcomes
-        except IntegrityError as exc:
-            tx.rollback()
-            if len(items) == 1:
-                return [exc]
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 tx.rollback()
-            raise
-        with conn.begin():  # again, a savepoint per item: keep all but the duplicates
+            if not item_conflict(exc):
+                raise
+            if len(items) == 1:
+                return [exc]
+        with conn.begin():  # again, a savepoint per item: keep all but the conflicting ones
             outcomes = []
             for item in items:
                 try:
                     with conn.begin_nested():
                         outcomes.append(self.write(conn, [item])[0])
-                except IntegrityError as exc:
+                except DBAPIError as exc:
+                    if not item_conflict(exc):
+                        raise
                     outcomes.append(exc)
             return outcomes

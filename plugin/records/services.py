@@ -9,6 +9,7 @@ Every status change writes an :class:`AuditEntry` in the same transaction.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -314,7 +315,7 @@ _EVENTS = BulkInsert(WebhookEvent.__table__, ("record_id", "tenant", "webhook_id
 
 
 class ServiceBusy(RuntimeError):
-    """The database did not take the write in time; nothing is promised, the host retries."""
+    """The database did not take the write in time; nothing was stored, the host retries."""
 
 
 @dataclass
@@ -340,6 +341,8 @@ class IntakeRows:
     """
 
     public_id: str
+    request_key: tuple[str, str]  # (tenant, request_id): unique among records
+    event_key: tuple[str, str]  # (tenant, webhook_id): unique among webhook events
     record: tuple[Any, ...]
     audit: tuple[Any, ...]
     reminders: list[tuple[Any, ...]]
@@ -347,7 +350,12 @@ class IntakeRows:
 
 
 def _child(table: BulkInsert, dialect: Dialect, row: dict[str, Any]) -> tuple[Any, ...]:
+    """A child row without its first column, ``record_id`` (filled in by write_intakes)."""
     return table.prepare(dialect, {"record_id": None, **row})[1:]
+
+
+if any(t.columns[0] != "record_id" for t in (_AUDIT, _REMINDERS, _EVENTS)):
+    raise RuntimeError("intake's child tables must list record_id first (see _child)")
 
 
 def write_intakes(conn: Connection, items: Sequence[IntakeRows]) -> list[int]:
@@ -356,17 +364,30 @@ def write_intakes(conn: Connection, items: Sequence[IntakeRows]) -> list[int]:
     Raises :class:`IntegrityError` when any of them repeats a request or a delivery; the
     group committer then writes them one by one to find which (:mod:`plugin.groupcommit`).
     """
-    ids = {public_id: pk for pk, public_id in _RECORDS.execute(conn, [i.record for i in items])}
+    # rows in key order: two processes' batches then take PostgreSQL's unique-key locks in the
+    # same order and cannot deadlock on each other (SQLite has one writer at a time anyway)
+    by_request = sorted(items, key=lambda i: i.request_key)
+    ids = {public_id: pk
+           for pk, public_id in _RECORDS.execute(conn, [i.record for i in by_request])}
     pks = [ids[item.public_id] for item in items]
     _AUDIT.execute(conn, [(pk, *item.audit) for item, pk in zip(items, pks, strict=True)])
     reminders = [(pk, *row) for item, pk in zip(items, pks, strict=True) for row in item.reminders]
     if reminders:
         _REMINDERS.execute(conn, reminders)
-    _EVENTS.execute(conn, [(pk, *item.event) for item, pk in zip(items, pks, strict=True)])
+    by_event = sorted(zip(items, pks, strict=True), key=lambda pair: pair[0].event_key)
+    _EVENTS.execute(conn, [(pk, *item.event) for item, pk in by_event])
     return pks
 
 
 _COMMITTER_GUARD = threading.Lock()
+
+
+def _fresh_guard_after_fork() -> None:
+    global _COMMITTER_GUARD
+    _COMMITTER_GUARD = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_guard_after_fork)
 
 
 def intake_committer(app: Flask) -> GroupCommitter[IntakeRows, int]:
@@ -397,7 +418,8 @@ def create_from_event(
     one transaction, shared with the intakes waiting at the same moment
     (:mod:`plugin.groupcommit`) and committed before this returns. The prefilled PDF is made
     from the stored values on first download (:func:`prefilled_pdf`), so intake writes no
-    file. Raises :class:`ServiceBusy` when the write does not finish in ``INTAKE_TIMEOUT``.
+    file. Raises :class:`ServiceBusy` when the write was not taken within ``INTAKE_TIMEOUT``
+    (it is then withdrawn: nothing is stored).
     """
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     event_type = "share.requested"
@@ -430,6 +452,8 @@ def create_from_event(
     dialect = engine_for(app).dialect
     rows = IntakeRows(
         public_id=record_id,
+        request_key=(tenant.slug, request_id),
+        event_key=(tenant.slug, webhook_id),
         record=_RECORDS.prepare(dialect, {
             "public_id": record_id,
             "tenant": tenant.slug,

@@ -102,18 +102,79 @@ def test_a_database_error_fails_the_batch_and_the_next_batch_works(app):
     assert _keys(app) == ["after"]
 
 
-def test_a_timed_out_item_is_still_committed(app):
-    release = threading.Event()
+def test_a_timed_out_item_still_waiting_is_withdrawn(app):
+    release, holding = threading.Event(), threading.Event()
 
+    def held(conn, items):
+        if "first" in items:
+            holding.set()
+            release.wait(20)
+        return _write(conn, items)
+
+    committer = GroupCommitter(engine_for(app), held)
+    first = threading.Thread(target=committer.submit, args=("first",))
+    first.start()
+    assert holding.wait(10)
+    with pytest.raises(FutureTimeout):
+        committer.submit("late", timeout=0.2)  # queued behind the held batch
+    release.set()
+    first.join(10)
+    assert committer.submit("after") == "ok:after"
+    assert _keys(app) == ["after", "first"]  # "late" was never written
+
+
+def test_an_item_already_being_written_is_waited_for(app):
     def slow(conn, items):
-        release.wait(20)
+        time.sleep(0.5)
         return _write(conn, items)
 
     committer = GroupCommitter(engine_for(app), slow)
-    with pytest.raises(FutureTimeout):
-        committer.submit("late", timeout=0.2)
-    release.set()
-    wait_until(lambda: _keys(app) == ["late"], timeout=10)
+    assert committer.submit("slow", timeout=0.1) == "ok:slow"
+    assert _keys(app) == ["slow"]
+
+
+def test_a_dead_writer_is_replaced(app):
+    committer = GroupCommitter(engine_for(app), _write)
+    assert committer.submit("one") == "ok:one"
+    committer._thread = threading.Thread(target=lambda: None)  # a thread that is not running
+    assert committer.submit("two") == "ok:two"
+    assert committer._thread is not None and committer._thread.is_alive()
+
+
+def test_a_postgresql_deadlock_between_two_batches_fails_no_batch(app, backend):
+    """Two processes' batches locking the same keys in opposite orders: PostgreSQL kills one
+    transaction; its items are written again one by one and meet the other's rows."""
+    if backend != "postgres":
+        pytest.skip("SQLite has a single writer: no deadlock to detect")
+    barrier = threading.Barrier(2, timeout=20)
+
+    def crossing(conn, items):
+        if len(items) == 2:  # the first, whole-batch attempt: one row, wait, the other
+            _write(conn, items[:1])
+            barrier.wait()
+            _write(conn, items[1:])
+            return [f"ok:{k}" for k in items]
+        return _write(conn, items)
+
+    committer = GroupCommitter(engine_for(app), crossing)
+    results: dict[str, list] = {}
+
+    def batch(name, keys):  # what each process's writer does with its batch of two
+        with engine_for(app).connect() as conn:
+            results[name] = committer._commit(conn, conn.begin(), keys)
+
+    threads = [threading.Thread(target=batch, args=("a", ["k1", "k2"])),
+               threading.Thread(target=batch, args=("b", ["k2", "k1"]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert _keys(app) == ["k1", "k2"]
+    winners = [name for name, out in results.items() if "ok:k1" in out]
+    assert len(winners) == 1, results
+    loser = results["b" if winners == ["a"] else "a"]
+    # the loser's items met the winner's committed rows: duplicates, not a failed batch
+    assert len(loser) == 2 and all(isinstance(o, IntegrityError) for o in loser), results
 
 
 def test_the_writer_thread_stops_when_idle_and_restarts(app):

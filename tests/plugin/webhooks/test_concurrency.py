@@ -106,22 +106,31 @@ def test_one_group_commit_with_duplicates_inside(app, tenant, sample_event, db_s
     assert items == 6 and batches <= 2  # the held batch, then all the others together
 
 
-def test_a_slow_commit_is_a_503_and_the_repeat_gets_the_record(app, client, tenant,
-                                                                sample_event, db_session):
+def test_a_write_not_taken_in_time_is_a_503_and_nothing_is_stored(app, client, tenant,
+                                                                    sample_event, db_session):
+    """An intake still queued when INTAKE_TIMEOUT runs out is withdrawn: 503, nothing kept,
+    and the host's repeat creates the record then."""
     from plugin.records.services import intake_committer
 
     committer = intake_committer(app)
-    write, release = committer.write, threading.Event()
+    write, release, holding = committer.write, threading.Event(), threading.Event()
 
     def stuck(conn, items):
+        holding.set()
         release.wait(20)
         return write(conn, items)
 
-    app.config["INTAKE_TIMEOUT"] = 0.3
+    secret = tenant.webhook_secrets[0]
+    ahead = signed_request(secret, sample_event(request_id="AHEAD"), "msg_ahead")
+    body, headers = signed_request(secret, sample_event(request_id="SLOW"), "msg_slow")
     committer.write = stuck
-    body, headers = signed_request(tenant.webhook_secrets[0], sample_event(request_id="SLOW"),
-                                   "msg_slow")
+    first = threading.Thread(target=lambda: app.test_client().post(
+        f"/webhooks/{tenant.slug}", data=ahead[0], headers=ahead[1]))
+    first.start()
     try:
+        assert holding.wait(10)  # the writer is inside the batch before ours
+        committer.write = write
+        app.config["INTAKE_TIMEOUT"] = 0.3
         resp = client.post(f"/webhooks/{tenant.slug}", data=body, headers=headers)
         assert resp.status_code == 503
         assert resp.mimetype == "application/problem+json"
@@ -129,10 +138,10 @@ def test_a_slow_commit_is_a_503_and_the_repeat_gets_the_record(app, client, tena
         assert "record_id" not in resp.get_json() and "Traceback" not in resp.get_data(True)
     finally:
         release.set()
-        committer.write = write
+        first.join(20)
         app.config["INTAKE_TIMEOUT"] = 30
-    # the held write went through after the answer: the host's retry gets the stored answer
+    assert _counts(db_session) == (1, 1, 1)  # only the intake ahead of ours
     again = client.post(f"/webhooks/{tenant.slug}", data=body, headers=headers)
-    assert again.status_code == 200
+    assert again.status_code == 201
     assert again.get_json()["status"] == "awaiting_completion"
-    assert _counts(db_session) == (1, 1, 1)
+    assert _counts(db_session) == (2, 2, 2)

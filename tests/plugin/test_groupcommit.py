@@ -212,3 +212,26 @@ def test_every_item_of_many_threads_is_committed_once(app):
     with engine_for(app).connect() as conn:
         assert conn.scalar(select(func.count()).select_from(EVENTS)) == 120
     assert committer.stats[1] == 120
+
+
+def test_a_batch_whose_connection_was_lost_is_tried_again(app, backend):
+    """PostgreSQL ends the writer's session between two batches (a restart, a failover):
+    the next batch fails on the dead connection and is written again on a fresh one."""
+    if backend != "postgres":
+        pytest.skip("only a database server can drop a connection")
+    from sqlalchemy import text
+
+    pids = []
+
+    def write(conn, items):
+        pids.append(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+        return _write(conn, items)
+
+    committer = GroupCommitter(engine_for(app), write)
+    assert committer.submit("before") == "ok:before"
+    with engine_for(app).connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pids[-1]})
+        admin.commit()
+    assert committer.submit("after") == "ok:after"
+    assert _keys(app) == ["after", "before"]
+    assert pids[-1] != pids[0]  # written on a new connection

@@ -9,8 +9,6 @@ Every status change writes an :class:`AuditEntry` in the same transaction.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -329,7 +327,6 @@ class NewRecord:
     practitioner_email: str | None
     manager_email: str | None
     due_at: datetime
-    id: int | None = None
 
 
 @dataclass
@@ -379,28 +376,16 @@ def write_intakes(conn: Connection, items: Sequence[IntakeRows]) -> list[int]:
     return pks
 
 
-_COMMITTER_GUARD = threading.Lock()
-
-
-def _fresh_guard_after_fork() -> None:
-    global _COMMITTER_GUARD
-    _COMMITTER_GUARD = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_fresh_guard_after_fork)
+def init_app(app: Flask) -> None:
+    """Give ``app`` its intake group committer (its writer thread starts on first use)."""
+    app.extensions["sharewise.intake"] = GroupCommitter(
+        engine_for(app), write_intakes, name="sharewise-intake",
+        max_batch=int(app.config["INTAKE_MAX_BATCH"]))
 
 
 def intake_committer(app: Flask) -> GroupCommitter[IntakeRows, int]:
-    """The app's group committer for intakes (one per app and process)."""
-    committer = app.extensions.get("sharewise.intake")
-    if committer is None:
-        with _COMMITTER_GUARD:
-            committer = app.extensions.get("sharewise.intake")
-            if committer is None:
-                committer = app.extensions["sharewise.intake"] = GroupCommitter(
-                    engine_for(app), write_intakes, name="sharewise-intake",
-                    max_batch=int(app.config["INTAKE_MAX_BATCH"]))
-    return committer
+    """The app's group committer for intakes (one per app and process; see :func:`init_app`)."""
+    return app.extensions["sharewise.intake"]
 
 
 def create_from_event(

@@ -148,12 +148,6 @@ def reminder_rows(record: Any, tenant: Any, record_id: int | None = None,
     return rows
 
 
-def insert_reminder_rows(conn: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert reminder rows on a Core connection; rows that exist already are left alone."""
-    if rows:
-        conn.execute(_insert_ignore_stmt(Reminder.__table__, conn.dialect.name), rows)
-
-
 def schedule_reminders(session: Session, record: Record, tenant: Any) -> int:
     """Write the record's reminder rows (one per policy step) in the caller's transaction.
 
@@ -586,7 +580,7 @@ def send_digest(digest_id: int, claim: str, *, app: Flask | None = None,
 
 __all__ = [
     "ReminderSettings", "ScanResult", "SendOutcome", "due_query",
-    "insert_reminder_rows", "overdue_for_manager", "reminder_rows", "run_scan", "scan",
+    "overdue_for_manager", "reminder_rows", "run_scan", "scan",
     "schedule_reminders", "send_digest",
     "send_reminder",
 ]

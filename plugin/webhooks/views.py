@@ -28,6 +28,7 @@ from plugin.tenants import get_tenant
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__)
+bp.record_once(lambda state: services.init_app(state.app))  # intake's group committer
 
 #: Where ``share.form_submitted`` goes (the upload path of the practitioner journey).
 UPLOAD_HANDLER = "plugin.uploads.services:handle_upload"

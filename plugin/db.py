@@ -34,6 +34,8 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from plugin.walcheckpoint import WalCheckpointer
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -120,8 +122,18 @@ class SQLiteWriteLock:
         finally:
             self._thread_lock.release()
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """The lock held for a block (writers of every process wait meanwhile)."""
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
 
 _WRITE_LOCKS: dict[str, SQLiteWriteLock] = {}
+_CHECKPOINTERS: dict[str, WalCheckpointer] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
@@ -135,13 +147,16 @@ def _reset_write_locks_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_write_locks_after_fork)
 
 
-def _write_lock_for(database: str) -> SQLiteWriteLock:
-    """One lock per database file and process, shared by every engine on that file."""
-    path = os.path.realpath(database) + ".writelock"
+def _write_lock_for(database: str) -> tuple[SQLiteWriteLock, WalCheckpointer]:
+    """One lock and one WAL checkpointer per database file and process, shared by every
+    engine on that file."""
+    real = os.path.realpath(database)
+    path = real + ".writelock"
     with _WRITE_LOCKS_GUARD:
         if path not in _WRITE_LOCKS:
-            _WRITE_LOCKS[path] = SQLiteWriteLock(path)
-        return _WRITE_LOCKS[path]
+            lock = _WRITE_LOCKS[path] = SQLiteWriteLock(path)
+            _CHECKPOINTERS[path] = WalCheckpointer(real, lock.held)
+        return _WRITE_LOCKS[path], _CHECKPOINTERS[path]
 
 
 def make_engine(url: str) -> Engine:
@@ -151,7 +166,7 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, pool_pre_ping=False)
-        lock = _write_lock_for(parsed.database) if parsed.database else None
+        lock, checkpointer = _write_lock_for(parsed.database) if parsed.database else (None, None)
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -161,6 +176,8 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=FULL")
+            if checkpointer is not None:  # it checkpoints, outside the write lock
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         held: set[int] = set()  # id() of DBAPI connections holding the write lock
@@ -197,6 +214,8 @@ def make_engine(url: str) -> Engine:
                 do_commit(dbapi_conn)
             finally:
                 _release(dbapi_conn)
+            if checkpointer is not None:
+                checkpointer.committed()
 
         def _do_rollback(dbapi_conn: Any) -> None:
             try:

@@ -23,20 +23,27 @@ Semantics seen by a caller of :meth:`GroupCommitter.submit`:
   withdrawn and :class:`TimeoutError` raised, so a timeout means nothing was stored; an item
   already inside a transaction is waited for (that transaction holds the lock and ends).
 
-On SQLite the batch is taken once the write lock is held: intakes that arrive while another
-process commits join the next transaction instead of waiting for one more. The writer
-thread starts on first use (in a forked child too, with fresh locks) and stops after
-``idle`` seconds with nothing to do; if it ever dies, the next submit starts another.
+There is no writer thread: the submitting threads take turns as *leader*. A thread that
+finds no leader becomes one and writes the next batch itself, its own item included; the
+others wait and are answered by whoever writes their item; when the leader's own item is
+committed it hands over (wakes the waiters, one of which leads the next batch). So a lone
+intake writes in its own thread with no hand-over at all, and under load each batch costs
+one thread switch less than with a dedicated writer thread (measured: about 10% more
+intakes per second). On SQLite the batch is taken once the write lock is held: intakes that
+arrive while another process commits join the next transaction instead of waiting for one
+more. The leaders share one connection, kept between batches and returned to the pool after
+``idle`` seconds unused. A forked child starts with nothing queued and no connection.
 Limits: at most ``max_batch`` items per transaction.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
-import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -100,19 +107,18 @@ class GroupCommitter(Generic[T, R]):
         _ALL.add(self)
 
     def _reset(self) -> None:
-        """Fresh queue, lock and no thread (at creation, and in a forked child)."""
-        self._queue: queue.SimpleQueue[tuple[T, Future[R]]] = queue.SimpleQueue()
-        self._guard = threading.Lock()
-        self._thread: threading.Thread | None = None
+        """Nothing queued, no leader, no connection (at creation, and in a forked child)."""
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: collections.deque[tuple[T, Future[R]]] = collections.deque()
+        self._leading = False
+        self._conn: Connection | None = None  # the leaders' connection, kept while busy
+        self._last_used = 0.0
         #: (batches, items) committed by this process; for tests and the benchmark.
         self.stats = [0, 0]
 
-    def _ensure_thread(self) -> None:
-        """Start the writer thread if none runs (call with ``_guard`` held)."""
-        if self._thread is None or not self._thread.is_alive():
-            thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            thread.start()
-            self._thread = thread
+    def pending(self) -> int:
+        """Items queued and not yet taken into a transaction."""
+        return len(self._queue)
 
     def submit(self, item: T, timeout: float = 30.0) -> R:
         """Write ``item`` in the next group transaction and return its result once committed.
@@ -121,87 +127,87 @@ class GroupCommitter(Generic[T, R]):
         (it is then withdrawn: nothing of it is stored).
         """
         future: Future[R] = Future()
-        with self._guard:
-            self._queue.put((item, future))
-            self._ensure_thread()
+        entry = (item, future)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._queue.append(entry)
+            while not future.done():
+                if not self._leading:
+                    self._leading = True  # this thread writes the next batch(es)
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 and not future.running():
+                    self._queue.remove(entry)  # still queued: withdrawn, nothing stored
+                    raise TimeoutError
+                # an item already taken is waited for: its transaction holds the lock
+                self._cond.wait(remaining if remaining > 0 else None)
+            else:
+                return future.result()
         try:
-            return future.result(timeout)
-        except TimeoutError:
-            if future.cancel():  # still queued: the writer will skip it
-                raise
-        return future.result()  # inside a transaction that holds the lock: it ends soon
-
-    def _wait(self) -> tuple[T, Future[R]] | None:
-        """The first item of the next batch; ``None`` when idle long enough to stop."""
-        try:
-            return self._queue.get(timeout=self.idle)
-        except queue.Empty:
-            with self._guard:
-                if self._queue.empty():
-                    self._thread = None
-                    return None
-            return self._queue.get()
-
-    def _drain(self, batch: list[tuple[T, Future[R]]]) -> list[tuple[T, Future[R]]]:
-        """``batch`` with every item already waiting appended (up to ``max_batch``)."""
-        while len(batch) < self.max_batch:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
-
-    def _run(self) -> None:
-        conn: Connection | None = None  # kept while busy: no pool round trip per batch
-        try:
-            while (first := self._wait()) is not None:
-                live: list[tuple[T, Future[R]]] = []
-                try:
-                    for attempt in (1, 2):
-                        if conn is None:
-                            conn = self.engine.connect()
-                        try:
-                            # On SQLite this waits for the write lock while another process
-                            # commits; the items queued meanwhile join this batch.
-                            tx = conn.begin()
-                            if not live:
-                                live = [(item, fut) for item, fut in self._drain([first])
-                                        if fut.set_running_or_notify_cancel()]
-                            if not live:  # every item taken had been withdrawn
-                                tx.rollback()
-                                outcomes = []
-                                break
-                            outcomes = self._commit(conn, tx, [item for item, _ in live])
-                            break
-                        except DBAPIError as exc:
-                            if not exc.connection_invalidated or attempt == 2:
-                                raise
-                            log.warning("%s: connection lost; the batch is tried again",
-                                        self.name)
-                            conn = self._discard(conn)
-                except BaseException as exc:  # noqa: BLE001 - every waiter must be answered
-                    if not live:  # failed before the batch was taken: answer the first item
-                        live = [first] if first[1].set_running_or_notify_cancel() else []
-                    log.warning("%s: a batch of %d failed (%s)", self.name, len(live),
-                                type(exc).__name__)
-                    conn = self._discard(conn)
-                    for _, fut in live:
-                        fut.set_exception(exc)
-                    continue
-                self.stats[0] += 1
-                self.stats[1] += len(live)
-                for (_, fut), outcome in zip(live, outcomes, strict=True):
-                    if isinstance(outcome, BaseException):
-                        fut.set_exception(outcome)
-                    else:
-                        fut.set_result(outcome)
+            while True:
+                self._batch()
+                if future.done():
+                    break
+                self._wake()  # answered items' threads go on while this one leads on
         finally:
-            self._discard(conn)
-            with self._guard:  # an unexpected death: whoever is queued still gets a writer
-                if self._thread is threading.current_thread():
-                    self._thread = None
-                if not self._queue.empty():
-                    self._ensure_thread()
+            with self._cond:
+                self._leading = False
+                self._cond.notify_all()
+        return future.result()
+
+    def _take(self) -> list[tuple[T, Future[R]]]:
+        """Every item queued now (up to ``max_batch``), marked as taken."""
+        with self._cond:
+            n = min(len(self._queue), self.max_batch)
+            live = [self._queue.popleft() for _ in range(n)]
+            for _, fut in live:  # under the lock: a timed-out submit sees it taken
+                fut.set_running_or_notify_cancel()
+        return live
+
+    def _batch(self) -> None:
+        """Write one batch in the leader's thread and answer its items."""
+        live: list[tuple[T, Future[R]]] = []
+        try:
+            if self._conn is not None and time.monotonic() - self._last_used > self.idle:
+                conn, self._conn = self._conn, None
+                conn.close()  # unused for a while: back to the pool, a fresh one from it
+            for attempt in (1, 2):
+                if self._conn is None:
+                    self._conn = self.engine.connect()
+                try:
+                    # On SQLite this waits for the write lock while another process commits;
+                    # the items queued meanwhile join this batch.
+                    tx = self._conn.begin()
+                    if not live:
+                        live = self._take()
+                    outcomes = self._commit(self._conn, tx, [item for item, _ in live])
+                    break
+                except DBAPIError as exc:
+                    if not exc.connection_invalidated or attempt == 2:
+                        raise
+                    log.warning("%s: connection lost; the batch is tried again", self.name)
+                    self._conn = self._discard(self._conn)
+        except BaseException as exc:  # noqa: BLE001 - every waiter must be answered
+            if not live:  # failed before the batch was taken: it would have failed too
+                live = self._take()
+            log.warning("%s: a batch of %d failed (%s)", self.name, len(live),
+                        type(exc).__name__)
+            self._conn = self._discard(self._conn)
+            for _, fut in live:
+                fut.set_exception(exc)
+            return
+        self._last_used = time.monotonic()
+        self.stats[0] += 1
+        self.stats[1] += len(live)
+        for (_, fut), outcome in zip(live, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                fut.set_exception(outcome)
+            else:
+                fut.set_result(outcome)
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
 
     @staticmethod
     def _discard(conn: Connection | None) -> None:  # returns None: ``conn = _discard(conn)``

@@ -41,7 +41,7 @@ class Gate:
     def __call__(self, conn, items):
         if self.first:
             self.first = False
-            wait_until(lambda: len(items) + self.committer._queue.qsize() >= self.total,
+            wait_until(lambda: len(items) + self.committer.pending() >= self.total,
                        timeout=20)
         return _write(conn, items)
 
@@ -133,12 +133,37 @@ def test_an_item_already_being_written_is_waited_for(app):
     assert _keys(app) == ["slow"]
 
 
-def test_a_dead_writer_is_replaced(app):
-    committer = GroupCommitter(engine_for(app), _write)
-    assert committer.submit("one") == "ok:one"
-    committer._thread = threading.Thread(target=lambda: None)  # a thread that is not running
-    assert committer.submit("two") == "ok:two"
-    assert committer._thread is not None and committer._thread.is_alive()
+def test_leadership_passes_on_when_a_batch_is_full(app):
+    """max_batch 2, nine threads: a leader whose item is answered hands over, and the items
+    left queued are written by the next leader, until every one is committed."""
+    committer = GroupCommitter(engine_for(app), Gate(None, 0), max_batch=2)
+    gate = committer.write
+    gate.committer, gate.total = committer, 9
+    keys = [f"b{i}" for i in range(9)]
+    results = _submit_all(committer, keys)
+    assert results == {k: f"ok:{k}" for k in keys}
+    assert committer.stats == [5, 9]  # 2 + 2 + 2 + 2 + 1
+    assert committer.pending() == 0 and not committer._leading
+
+
+def test_a_leader_that_raises_hands_over(app):
+    """A leader whose batch fails with something that is not a database error (here a
+    KeyboardInterrupt-like BaseException) still answers its batch and lets others lead."""
+
+    class Stop(BaseException):
+        pass
+
+    def boom(conn, items):
+        if "boom" in items:
+            raise Stop
+        return _write(conn, items)
+
+    committer = GroupCommitter(engine_for(app), boom)
+    with pytest.raises(Stop):
+        committer.submit("boom")
+    assert not committer._leading
+    assert committer.submit("after") == "ok:after"
+    assert _keys(app) == ["after"]
 
 
 def test_a_postgresql_deadlock_between_two_batches_fails_no_batch(app, backend):
@@ -177,16 +202,20 @@ def test_a_postgresql_deadlock_between_two_batches_fails_no_batch(app, backend):
     assert len(loser) == 2 and all(isinstance(o, IntegrityError) for o in loser), results
 
 
-def test_the_writer_thread_stops_when_idle_and_restarts(app):
+def test_an_idle_connection_goes_back_to_the_pool(app):
     committer = GroupCommitter(engine_for(app), _write, idle=0.05)
     assert committer.submit("one") == "ok:one"
-    wait_until(lambda: committer._thread is None, timeout=5)
+    first = committer._conn
     assert committer.submit("two") == "ok:two"
-    assert _keys(app) == ["one", "two"]
+    assert committer._conn is first  # kept while busy
+    time.sleep(0.1)
+    assert committer.submit("three") == "ok:three"
+    assert committer._conn is not first and first.closed
+    assert _keys(app) == ["one", "three", "two"]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_child_gets_its_own_writer(app, backend):
+def test_a_forked_child_starts_afresh(app, backend):
     if backend != "sqlite":
         pytest.skip("a forked child must not share the parent's PostgreSQL connections")
     committer = GroupCommitter(engine_for(app), _write)

@@ -79,7 +79,7 @@ def test_one_group_commit_with_duplicates_inside(app, tenant, sample_event, db_s
     def held(conn, items):
         if not first.is_set():
             first.set()
-            wait_until(lambda: len(items) + committer._queue.qsize() >= 6, timeout=20)
+            wait_until(lambda: len(items) + committer.pending() >= 6, timeout=20)
         return write(conn, items)
 
     committer.write = held

@@ -1,0 +1,159 @@
+"""plugin.walcheckpoint: WAL checkpoints outside the write lock, bounded WAL, failures logged."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from plugin import db
+from plugin.walcheckpoint import WalCheckpointer
+from tests.polling import wait_until
+
+ROW = "x" * 3000  # most of a 4 KB page: every committed row adds WAL frames
+
+
+def _wal_frames(path: Path) -> int:
+    size = Path(f"{path}-wal").stat().st_size if Path(f"{path}-wal").exists() else 0
+    return max(0, (size - 32) // (4096 + 24))
+
+
+def _checkpointer(engine) -> WalCheckpointer:
+    real = os.path.realpath(engine.url.database)
+    return db._CHECKPOINTERS[real + ".writelock"]
+
+
+def _engine(tmp_path: Path):
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT)"))
+    return engine
+
+
+def test_engine_connections_leave_checkpoints_to_the_checkpointer(tmp_path):
+    engine = _engine(tmp_path)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
+
+
+def test_the_wal_stays_bounded_and_nothing_is_lost(tmp_path):
+    """2000 commits of about a page each: without checkpoints the WAL would pass 2000 frames;
+    the checkpointer copies them out and the WAL starts over near ``restart_frames``."""
+    engine = _engine(tmp_path)
+    checkpointer = _checkpointer(engine)
+    checkpointer.restart_frames = 200
+    biggest = 0
+    for i in range(2000):
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t (a) VALUES (:a)"), {"a": f"{i}:{ROW}"})
+        if i % 50 == 0:
+            biggest = max(biggest, _wal_frames(tmp_path / "w.db"))
+    biggest = max(biggest, _wal_frames(tmp_path / "w.db"))
+    passes, tails, failures = checkpointer.stats
+    assert passes > 0 and tails > 0 and failures == 0
+    assert biggest < 1000, biggest  # restarted, not grown to 2000+
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 2000
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    engine.dispose()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_two_processes_writing_while_checkpoints_run(tmp_path):
+    """A forked child and the parent commit concurrently on one file, each process with its
+    own checkpointer: every row is kept and the database checks clean."""
+    engine = _engine(tmp_path)
+    _checkpointer(engine).restart_frames = 100
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports by exit code
+        code = 1
+        try:
+            engine.dispose(close=False)
+            for i in range(600):
+                with engine.begin() as conn:
+                    conn.execute(text("INSERT INTO t (a) VALUES (:a)"), {"a": f"c{i}:{ROW}"})
+            code = 0
+        finally:
+            os._exit(code)
+    for i in range(600):
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t (a) VALUES (:a)"), {"a": f"p{i}:{ROW}"})
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1200
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    assert _checkpointer(engine).stats[2] == 0
+    engine.dispose()
+
+
+def test_the_tail_is_copied_holding_the_write_lock(tmp_path):
+    path = tmp_path / "raw.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE t (a TEXT)")
+    held = []
+
+    @contextmanager
+    def lock():
+        held.append(True)
+        yield
+
+    checkpointer = WalCheckpointer(str(path), lock, restart_frames=50, interval=0)
+    for _ in range(60):
+        conn.execute("INSERT INTO t VALUES (?)", (ROW,))
+    probe = sqlite3.connect(path, isolation_level=None)
+    frames, copied = checkpointer.checkpoint(probe)
+    assert held == [True] and frames == copied >= 50
+    conn.execute("INSERT INTO t VALUES ('after')")  # starts the WAL over: it was all copied
+    assert _wal_frames(path) >= 60  # the file is reused, not truncated...
+    frames, _ = checkpointer.checkpoint(probe)
+    assert frames < 5  # ...but it holds only the new frames
+    probe.close()
+    conn.close()
+
+
+def test_a_failed_checkpoint_is_logged_and_tried_again(tmp_path, caplog):
+    path = tmp_path / "not-a-database.db"
+    path.write_bytes(b"this is not SQLite" * 100)
+    checkpointer = WalCheckpointer(str(path), interval=0, idle=0.2)
+    with caplog.at_level(logging.WARNING, logger="plugin.walcheckpoint"):
+        checkpointer.committed()
+        wait_until(lambda: checkpointer.stats[2] >= 1, timeout=5)
+        checkpointer.committed()
+        wait_until(lambda: checkpointer.stats[2] >= 2, timeout=5)
+    assert "WAL checkpoint of not-a-database.db failed" in caplog.text
+    assert str(tmp_path) not in caplog.text  # the file's name, not where it lives
+    wait_until(lambda: checkpointer._thread is None, timeout=5)  # idle: the thread stops
+
+
+def test_a_removed_database_is_skipped_quietly(tmp_path, caplog):
+    checkpointer = WalCheckpointer(str(tmp_path / "gone.db"), interval=0, idle=0.1)
+    with caplog.at_level(logging.WARNING, logger="plugin.walcheckpoint"):
+        checkpointer.committed()
+        wait_until(lambda: checkpointer._thread is None, timeout=5)
+    assert checkpointer.stats == [0, 0, 0] and not caplog.records
+    assert not (tmp_path / "gone.db").exists()  # never created by the checkpointer
+
+
+def test_commits_from_many_threads_start_one_thread(tmp_path):
+    path = tmp_path / "raw.db"
+    sqlite3.connect(path).execute("PRAGMA journal_mode=WAL").close()
+    checkpointer = WalCheckpointer(str(path), interval=0.01, idle=0.5)
+    threads = [threading.Thread(target=checkpointer.committed) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    alive = [t for t in threading.enumerate() if t.name == "sharewise-checkpoint"]
+    assert checkpointer._thread in alive
+    wait_until(lambda: checkpointer.stats[0] >= 1, timeout=5)

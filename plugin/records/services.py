@@ -478,7 +478,6 @@ def create_from_event(
     except FutureTimeout:
         log.warning("record %s: intake write timed out", record_id)
         raise ServiceBusy(record_id) from None
-    log.info("record %s created for tenant %s", record_id, tenant.slug)
     return IntakeResult(201, body_201, record_id, warnings)
 
 

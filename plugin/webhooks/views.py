@@ -13,6 +13,7 @@ import binascii
 import importlib
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -108,14 +109,28 @@ def receive(tenant_slug: str) -> Response:
     except EventError as exc:
         raise _invalid(exc.errors) from None
 
-    log.info("webhook %r for %s: %s", webhook_id[:64], tenant.slug, event_type)
+    outcome = "failed"  # one log line per event, with what became of it
+    try:
+        result = _dispatch(tenant, webhook_id, event_type, timestamp, data)
+        outcome = f"{result.status}" + (f" record {result.record_id}" if result.record_id else "")
+        return _answer(result)
+    except Problem as exc:
+        outcome = f"{exc.status} {exc.slug}"
+        raise
+    finally:
+        log.info("webhook %r for %s: %s -> %s", webhook_id[:64], tenant.slug, event_type,
+                 outcome)
+
+
+def _dispatch(tenant: Any, webhook_id: str, event_type: str, timestamp: datetime,
+              data: dict[str, Any]) -> services.IntakeResult:
+    """The event's service; its errors as problems."""
     try:
         if event_type == "share.requested":
-            result = services.create_from_event(tenant, webhook_id, data, timestamp)
-        elif event_type == "share.cancelled":
-            result = services.cancel(tenant, webhook_id, data["request_id"], data.get("reason"))
-        else:
-            result = _form_submitted(tenant, webhook_id, data)
+            return services.create_from_event(tenant, webhook_id, data, timestamp)
+        if event_type == "share.cancelled":
+            return services.cancel(tenant, webhook_id, data["request_id"], data.get("reason"))
+        return _form_submitted(tenant, webhook_id, data)
     except services.PrefillRejected as exc:
         raise _invalid(exc.errors, "Values not accepted by the form") from None
     except services.RecordNotFound:
@@ -129,7 +144,6 @@ def receive(tenant_slug: str) -> Response:
         raise Problem(409, "Record is final",
                       f"The record is {exc.from_status} and cannot become {exc.to_status}.",
                       slug="record-final") from None
-    return _answer(result)
 
 
 def _form_submitted(tenant: Any, webhook_id: str, data: dict[str, Any]) -> services.IntakeResult:

@@ -375,3 +375,24 @@ def test_implausible_due_at_is_a_422_not_a_500(tenant, signed_post, sample_event
     assert resp.status_code == 422
     assert resp.mimetype == "application/problem+json"
     assert any(e["field"].endswith("due_at") for e in resp.get_json()["errors"])
+
+
+def test_one_log_line_per_event_with_its_outcome(client, tenant, signed_post, sample_event,
+                                                  caplog):
+    import logging
+
+    event = sample_event(request_id="LOG-1")
+    with caplog.at_level(logging.INFO):
+        first = signed_post(tenant, event, webhook_id="msg_log_1")
+        again = signed_post(tenant, event, webhook_id="msg_log_2")
+        gone = signed_post(tenant, {"type": "share.cancelled", "timestamp": event["timestamp"],
+                                    "data": {"request_id": "NOPE"}}, webhook_id="msg_log_3")
+    assert (first.status_code, again.status_code, gone.status_code) == (201, 200, 404)
+    lines = [r.getMessage() for r in caplog.records if r.name == "plugin.webhooks.views"]
+    record_id = first.get_json()["record_id"]
+    assert lines == [
+        f"webhook 'msg_log_1' for {tenant.slug}: share.requested -> 201 record {record_id}",
+        f"webhook 'msg_log_2' for {tenant.slug}: share.requested -> 200 record {record_id}",
+        f"webhook 'msg_log_3' for {tenant.slug}: share.cancelled -> 404 unknown-request",
+    ]
+    assert "LOG-1" not in caplog.text  # the host's ids and the people stay out of the log

@@ -102,17 +102,21 @@ def _start(app_ref: str, port: int, env: dict[str, str], workers: int, threads: 
     raise SystemExit(f"{app_ref} did not start")
 
 
-def _client(port: int, path: str, seconds: float, threads: int, start: Any, out: Any) -> None:
+def _client(port: int, path: str, seconds: float, threads: int, per_connection: int,
+            start: Any, out: Any) -> None:
     per_thread = int(seconds * 400) + 400  # enough bodies never to run out
     work = [_signed(per_thread) for _ in range(threads)]
     counts: list[dict[str, int]] = [{} for _ in range(threads)]
 
     def run(i: int, t_end: float, warm_end: float) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        for body, headers in work[i]:
+        for n, (body, headers) in enumerate(work[i], 1):
             now = time.monotonic()
             if now >= t_end:
                 break
+            if per_connection and n % per_connection == 0:
+                conn.close()  # a new connection: the server's workers share them anew
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             conn.request("POST", path, body=body, headers=headers)
             resp = conn.getresponse()
             resp.read()
@@ -150,12 +154,14 @@ def connections_per_worker(port: int) -> list[int]:
     return sorted(per_pid.values(), reverse=True)
 
 
-def throughput(port: int, path: str, seconds: float, clients: int, threads: int
-               ) -> tuple[float, dict[str, int]]:
-    """Requests per second (after warm-up) and the status counts."""
+def throughput(port: int, path: str, seconds: float, clients: int, threads: int,
+               per_connection: int = 0) -> tuple[float, dict[str, int]]:
+    """Requests per second (after warm-up) and the status counts; each client thread opens a
+    new connection every ``per_connection`` requests (0: one connection throughout)."""
     ctx = mp.get_context("fork")
     start, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_client, args=(port, path, seconds, threads, start, out))
+    procs = [ctx.Process(target=_client,
+                         args=(port, path, seconds, threads, per_connection, start, out))
              for _ in range(clients)]
     for p in procs:
         p.start()
@@ -252,6 +258,9 @@ def main() -> None:
                         help="bare / intake pairs, each on freshly started servers")
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--per-connection", type=int, default=25,
+                        help="requests per keep-alive connection before a client thread "
+                             "opens a new one (0: one connection for the whole run)")
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--paced-seconds", type=float, default=10)
     parser.add_argument("--downloads", type=int, default=50,
@@ -287,7 +296,7 @@ def main() -> None:
             bare = _start("bench.bench_intake:bare_app", port, env, workers, threads)
             try:
                 bare_rps, bare_status = throughput(port, path, args.seconds, args.clients,
-                                                   args.threads)
+                                                   args.threads, args.per_connection)
                 bare_split = list(THROUGHPUT_SPLIT)
             finally:
                 bare.terminate()
@@ -297,7 +306,7 @@ def main() -> None:
             server = _start("plugin.wsgi:app", port, env, workers, threads)
             try:
                 intake_rps, intake_status = throughput(port, path, args.seconds, args.clients,
-                                                       args.threads)
+                                                       args.threads, args.per_connection)
                 intake_split = list(THROUGHPUT_SPLIT)
                 if n == args.rounds - 1:
                     time.sleep(1)

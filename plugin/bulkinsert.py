@@ -17,11 +17,13 @@ fills defaults here); at most ``max_rows`` rows per statement (SQLite allows 327
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 
 
 class BulkInsert:
@@ -89,13 +91,29 @@ class BulkInsert:
     def execute(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Insert prepared ``rows``; the ``returning`` columns of the inserted rows (if any).
 
-        The order of returned rows is not guaranteed: match them on a unique column.
+        The order of returned rows is not guaranteed: match them on a unique column. On
+        SQLite the statement goes straight to the driver's connection (SQLAlchemy's execution
+        context costs about 25 us a statement, spent while the write lock is held); its
+        errors are raised as SQLAlchemy's (``IntegrityError``...) all the same. A SQLite
+        file connection cannot be lost, so nothing needs invalidating.
         """
         out: list[Any] = []
+        raw = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
         for start in range(0, len(rows), self.max_rows):
             chunk = rows[start:start + self.max_rows]
             params = tuple(value for row in chunk for value in row)
-            result = conn.exec_driver_sql(self.sql(conn.dialect, len(chunk)), params)
-            if self.returning:
-                out.extend(result.all())
+            sql = self.sql(conn.dialect, len(chunk))
+            if raw is None:
+                result = conn.exec_driver_sql(sql, params)
+                if self.returning:
+                    out.extend(result.all())
+                continue
+            try:
+                cursor = raw.execute(sql, params)
+                if self.returning:
+                    out.extend(cursor.fetchall())
+                cursor.close()
+            except sqlite3.Error as exc:
+                raise DBAPIError.instance(sql, params, exc, sqlite3.Error,
+                                          dialect=conn.dialect) from exc
         return out

@@ -148,10 +148,12 @@ class WalCheckpointer:
                     self.checkpoint(conn)
                 finally:
                     conn.close()
-        except sqlite3.Error as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed pass is logged, never fatal
             self.stats[2] += 1
-            log.warning("WAL checkpoint of %s failed (%s: %s); tried again later",
-                        os.path.basename(self.database), type(exc).__name__, exc)
+            detail = f"{type(exc).__name__}: {exc}" if isinstance(exc, sqlite3.Error) else (
+                type(exc).__name__)  # SQLite's messages name no data; others might
+            log.warning("WAL checkpoint of %s failed (%s); tried again later",
+                        os.path.basename(self.database), detail)
 
     def _run(self) -> None:
         try:

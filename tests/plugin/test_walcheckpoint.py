@@ -131,7 +131,7 @@ def test_a_failed_checkpoint_is_logged_and_tried_again(tmp_path, caplog):
         wait_until(lambda: checkpointer.stats[2] >= 1, timeout=5)
         checkpointer.committed()
         wait_until(lambda: checkpointer.stats[2] >= 2, timeout=5)
-    assert "WAL checkpoint of not-a-database.db failed" in caplog.text
+    assert "WAL checkpoint of not-a-database.db failed (DatabaseError" in caplog.text
     assert str(tmp_path) not in caplog.text  # the file's name, not where it lives
     wait_until(lambda: checkpointer._thread is None, timeout=5)  # idle: the thread stops
 
@@ -157,3 +157,26 @@ def test_commits_from_many_threads_start_one_thread(tmp_path):
     alive = [t for t in threading.enumerate() if t.name == "sharewise-checkpoint"]
     assert checkpointer._thread in alive
     wait_until(lambda: checkpointer.stats[0] >= 1, timeout=5)
+
+
+def test_a_write_lock_that_times_out_is_a_logged_failure(tmp_path, caplog):
+    path = tmp_path / "raw.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE t (a TEXT)")
+    for _ in range(20):
+        conn.execute("INSERT INTO t VALUES (?)", (ROW,))
+
+    @contextmanager
+    def stuck():
+        raise TimeoutError("timed out waiting for the SQLite write lock")
+        yield  # pragma: no cover
+
+    checkpointer = WalCheckpointer(str(path), stuck, restart_frames=10, interval=0, idle=0.2)
+    with caplog.at_level(logging.WARNING, logger="plugin.walcheckpoint"):
+        checkpointer.committed()
+        wait_until(lambda: checkpointer.stats[2] >= 1, timeout=5)
+    assert "failed (TimeoutError)" in caplog.text
+    assert checkpointer.stats[0] >= 1  # the pass outside the lock ran
+    conn.close()

@@ -147,16 +147,18 @@ def _reset_write_locks_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_write_locks_after_fork)
 
 
-def _write_lock_for(database: str) -> tuple[SQLiteWriteLock, WalCheckpointer]:
+def _write_lock_for(database: str) -> tuple[SQLiteWriteLock, WalCheckpointer | None]:
     """One lock and one WAL checkpointer per database file and process, shared by every
-    engine on that file."""
+    engine on that file (no checkpointer for ``:memory:`` or ``file:`` URI names: SQLite's
+    automatic checkpoints stay on for those)."""
     real = os.path.realpath(database)
     path = real + ".writelock"
     with _WRITE_LOCKS_GUARD:
         if path not in _WRITE_LOCKS:
             lock = _WRITE_LOCKS[path] = SQLiteWriteLock(path)
-            _CHECKPOINTERS[path] = WalCheckpointer(real, lock.held)
-        return _WRITE_LOCKS[path], _CHECKPOINTERS[path]
+            if database != ":memory:" and not database.startswith("file:"):
+                _CHECKPOINTERS[path] = WalCheckpointer(real, lock.held)
+        return _WRITE_LOCKS[path], _CHECKPOINTERS.get(path)
 
 
 def make_engine(url: str) -> Engine:
@@ -210,12 +212,16 @@ def make_engine(url: str) -> Engine:
         do_commit, do_rollback = engine.dialect.do_commit, engine.dialect.do_rollback
 
         def _do_commit(dbapi_conn: Any) -> None:
+            wrote = id(getattr(dbapi_conn, "dbapi_connection", dbapi_conn)) in held
             try:
                 do_commit(dbapi_conn)
             finally:
                 _release(dbapi_conn)
-            if checkpointer is not None:
-                checkpointer.committed()
+            if wrote and checkpointer is not None:
+                try:
+                    checkpointer.committed()
+                except Exception as exc:  # noqa: BLE001 - the commit itself succeeded
+                    log.warning("WAL checkpointer not woken (%s)", type(exc).__name__)
 
         def _do_rollback(dbapi_conn: Any) -> None:
             try:

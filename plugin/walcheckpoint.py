@@ -35,11 +35,16 @@ import time
 import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 #: SQLite's own default for ``wal_autocheckpoint``: pages of WAL after which it checkpoints.
 DEFAULT_RESTART_FRAMES = 1000
+#: After a tail pass that readers kept from finishing, no tail pass for this long (seconds).
+TAIL_BACKOFF = 1.0
+#: At most one warning about failing passes per this many seconds (the rest are counted).
+WARN_EVERY = 60.0
 
 _ALL: weakref.WeakSet[WalCheckpointer] = weakref.WeakSet()
 #: the checkpointers whose pass lock the forking thread holds (see _before_fork)
@@ -53,6 +58,9 @@ def _before_fork() -> None:
     for checkpointer in list(_ALL):
         if checkpointer._pass_lock.acquire(timeout=10):
             _HELD.append(checkpointer)
+        else:  # a tail pass waiting for a write lock this thread holds: fork anyway
+            log.warning("fork while a WAL checkpoint of %s was under way",
+                        os.path.basename(checkpointer.database))
 
 
 def _after_fork_in_parent() -> None:
@@ -101,6 +109,8 @@ class WalCheckpointer:
         self._pass_lock = threading.Lock()  # held for a pass; taken across a fork
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._no_tail_until = 0.0
+        self._warned_at = -WARN_EVERY
         #: [passes outside the write lock, passes finished under it, failures]; for tests
         self.stats = [0, 0, 0]
 
@@ -111,27 +121,31 @@ class WalCheckpointer:
         with self._guard:
             self._wake.set()
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="sharewise-checkpoint",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, daemon=True,
+                    name=f"sharewise-checkpoint:{os.path.basename(self.database)}")
                 self._thread.start()
 
     def checkpoint(self, conn: sqlite3.Connection) -> tuple[int, int]:
         """One pass on ``conn``: ``(frames in the WAL, frames copied)`` after it."""
         _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         self.stats[0] += 1
-        if frames >= self.restart_frames:
+        if frames >= self.restart_frames and time.monotonic() >= self._no_tail_until:
             # finish the tail with writers held off (frames committed during the pass above
             # are not counted in ``frames``): every frame copied, so the next writer starts
             # the WAL over instead of appending to it
             with self.write_lock():
                 _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             self.stats[1] += 1
+            if copied < frames:  # a reader still needs older pages: try again later
+                self._no_tail_until = time.monotonic() + TAIL_BACKOFF
         return frames, copied
 
     def _connect(self) -> sqlite3.Connection:
         # mode=rw: never creates a database (one removed meanwhile is simply not checkpointed)
-        conn = sqlite3.connect(f"file:{self.database}?mode=rw", uri=True, timeout=30,
-                               isolation_level=None, check_same_thread=False)
+        uri = Path(self.database).absolute().as_uri() + "?mode=rw"  # '#', '?', '%' escaped
+        conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None,
+                               check_same_thread=False)
         conn.execute("PRAGMA synchronous=FULL")  # fsync as the writers do
         return conn
 
@@ -150,10 +164,14 @@ class WalCheckpointer:
                     conn.close()
         except Exception as exc:  # noqa: BLE001 - a failed pass is logged, never fatal
             self.stats[2] += 1
-            detail = f"{type(exc).__name__}: {exc}" if isinstance(exc, sqlite3.Error) else (
-                type(exc).__name__)  # SQLite's messages name no data; others might
-            log.warning("WAL checkpoint of %s failed (%s); tried again later",
-                        os.path.basename(self.database), detail)
+            now = time.monotonic()
+            if now - self._warned_at >= WARN_EVERY:  # a lasting failure: one line a minute
+                self._warned_at = now
+                detail = f"{type(exc).__name__}: {exc}" if isinstance(exc, sqlite3.Error) else (
+                    type(exc).__name__)  # SQLite's messages name no data; others might
+                log.warning("WAL checkpoint of %s failed (%s; %d failures so far); tried "
+                            "again later", os.path.basename(self.database), detail,
+                            self.stats[2])
 
     def _run(self) -> None:
         try:

@@ -249,10 +249,10 @@ def test_a_postgresql_deadlock_between_two_batches_fails_no_batch(app, backend):
     assert len(loser) == 2 and all(isinstance(o, IntegrityError) for o in loser), results
 
 
-def test_the_connection_is_kept_while_work_is_queued_and_returned_after(app):
-    """Nine threads, two items a batch: every batch is written on the same connection (a
-    leader that steps down with items still queued leaves it to the next), and the last
-    leader, with nothing queued, returns it to the pool."""
+def test_the_connection_is_kept_between_batches_and_swapped_when_idle(app):
+    """Nine threads, two items a batch: every batch is written on the same connection,
+    whichever thread leads it; after ``idle`` seconds unused it goes back to the pool and
+    the next batch takes a fresh one."""
     seen = []
 
     class Recording(Gate):
@@ -260,13 +260,16 @@ def test_the_connection_is_kept_while_work_is_queued_and_returned_after(app):
             seen.append(conn)
             return super().__call__(conn, items)
 
-    committer = GroupCommitter(engine_for(app), _write, max_batch=2)
+    committer = GroupCommitter(engine_for(app), _write, max_batch=2, idle=0.3)
     committer.write = Recording(committer, total=9)
     keys = [f"c{i}" for i in range(9)]
     results = _submit_all(committer, keys)
     assert results == {k: f"ok:{k}" for k in keys}
     assert len(seen) == committer.stats[0] >= 5 and all(c is seen[0] for c in seen)
-    assert committer._conn is None and seen[0].closed
+    assert committer._conn is seen[0]  # kept for the next batch
+    time.sleep(0.5)
+    assert committer.submit("later") == "ok:later"
+    assert seen[-1] is not seen[0] and seen[0].closed
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

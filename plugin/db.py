@@ -7,7 +7,9 @@
   ``synchronous=FULL``: every commit fsyncs the WAL before it returns, so what was answered
   (a 201 to the host, an upload's result) survives a power loss. ``NORMAL`` skips that fsync
   (about 0.3 ms per commit here) and can lose the last commits on power loss: the host would
-  hold a 201 and links for a record that no longer exists, and would not retry.
+  hold a 201 and links for a record that no longer exists, and would not retry. SQLite's
+  automatic WAL checkpoints are off: :mod:`plugin.walcheckpoint` takes them outside the
+  write lock (an automatic one ran inside the commit that crossed 1000 pages).
 * PostgreSQL runs through psycopg 3 (``postgresql+psycopg://``).
 * :func:`session_scope` is the unit of work for requests, Celery tasks and CLI commands:
   commit on success, roll back on error, always close.

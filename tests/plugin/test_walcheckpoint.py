@@ -24,6 +24,17 @@ def _wal_frames(path: Path) -> int:
     return max(0, (size - 32) // (4096 + 24))
 
 
+def _raw_wal_db(path: Path, rows: int) -> sqlite3.Connection:
+    """A WAL database without automatic checkpoints, ``rows`` page-sized rows in its WAL."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE t (a TEXT)")
+    for _ in range(rows):
+        conn.execute("INSERT INTO t VALUES (?)", (ROW,))
+    return conn
+
+
 def _checkpointer(engine) -> WalCheckpointer:
     real = os.path.realpath(engine.url.database)
     return db._CHECKPOINTERS[real + ".writelock"]
@@ -97,10 +108,7 @@ def test_two_processes_writing_while_checkpoints_run(tmp_path):
 
 def test_the_tail_is_copied_holding_the_write_lock(tmp_path):
     path = tmp_path / "raw.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA wal_autocheckpoint=0")
-    conn.execute("CREATE TABLE t (a TEXT)")
+    conn = _raw_wal_db(path, rows=0)
     held, inside, passes = [], [False], []  # per pass: was the write lock held?
 
     @contextmanager
@@ -172,12 +180,7 @@ def test_commits_from_many_threads_start_one_thread(tmp_path):
 
 def test_a_write_lock_that_times_out_is_a_logged_failure(tmp_path, caplog):
     path = tmp_path / "raw.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA wal_autocheckpoint=0")
-    conn.execute("CREATE TABLE t (a TEXT)")
-    for _ in range(20):
-        conn.execute("INSERT INTO t VALUES (?)", (ROW,))
+    conn = _raw_wal_db(path, rows=20)
 
     @contextmanager
     def stuck():
@@ -199,12 +202,7 @@ def test_a_path_with_uri_characters_is_the_file_checkpointed(tmp_path):
     folder = tmp_path / "a#b?c%20d"
     folder.mkdir()
     path = folder / "w.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA wal_autocheckpoint=0")
-    conn.execute("CREATE TABLE t (a TEXT)")
-    for _ in range(30):
-        conn.execute("INSERT INTO t VALUES (?)", (ROW,))
+    conn = _raw_wal_db(path, rows=30)
     checkpointer = WalCheckpointer(str(path), interval=0, idle=0.2)
     checkpointer._pass()
     assert checkpointer.stats == [1, 0, 0]
@@ -228,7 +226,8 @@ def test_only_write_transactions_wake_the_checkpointer(tmp_path, monkeypatch):
     engine.dispose()
 
 
-def test_uri_and_memory_databases_keep_sqlites_own_checkpoints(tmp_path):
+def test_uri_and_memory_databases_keep_sqlites_own_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # make_engine takes a URI name for a path relative to here
     engine = db.make_engine(f"sqlite:///file:{tmp_path / 'u.db'}?uri=true")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000

@@ -93,7 +93,8 @@ class BulkInsert:
 
         The order of returned rows is not guaranteed: match them on a unique column. On
         SQLite the statement goes straight to the driver's connection (SQLAlchemy's execution
-        context costs about 25 us a statement, spent while the write lock is held); its
+        context cost about 25 us a statement in a profiled loop, spent while the write lock
+        is held); its
         errors are raised as SQLAlchemy's (``IntegrityError``...) all the same. A SQLite
         file connection cannot be lost, so nothing needs invalidating.
         """

@@ -232,3 +232,37 @@ def test_uri_and_memory_databases_keep_sqlites_own_checkpoints(tmp_path, monkeyp
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
     engine.dispose()
+
+
+def test_a_tail_pass_a_reader_blocks_backs_off(tmp_path):
+    """A reader on an old snapshot keeps frames from being copied: the tail pass under the
+    lock cannot finish, so the next passes skip it (no write lock taken) for TAIL_BACKOFF."""
+    from plugin.walcheckpoint import TAIL_BACKOFF
+
+    path = tmp_path / "raw.db"
+    conn = _raw_wal_db(path, rows=5)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (5,)  # snapshot held
+    for _ in range(20):
+        conn.execute("INSERT INTO t VALUES (?)", (ROW,))
+    held = []
+
+    @contextmanager
+    def lock():
+        held.append(True)
+        yield
+
+    checkpointer = WalCheckpointer(str(path), lock, restart_frames=10, interval=0)
+    probe = sqlite3.connect(path, isolation_level=None)
+    frames, copied = checkpointer.checkpoint(probe)
+    assert copied < frames and held == [True]  # tried under the lock, could not finish
+    checkpointer.checkpoint(probe)
+    assert held == [True]  # backed off: no second tail pass
+    assert checkpointer._no_tail_until > 0 and TAIL_BACKOFF > 0
+    reader.execute("COMMIT")
+    checkpointer._no_tail_until = 0.0  # the back-off over
+    frames, copied = checkpointer.checkpoint(probe)
+    assert held == [True, True] and frames == copied  # the reader gone: all copied
+    for c in (probe, reader, conn):
+        c.close()

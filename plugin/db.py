@@ -23,16 +23,19 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -149,11 +152,19 @@ def _reset_write_locks_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_write_locks_after_fork)
 
 
+def _database_file(database: str) -> str:
+    """The file a SQLite database name stands for: the path of a ``file:`` URI name
+    (``file:/var/x.db?mode=rwc`` is ``/var/x.db``), any other name as it is."""
+    if not database.startswith("file:"):
+        return database
+    return unquote(urlsplit(database).path) or database
+
+
 def _write_lock_for(database: str) -> tuple[SQLiteWriteLock, WalCheckpointer | None]:
     """One lock and one WAL checkpointer per database file and process, shared by every
     engine on that file (no checkpointer for ``:memory:`` or ``file:`` URI names: SQLite's
     automatic checkpoints stay on for those)."""
-    real = os.path.realpath(database)
+    real = os.path.realpath(_database_file(database))
     path = real + ".writelock"
     with _WRITE_LOCKS_GUARD:
         if path not in _WRITE_LOCKS:
@@ -168,7 +179,7 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            Path(_database_file(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, pool_pre_ping=False)
         lock, checkpointer = _write_lock_for(parsed.database) if parsed.database else (None, None)
 
@@ -186,19 +197,29 @@ def make_engine(url: str) -> Engine:
 
         held: set[int] = set()  # id() of DBAPI connections holding the write lock
 
+        def _begin_on(conn: Any, sql: str) -> None:
+            # straight on the driver's connection: SQLAlchemy's execution context costs
+            # about 30 us, paid under the write lock by every intake batch; its errors are
+            # still raised as SQLAlchemy's (OperationalError for "database is locked")
+            try:
+                conn.connection.driver_connection.execute(sql).close()
+            except sqlite3.Error as exc:
+                raise DBAPIError.instance(sql, (), exc, sqlite3.Error,
+                                          dialect=conn.dialect) from exc
+
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             if conn.get_execution_options().get("sqlite_deferred"):
-                conn.exec_driver_sql("BEGIN")
+                _begin_on(conn, "BEGIN")
                 return
             if lock is None:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                _begin_on(conn, "BEGIN IMMEDIATE")
                 return
             dbapi_conn = conn.connection.dbapi_connection
             lock.acquire()
             held.add(id(dbapi_conn))
             try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                _begin_on(conn, "BEGIN IMMEDIATE")
             except BaseException:
                 _release(dbapi_conn)
                 raise

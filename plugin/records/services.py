@@ -176,11 +176,10 @@ def audit(
 
 
 def _record_body(record_id: str, tenant: str, due: datetime, app: Flask) -> dict[str, Any]:
-    stub = type("R", (), {"tenant": tenant, "public_id": record_id})()
     return {
         "record_id": record_id,
         "status": AWAITING,
-        **links.make_links(stub, app),
+        **links.links_for(tenant, record_id, app),
         "due_at": due.isoformat().replace("+00:00", "Z"),
     }
 

@@ -140,3 +140,29 @@ def test_two_engines_on_one_file_share_the_lock(tmp_path):
     assert order == ["first", "second"]
     first.dispose()
     second.dispose()
+
+
+def test_failed_begin_raises_sqlalchemy_error_and_frees_the_lock(tmp_path):
+    """BEGIN goes straight to the driver; its error is still SQLAlchemy's and the
+    cross-process write lock is let go, so the next writer is not stuck behind it."""
+    import sqlite3
+
+    path = tmp_path / "busy.db"
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    intruder = sqlite3.connect(path, isolation_level=None)  # a writer outside Sharewise
+    intruder.execute("BEGIN IMMEDIATE")
+    try:
+        with engine.connect() as conn:
+            conn.connection.driver_connection.execute("PRAGMA busy_timeout=50")
+            with pytest.raises(sa.exc.OperationalError, match="locked"):
+                conn.begin()
+    finally:
+        intruder.execute("ROLLBACK")
+        intruder.close()
+    with engine.begin() as conn:  # would wait forever on a lock left held
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+    engine.dispose()

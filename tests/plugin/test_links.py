@@ -57,3 +57,28 @@ def test_make_links_are_absolute(ctx):
     urls = links.make_links(rec)
     assert set(urls) == {"form_url", "form_pdf_url", "upload_url", "status_url"}
     assert all(u.startswith("http://sharewise.test/") for u in urls.values())
+
+
+def test_tokens_are_plain_itsdangerous_both_ways(ctx):
+    """The kept derived keys and OpenSSL's HMAC change no byte of a token."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    plain = URLSafeTimedSerializer(["test-link-key"], salt="sharewise.link.upload")
+    ours = links.make_token("northshire", "SR-ABC", "upload")
+    assert plain.loads(ours) == {"t": "northshire", "r": "SR-ABC"}
+    theirs = plain.dumps({"t": "northshire", "r": "SR-XYZ"})
+    assert links.load_token(theirs, "upload") == ("northshire", "SR-XYZ")
+    with pytest.raises(links.LinkWrongPurpose):
+        links.load_token(theirs, "status")
+    # several keys: each one's derived key is kept apart (rotation still verifies both)
+    ctx.config["SECRET_KEYS"] = ["new-key", "test-link-key"]
+    assert links.load_token(ours, "upload") == ("northshire", "SR-ABC")
+    rotated = links.make_token("northshire", "SR-ABC", "upload")
+    assert URLSafeTimedSerializer(["new-key"], salt="sharewise.link.upload").loads(rotated)
+
+
+def test_links_for_match_make_token(ctx):
+    urls = links.links_for("northshire", "SR-ABC")
+    for purpose, key in links.URL_KEYS.items():
+        token = urls[key].rsplit("/", 2)[-2 if purpose == "pdf" else -1]
+        assert links.load_token(token, purpose) == ("northshire", "SR-ABC")

@@ -227,11 +227,16 @@ def test_only_write_transactions_wake_the_checkpointer(tmp_path, monkeypatch):
 
 
 def test_uri_and_memory_databases_keep_sqlites_own_checkpoints(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # make_engine takes a URI name for a path relative to here
+    monkeypatch.chdir(tmp_path)
     engine = db.make_engine(f"sqlite:///file:{tmp_path / 'u.db'}?uri=true")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+        conn.exec_driver_sql("CREATE TABLE t (a TEXT)")
+        conn.commit()
     engine.dispose()
+    assert (tmp_path / "u.db").exists()
+    assert (tmp_path / "u.db.writelock").exists()  # next to the database, as for a path
+    assert not (tmp_path / "file:").exists()  # a URI name is not taken for a path to create
 
 
 def test_a_tail_pass_a_reader_blocks_backs_off(tmp_path):

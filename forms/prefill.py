@@ -44,7 +44,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -55,7 +55,7 @@ from pypdf import PdfReader
 from pypdf.generic import DictionaryObject, IndirectObject, NameObject
 
 from forms.fonts import FONT_RESOURCE, FieldFont, field_font, missing_warning
-from forms.schemas import prefill_schema
+from forms.schemas import prefill_schema, prefill_schema_excluding
 from forms.spec import FieldSpec, load_spec
 from forms.template import MULTILINE_SIZE, TEMPLATE_PATH, TEXT_SIZE
 from forms.values import to_display, values_hash
@@ -457,16 +457,50 @@ def fill_detailed(
     return filled, tuple(clipped_fields)
 
 
-def normalise_prefill(data: Mapping[str, Any]) -> dict[str, Any]:
+def normalise_prefill(data: Mapping[str, Any], *, loaded: Collection[str] = ()
+                      ) -> dict[str, Any]:
     """Validate host prefill data and return it JSON-ready, every prefill field present.
 
     Dates become ``YYYY-MM-DD``, date-times ISO 8601 with their offset; an absent optional
     field is ``None``. Raises :class:`FormDataError` with marshmallow's messages.
+
+    ``loaded``: prefill fields whose values in ``data`` were produced by this form's own
+    marshmallow fields already (:func:`forms.schemas.field_for` of the same spec field,
+    required wherever the form requires it), then made JSON-ready as above; they are taken
+    as they are instead of being loaded a second time. Only text (or an absent optional
+    value) is taken so; anything else, or a required one missing, means the claim does not
+    hold and every field is loaded.
     """
     if not isinstance(data, Mapping):
         raise FormDataError({"_schema": ["Invalid input type."]})
+    if loaded:
+        taken = _taken_as_loaded(data, frozenset(loaded))
+        if taken is not None:
+            rest = {k: v for k, v in data.items() if k not in taken}
+            return _load_prefill(rest, prefill_schema_excluding(frozenset(taken)), taken)
+    return _load_prefill(dict(data), prefill_schema(), {})
+
+
+def _taken_as_loaded(data: Mapping[str, Any], names: frozenset[str]
+                     ) -> dict[str, Any] | None:
+    """``names``' values if each is text, or ``None`` for an optional field; else ``None``."""
+    spec = load_spec()
+    taken: dict[str, Any] = {}
+    for name in names:
+        field = spec[name] if name in spec else None
+        if field is None or not field.prefilled:
+            return None
+        value = data.get(name)
+        if not (isinstance(value, str) or (value is None and field.optional)):
+            return None
+        taken[name] = value
+    return taken
+
+
+def _load_prefill(data: dict[str, Any], schema: Any, taken: Mapping[str, Any]
+                  ) -> dict[str, Any]:
     try:
-        loaded = prefill_schema().load(dict(data))
+        loaded = schema.load(data)
     except ValidationError as exc:
         messages = exc.messages
         if not isinstance(messages, dict):
@@ -476,7 +510,7 @@ def normalise_prefill(data: Mapping[str, Any]) -> dict[str, Any]:
         ) from None
     out: dict[str, Any] = {}
     for f in load_spec().prefilled_fields:
-        value = loaded.get(f.name)
+        value = taken[f.name] if f.name in taken else loaded.get(f.name)
         if isinstance(value, datetime | date):
             value = value.isoformat()
         out[f.name] = value

@@ -61,3 +61,14 @@ def prefill_schema(form: FormSpec | None = None) -> Schema:
 @cache
 def _default_prefill_schema() -> Schema:
     return _prefill_schema_instance(load_spec())
+
+
+@cache
+def prefill_schema_excluding(names: frozenset[str]) -> Schema:
+    """The default prefill schema without the fields ``names`` (one instance per set).
+
+    For values of which some were loaded by these fields already (see
+    :func:`forms.prefill.normalise_prefill`'s ``loaded``); the excluded names are unknown
+    keys to it, so the caller leaves them out of what it loads.
+    """
+    return _prefill_schema_class(load_spec())(unknown=RAISE, exclude=tuple(sorted(names)))

@@ -8,7 +8,8 @@ echo the value that was sent.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
@@ -35,7 +36,14 @@ EVENT_TYPES = ("share.requested", "share.cancelled", "share.form_submitted")
 
 
 def _f(name: str, *, required: bool = True) -> fields.Field:
-    return field_for(load_spec()[name], required=required)
+    """The form's own field for prefill field ``name``, marked with it (see
+    :func:`prefill_leaves`)."""
+    field = field_for(load_spec()[name], required=required)
+    field.metadata[_PREFILL] = name
+    return field
+
+
+_PREFILL = "sharewise_prefill"  # metadata key: the prefill field a leaf's value goes to
 
 
 def _nested(declared: dict[str, fields.Field], name: str, *, required: bool) -> fields.Nested:
@@ -180,32 +188,67 @@ def load_event(doc: Any) -> tuple[str, datetime, dict[str, Any]]:
     return envelope["type"], envelope["timestamp"], data
 
 
+@dataclass(frozen=True)
+class PrefillLeaf:
+    """A leaf of ``share.requested`` whose value is a prefill field's value as it is."""
+
+    name: str  # the prefill field
+    path: tuple[str, ...]  # where the loaded data holds it
+    trusted: bool  # loaded by the form's own field, required wherever the form requires it
+
+
+@cache
+def prefill_leaves() -> tuple[PrefillLeaf, ...]:
+    """Every leaf of :func:`share_requested_schema` built by ``_f``, found by walking it.
+
+    :func:`prefill_values` takes these values from these paths, so what goes into a prefill
+    field is exactly what the form's own field loaded. ``trusted`` when the leaf (with every
+    object above it) is required wherever the form requires the field: such a value needs no
+    second load by the form's prefill schema (:func:`trusted_prefill_fields`).
+    """
+    spec = load_spec()
+    out: list[PrefillLeaf] = []
+
+    def walk(schema: Schema, path: tuple[str, ...], required: bool) -> None:
+        for name, field in schema.load_fields.items():
+            here = (*path, field.attribute or name)
+            if isinstance(field, fields.Nested):
+                walk(field.schema, here, required and field.required)
+            elif _PREFILL in field.metadata:
+                target = field.metadata[_PREFILL]
+                trusted = (required and field.required) or spec[target].optional
+                out.append(PrefillLeaf(target, here, trusted))
+
+    walk(share_requested_schema(), (), True)
+    return tuple(out)
+
+
+@cache
+def trusted_prefill_fields() -> frozenset[str]:
+    """Prefill fields :func:`prefill_values` fills with what the form's own field loaded."""
+    return frozenset(leaf.name for leaf in prefill_leaves() if leaf.trusted)
+
+
 def prefill_values(data: dict[str, Any], record_id: str, requested_at: datetime) -> dict[str, Any]:
-    """The form's prefill values (JSON-ready, normalised) for a loaded ``share.requested``."""
-    subject, practitioner = data["subject"], data["practitioner"]
-    manager, recipient = practitioner["manager"], data["recipient"]
-    dob = subject.get("date_of_birth")
+    """The form's prefill values (JSON-ready, normalised) for a loaded ``share.requested``.
+
+    Absent optional values are left out. The leaves of :func:`prefill_leaves` are copied
+    (a date as ``YYYY-MM-DD``); the rest are Sharewise's own or derived here.
+    """
+    practitioner = data["practitioner"]
     values: dict[str, Any] = {
         "record_id": record_id,
         "host_request_id": data["request_id"],
-        "case_reference": data["case"]["reference"],
-        "subject_name": subject["name"],
-        "subject_date_of_birth": dob.isoformat() if dob else None,
-        "subject_type": subject["type"],
-        "request_direction": data["direction"],
         "urgency": data.get("urgency") or "routine",
         "requested_at": requested_at.isoformat(),
-        "practitioner_name": practitioner["name"],
-        "practitioner_email": practitioner["email"],
-        "practitioner_team": practitioner.get("team"),
-        "manager_name": manager["name"],
-        "manager_email": manager["email"],
-        "requester_organisation": (data.get("requester") or {}).get("organisation"),
-        "recipient_organisation": recipient["organisation"],
-        "recipient_name": recipient["name"],
-        "recipient_role": recipient["role"],
-        "purpose": data["purpose"],
-        "information_requested": data["information_requested"],
         "decided_by": practitioner["name"],
     }
-    return {k: v for k, v in values.items() if v is not None}
+    for leaf in prefill_leaves():
+        value: Any = data
+        for key in leaf.path:
+            value = value.get(key) if value is not None else None
+        if isinstance(value, date):
+            value = value.isoformat()
+        if value is not None:
+            values[leaf.name] = value
+    return values

@@ -38,7 +38,7 @@ from plugin.records.models import (
     WebhookEvent,
     new_public_id,
 )
-from plugin.records.schemas import prefill_values
+from plugin.records.schemas import prefill_values, trusted_prefill_fields
 from plugin.reminders.models import REMINDER_COLUMNS, Reminder
 from plugin.reminders.services import reminder_rows
 from plugin.storage import NotFound, StorageError, storage
@@ -415,7 +415,7 @@ def create_from_event(
     urgency = values["urgency"]
     due = data.get("due_at") or policy.due_at(requested_at, urgency, tenant.timezone, tenant.policy)
     try:
-        checked = prefill.check_prefill(values)
+        checked = prefill.check_prefill(values, trusted=trusted_prefill_fields())
     except FormDataError as exc:
         raise PrefillRejected(_as_field_errors(exc.errors)) from None
 

@@ -17,7 +17,12 @@ from plugin.demo import sample_event as demo_event
 from plugin.records import prefill as checks
 from plugin.records import services
 from plugin.records.models import Record
-from plugin.records.schemas import load_event, prefill_values
+from plugin.records.schemas import (
+    load_event,
+    prefill_leaves,
+    prefill_values,
+    trusted_prefill_fields,
+)
 from plugin.storage import StorageError, storage
 
 
@@ -33,6 +38,11 @@ def _same_as_prefill(values):
     assert checked.values == normalise_prefill(values)
     assert checked.prefill_hash == filled.prefill_hash
     assert checked.warnings == filled.warnings
+    # intake's way: the fields the event schema loaded are not loaded again; same answer,
+    # key order included (warnings are laid out in it)
+    fast = checks.check_prefill(values, trusted=trusted_prefill_fields())
+    assert list(fast.values.items()) == list(checked.values.items())
+    assert (fast.prefill_hash, fast.warnings) == (checked.prefill_hash, checked.warnings)
     return checked
 
 
@@ -106,6 +116,91 @@ def test_refused_values_are_refused_with_prefills_messages():
     with pytest.raises(FormDataError) as theirs:
         normalise_prefill(values)
     assert ours.value.errors == theirs.value.errors
+
+
+def test_refusals_are_the_same_when_fields_are_trusted():
+    """Only the untrusted fields are loaded: their errors are the full load's errors."""
+    values = _values(urgency="whenever", requested_at="yesterday", host_request_id="")
+    with pytest.raises(FormDataError) as full:
+        normalise_prefill(values)
+    with pytest.raises(FormDataError) as fast:
+        checks.check_prefill(values, trusted=trusted_prefill_fields())
+    assert fast.value.errors == full.value.errors
+    assert set(full.value.errors) == {"urgency", "requested_at", "host_request_id"}
+
+
+@pytest.mark.parametrize("change", [
+    {"subject_name": None},  # required but missing: the claim is false
+    {"subject_name": 12},  # not text: not what a loaded text field gives
+    {"subject_date_of_birth": datetime(1999, 1, 2, tzinfo=UTC).date()},  # a date object
+])
+def test_a_false_trust_claim_does_not_let_values_through(change):
+    """Values that are not what the form's fields load (no text, or a required one
+    missing) are loaded in full after all. Text is taken as loaded: the claim is the
+    caller's to keep, and intake's is tested below."""
+    values = {k: v for k, v in {**_values(), **change}.items() if v is not None}
+    trusted = trusted_prefill_fields()
+    try:
+        expected = normalise_prefill(values)
+    except FormDataError as exc:
+        with pytest.raises(FormDataError) as fast:
+            normalise_prefill(values, loaded=trusted)
+        assert fast.value.errors == exc.errors
+    else:
+        assert normalise_prefill(values, loaded=trusted) == expected
+
+
+def test_unknown_or_not_prefilled_names_cannot_be_trusted():
+    values = _values()
+    assert normalise_prefill(values, loaded={"no_such_field"}) == normalise_prefill(values)
+    values["decision"] = "share"  # a practitioner's field, never prefilled
+    with pytest.raises(FormDataError) as full:
+        normalise_prefill(values)
+    with pytest.raises(FormDataError) as fast:
+        normalise_prefill(values, loaded={"decision", "subject_name"})
+    assert fast.value.errors == full.value.errors
+
+
+def test_prefill_values_take_each_leaf_from_where_the_form_field_loaded_it():
+    """The walk of the event schema finds every prefill field the event carries, at the
+    path the host sends it, and every one is trusted (required where the form requires)."""
+    paths = {leaf.name: leaf.path for leaf in prefill_leaves()}
+    assert paths == {
+        "case_reference": ("case", "reference"),
+        "subject_name": ("subject", "name"),
+        "subject_date_of_birth": ("subject", "date_of_birth"),
+        "subject_type": ("subject", "type"),
+        "request_direction": ("direction",),
+        "requester_organisation": ("requester", "organisation"),
+        "practitioner_name": ("practitioner", "name"),
+        "practitioner_email": ("practitioner", "email"),
+        "practitioner_team": ("practitioner", "team"),
+        "manager_name": ("practitioner", "manager", "name"),
+        "manager_email": ("practitioner", "manager", "email"),
+        "recipient_organisation": ("recipient", "organisation"),
+        "recipient_name": ("recipient", "name"),
+        "recipient_role": ("recipient", "role"),
+        "purpose": ("purpose",),
+        "information_requested": ("information_requested",),
+    }
+    assert trusted_prefill_fields() == set(paths)
+    event = demo_event(request_id="REQ-PATHS")
+    event["data"]["subject"]["date_of_birth"] = "2011-02-03"
+    _type, ts, data = load_event(event)
+    values = prefill_values(data, "SR-ABCDEFGHIJKLMNOP", ts)
+    sent = event["data"]
+    for name, path in paths.items():
+        expected = sent
+        for key in path:
+            expected = expected.get(key) if expected is not None else None
+        assert values.get(name) == expected, name
+    assert values["decided_by"] == sent["practitioner"]["name"]
+    assert values["host_request_id"] == "REQ-PATHS"
+    del event["data"]["requester"], event["data"]["subject"]["date_of_birth"]
+    _type, ts, data = load_event(event)
+    values = prefill_values(data, "SR-ABCDEFGHIJKLMNOP", ts)
+    assert "requester_organisation" not in values and "subject_date_of_birth" not in values
+    _same_as_prefill(values)
 
 
 def test_built_pdf_is_the_pdf_prefill_makes():

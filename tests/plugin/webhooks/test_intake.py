@@ -353,7 +353,7 @@ def test_values_refused_by_the_form_library_are_422(tenant, signed_post, sample_
     import forms.prefill
     import plugin.records.prefill
 
-    def refuse(values):
+    def refuse(values, **_kwargs):
         raise forms.prefill.FormDataError({"subject_name": ["Not a value the form can hold."]})
 
     monkeypatch.setattr(plugin.records.prefill, "normalise", refuse)

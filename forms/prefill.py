@@ -481,17 +481,25 @@ def normalise_prefill(data: Mapping[str, Any], *, loaded: Collection[str] = ()
     return _load_prefill(dict(data), prefill_schema(), {})
 
 
+@cache
+def _prefill_optional(names: frozenset[str]) -> tuple[tuple[str, bool], ...] | None:
+    """``(name, optional)`` of each of ``names``; ``None`` if one is not a prefill field."""
+    spec = load_spec()
+    if not all(name in spec and spec[name].prefilled for name in names):
+        return None
+    return tuple((name, spec[name].optional) for name in sorted(names))
+
+
 def _taken_as_loaded(data: Mapping[str, Any], names: frozenset[str]
                      ) -> dict[str, Any] | None:
     """``names``' values if each is text, or ``None`` for an optional field; else ``None``."""
-    spec = load_spec()
+    fields = _prefill_optional(names)
+    if fields is None:
+        return None
     taken: dict[str, Any] = {}
-    for name in names:
-        field = spec[name] if name in spec else None
-        if field is None or not field.prefilled:
-            return None
+    for name, optional in fields:
         value = data.get(name)
-        if not (isinstance(value, str) or (value is None and field.optional)):
+        if not (isinstance(value, str) or (value is None and optional)):
             return None
         taken[name] = value
     return taken

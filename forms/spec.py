@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -124,9 +124,9 @@ class FormSpec:
         """The fields of one section, in form order."""
         return tuple(f for f in self.fields if f.section == number)
 
-    @property
+    @cached_property
     def prefilled_fields(self) -> tuple[FieldSpec, ...]:
-        """Fields whose initial value comes from the host."""
+        """Fields whose initial value comes from the host (worked out once per spec)."""
         return tuple(f for f in self.fields if f.prefilled)
 
     @property

@@ -353,7 +353,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line of our own instead
     if engine.dialect.name == "sqlite":
         database = engine.url.database or ""
-        lock_path = Path(database + ".migrate.lock") if database else None
+        memory = database in ("", ":memory:")
+        lock_path = None if memory else Path(_database_file(database) + ".migrate.lock")
         ctx = _file_lock(lock_path) if lock_path else _null()
     else:
         ctx = _null()

@@ -233,7 +233,9 @@ def test_uri_and_memory_databases_keep_sqlites_own_checkpoints(tmp_path, monkeyp
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
         conn.exec_driver_sql("CREATE TABLE t (a TEXT)")
         conn.commit()
+    db.upgrade(engine)  # its lock file, too, goes next to the database
     engine.dispose()
+    assert (tmp_path / "u.db.migrate.lock").exists()
     assert (tmp_path / "u.db").exists()
     assert (tmp_path / "u.db.writelock").exists()  # next to the database, as for a path
     assert not (tmp_path / "file:").exists()  # a URI name is not taken for a path to create

@@ -11,7 +11,8 @@ default 2 x 4), on the embedded default (SQLite in a temporary ``DATA_DIR``, loc
   reads the body and answers ``201`` with a small JSON body. No verification, no database.
 * **Sharewise**: ``plugin.wsgi:app``; every request is a new ``share.requested`` (distinct
   ``request_id`` and ``webhook-id``), so each one is verified (Standard Webhooks HMAC),
-  validated (marshmallow: the event, then the prefill values with the form library's schema),
+  validated (marshmallow: the event, whose leaves are the form's own fields, then the
+  prefill values Sharewise derives with the form library's schema),
   given a due date and prefill's warnings, and written (record with its prefill values and
   hash, audit row, four reminder rows, webhook event: one SQLite transaction, WAL fsync'd
   at commit: ``synchronous=FULL``). The prefilled PDF is made on its first download, which

@@ -34,8 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, Engine, create_engine, event, text
-from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -90,9 +89,10 @@ class SQLiteWriteLock:
     file next to the database between processes (each process opens its own descriptor,
     also after a fork). Held from ``BEGIN IMMEDIATE`` to commit / rollback, exactly like
     SQLite's own write lock, so it adds no waiting that SQLite would not impose anyway.
+    ``path`` ``None``: the thread lock only (an in-memory database lives in one process).
     """
 
-    def __init__(self, path: str, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | None, timeout: float = 30.0) -> None:
         self.path = path
         self.timeout = timeout
         self._thread_lock = threading.Lock()
@@ -105,6 +105,7 @@ class SQLiteWriteLock:
         self._fd = None
 
     def _descriptor(self) -> int:
+        assert self.path is not None  # noqa: S101 - only called for a lock with a file
         if self._fd is None or self._pid != os.getpid():
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             self._pid = os.getpid()
@@ -115,7 +116,8 @@ class SQLiteWriteLock:
         if not self._thread_lock.acquire(timeout=self.timeout):
             raise TimeoutError("timed out waiting for the SQLite write lock")
         try:
-            fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+            if self.path is not None:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
         except BaseException:
             self._thread_lock.release()
             raise
@@ -123,7 +125,8 @@ class SQLiteWriteLock:
     def release(self) -> None:
         """Release the write lock."""
         try:
-            fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
+            if self.path is not None:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
         finally:
             self._thread_lock.release()
 
@@ -152,24 +155,39 @@ def _reset_write_locks_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_write_locks_after_fork)
 
 
-def _database_file(database: str) -> str:
-    """The file a SQLite database name stands for: the path of a ``file:`` URI name
-    (``file:/var/x.db?mode=rwc`` is ``/var/x.db``), any other name as it is."""
-    if not database.startswith("file:"):
-        return database
-    return unquote(urlsplit(database).path) or database
+def _database_file(url: URL) -> str | None:
+    """The file a SQLite URL's database is kept in; ``None`` for an in-memory database.
+
+    With ``?uri=true`` a ``file:`` name is a URI: its path (``file:/var/x.db`` is
+    ``/var/x.db``; ``file::memory:`` and ``mode=memory`` are in memory). Without it, SQLite
+    takes the name as a path, ``file:`` and all.
+    """
+    database = url.database or ""
+    if database in ("", ":memory:"):
+        return None
+    uri = str(url.query.get("uri", "")).lower() in ("true", "1")
+    if uri and database.startswith("file:"):
+        path = unquote(urlsplit(database).path)
+        if path in ("", ":memory:") or url.query.get("mode") == "memory":
+            return None
+        return path
+    return database
 
 
-def _write_lock_for(database: str) -> tuple[SQLiteWriteLock, WalCheckpointer | None]:
+def _write_lock_for(url: URL) -> tuple[SQLiteWriteLock, WalCheckpointer | None]:
     """One lock and one WAL checkpointer per database file and process, shared by every
-    engine on that file (no checkpointer for ``:memory:`` or ``file:`` URI names: SQLite's
-    automatic checkpoints stay on for those)."""
-    real = os.path.realpath(_database_file(database))
+    engine on that file. An in-memory database gets a lock of its own with no file, and no
+    checkpointer; neither does a ``file:`` URI name (SQLite's automatic checkpoints stay on
+    for those)."""
+    file = _database_file(url)
+    if file is None:
+        return SQLiteWriteLock(None), None
+    real = os.path.realpath(file)
     path = real + ".writelock"
     with _WRITE_LOCKS_GUARD:
         if path not in _WRITE_LOCKS:
             lock = _WRITE_LOCKS[path] = SQLiteWriteLock(path)
-            if database != ":memory:" and not database.startswith("file:"):
+            if not (url.database or "").startswith("file:"):
                 _CHECKPOINTERS[path] = WalCheckpointer(real, lock.held)
         return _WRITE_LOCKS[path], _CHECKPOINTERS.get(path)
 
@@ -178,10 +196,11 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url`` with the per-backend settings described above."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(_database_file(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
+        file = _database_file(parsed)
+        if file is not None:
+            Path(file).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, pool_pre_ping=False)
-        lock, checkpointer = _write_lock_for(parsed.database) if parsed.database else (None, None)
+        lock, checkpointer = _write_lock_for(parsed) if parsed.database else (None, None)
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -204,8 +223,11 @@ def make_engine(url: str) -> Engine:
             try:
                 conn.connection.driver_connection.execute(sql).close()
             except sqlite3.Error as exc:
-                raise DBAPIError.instance(sql, (), exc, sqlite3.Error,
-                                          dialect=conn.dialect) from exc
+                # what SQLAlchemy's own BEGIN does with a driver error: a lost connection is
+                # invalidated (the group committer then writes its batch again on a new one)
+                # and the error raised as SQLAlchemy's
+                conn._handle_dbapi_exception(exc, sql, (), None, None)
+                raise  # not reached: the call above raises
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
@@ -352,9 +374,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line of our own instead
     if engine.dialect.name == "sqlite":
-        database = engine.url.database or ""
-        memory = database in ("", ":memory:")
-        lock_path = None if memory else Path(_database_file(database) + ".migrate.lock")
+        file = _database_file(engine.url)
+        lock_path = None if file is None else Path(file + ".migrate.lock")
         ctx = _file_lock(lock_path) if lock_path else _null()
     else:
         ctx = _null()

@@ -146,6 +146,7 @@ def test_failed_begin_raises_sqlalchemy_error_and_frees_the_lock(tmp_path):
     """BEGIN goes straight to the driver; its error is still SQLAlchemy's and the
     cross-process write lock is let go, so the next writer is not stuck behind it."""
     import sqlite3
+    import threading
 
     path = tmp_path / "busy.db"
     engine = make_engine(f"sqlite:///{path}")
@@ -153,16 +154,60 @@ def test_failed_begin_raises_sqlalchemy_error_and_frees_the_lock(tmp_path):
         conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
     intruder = sqlite3.connect(path, isolation_level=None)  # a writer outside Sharewise
     intruder.execute("BEGIN IMMEDIATE")
+    other_wrote = threading.Event()
+
+    def other_writer():  # Sharewise's write lock is taken before SQLite's: it waits on this
+        with engine.begin() as c:
+            c.exec_driver_sql("INSERT INTO t VALUES (2)")
+        other_wrote.set()
+
     try:
         with engine.connect() as conn:
             conn.connection.driver_connection.execute("PRAGMA busy_timeout=50")
             with pytest.raises(sa.exc.OperationalError, match="locked"):
                 conn.begin()
+            intruder.execute("ROLLBACK")
+            # still inside the block (no pool check-in has released anything yet): another
+            # writer gets the lock, so the failed BEGIN let go of it
+            writer = threading.Thread(target=other_writer)
+            writer.start()
+            assert other_wrote.wait(5)
+            writer.join(5)
     finally:
-        intruder.execute("ROLLBACK")
+        if intruder.in_transaction:
+            intruder.execute("ROLLBACK")
         intruder.close()
-    with engine.begin() as conn:  # would wait forever on a lock left held
+    with engine.begin() as conn:
         conn.exec_driver_sql("INSERT INTO t VALUES (1)")
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 2
     engine.dispose()
+
+
+@pytest.mark.parametrize(("database", "query", "expected"), [
+    ("data/x.db", {}, "data/x.db"),
+    (":memory:", {}, None),
+    ("file:data/x.db", {"uri": "true"}, "data/x.db"),  # a URI: its path
+    ("file:/abs/x%20y.db", {"uri": "true", "mode": "rwc"}, "/abs/x y.db"),
+    ("file:data/x.db", {}, "file:data/x.db"),  # no uri=true: SQLite takes the name as a path
+    ("file::memory:", {"uri": "true", "cache": "shared"}, None),
+    ("file:mem1", {"uri": "true", "mode": "memory"}, None),
+])
+def test_database_file_of_sqlite_names(database, query, expected):
+    from sqlalchemy.engine import URL
+
+    from plugin.db import _database_file
+
+    url = URL.create("sqlite", database=database, query=query)
+    assert _database_file(url) == expected
+
+
+def test_in_memory_uri_databases_leave_no_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for url in ("sqlite:///file::memory:?cache=shared&uri=true", "sqlite://"):
+        engine = make_engine(url)
+        upgrade(engine)
+        with engine.begin() as conn:  # a write: the lock of its own, with no file
+            conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+        engine.dispose()
+    assert list(tmp_path.iterdir()) == []

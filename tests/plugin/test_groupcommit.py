@@ -327,3 +327,18 @@ def test_a_batch_whose_connection_was_lost_is_tried_again(app, backend):
     assert len(pids) == 2 and pids[1] != pids[0]  # written again on a new connection
     assert _keys(app) == ["x"]
     admin.dispose()
+
+
+def test_a_lost_sqlite_connection_at_begin_is_replaced(app, backend, caplog):
+    """BEGIN goes straight to the driver on SQLite; a connection that is gone by then (here:
+    closed under the committer) is still seen as lost, so the batch is written on a new one
+    instead of failing."""
+    if backend != "sqlite":
+        pytest.skip("the SQLite BEGIN path")
+    committer = GroupCommitter(engine_for(app), _write)
+    assert committer.submit("first") == "ok:first"
+    committer._conn.connection.driver_connection.close()  # kept for the next batch: now dead
+    with caplog.at_level("WARNING", logger="plugin.groupcommit"):
+        assert committer.submit("second") == "ok:second"
+    assert "connection lost; the batch is tried again" in caplog.text
+    assert _keys(app) == ["first", "second"]

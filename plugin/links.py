@@ -6,10 +6,10 @@ another. Keys come from ``SECRET_KEYS``: the first key signs, every key verifies
 signs with the *last* key of its list, so the list is reversed here).
 
 The tokens are itsdangerous' own (``URLSafeTimedSerializer``, HMAC-SHA1, ``django-concat`` key
-derivation); only two costs are cut, as intake makes four links per record: each signer keeps
-its derived keys instead of hashing the salt and key again for every token, and the HMAC is
-computed by OpenSSL's one-shot :func:`hmac.digest`. A token from plain itsdangerous loads here
-and one made here loads there (tested).
+derivation); only two costs are cut, as intake makes four links per record: each purpose's
+signer is made once per process and keeps its derived keys instead of hashing the salt and key
+again for every token, and the HMAC is computed by OpenSSL's one-shot :func:`hmac.digest`. A
+token from plain itsdangerous loads here and one made here loads there (tested).
 """
 
 from __future__ import annotations
@@ -77,6 +77,17 @@ class _Signer(TimestampSigner):
         return key
 
 
+class _Serializer(URLSafeTimedSerializer):
+    """itsdangerous' serializer that makes its signer once per salt (it makes one per call)."""
+
+    def make_signer(self, salt: str | bytes | None = None) -> Any:
+        signers: dict[Any, Any] = self.__dict__.setdefault("_signers", {})
+        signer = signers.get(salt)
+        if signer is None:
+            signer = signers[salt] = super().make_signer(salt)
+        return signer
+
+
 def _serializer(purpose: str, app: Flask | None = None) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown link purpose {purpose!r}")
@@ -85,8 +96,8 @@ def _serializer(purpose: str, app: Flask | None = None) -> URLSafeTimedSerialize
 
 @lru_cache(maxsize=64)
 def _cached_serializer(purpose: str, keys: tuple[str, ...]) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(list(reversed(keys)), salt=f"sharewise.link.{purpose}",
-                                  signer=_Signer, signer_kwargs={"algorithm": _HMACSHA1()})
+    return _Serializer(list(reversed(keys)), salt=f"sharewise.link.{purpose}",
+                       signer=_Signer, signer_kwargs={"algorithm": _HMACSHA1()})
 
 
 def make_token(tenant: str, record_public_id: str, purpose: str, app: Flask | None = None) -> str:

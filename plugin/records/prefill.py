@@ -4,8 +4,10 @@ Intake does not make the prefilled PDF. Making it (about 0.3 ms) and writing its
 two fsyncs (about 1 ms) was a third of an intake's cost, for a file many records never need
 before their first download. Instead :func:`check_prefill` validates the values with the form
 library's own prefill schema (the same check :func:`forms.prefill.prefill` makes, so values
-that pass here cannot be refused when the PDF is made), computes the hash prefill embeds and
-the warnings prefill reports, and intake stores the values and the hash. :func:`build_pdf`
+that pass here cannot be refused when the PDF is made; the values the event schema already
+loaded through the form's own fields are not loaded twice, see ``trusted``), computes the
+hash prefill embeds and the warnings prefill reports, and intake stores the values and the
+hash. :func:`build_pdf`
 makes the PDF from them: :func:`forms.prefill.fill` is deterministic, so these are the bytes
 intake used to store. :func:`plugin.records.services.prefilled_pdf` serves and keeps it.
 

@@ -232,8 +232,10 @@ def trusted_prefill_fields() -> frozenset[str]:
 def prefill_values(data: dict[str, Any], record_id: str, requested_at: datetime) -> dict[str, Any]:
     """The form's prefill values (JSON-ready, normalised) for a loaded ``share.requested``.
 
-    Absent optional values are left out. The leaves of :func:`prefill_leaves` are copied
-    (a date as ``YYYY-MM-DD``); the rest are Sharewise's own or derived here.
+    Absent optional values are left out; the rest are in the form's order (the stored JSON
+    and anything laying out the stored values see them so). The leaves of
+    :func:`prefill_leaves` are copied (a date as ``YYYY-MM-DD``); the rest are Sharewise's
+    own or derived here.
     """
     practitioner = data["practitioner"]
     values: dict[str, Any] = {
@@ -251,4 +253,9 @@ def prefill_values(data: dict[str, Any], record_id: str, requested_at: datetime)
             value = value.isoformat()
         if value is not None:
             values[leaf.name] = value
-    return values
+    return {name: values[name] for name in _prefill_order() if name in values}
+
+
+@cache
+def _prefill_order() -> tuple[str, ...]:
+    return tuple(f.name for f in load_spec().prefilled_fields)

@@ -82,3 +82,22 @@ def test_links_for_match_make_token(ctx):
     for purpose, key in links.URL_KEYS.items():
         token = urls[key].rsplit("/", 2)[-2 if purpose == "pdf" else -1]
         assert links.load_token(token, purpose) == ("northshire", "SR-ABC")
+
+
+def test_tokens_are_signed_and_checked_with_signers_made_once(ctx, monkeypatch):
+    """make_token and load_token reuse one signer per purpose and derive each key once."""
+    from itsdangerous import Signer
+
+    derived = []
+    real = Signer.derive_key
+
+    def counting(self, secret_key=None):
+        derived.append(secret_key)
+        return real(self, secret_key)
+
+    monkeypatch.setattr(Signer, "derive_key", counting)
+    ctx.config["SECRET_KEYS"] = ["new-key", "old-key"]  # a fresh cache entry for these keys
+    tokens = [links.make_token("northshire", f"SR-{i}", "form") for i in range(5)]
+    assert all(links.load_token(t, "form") == ("northshire", f"SR-{i}")
+               for i, t in enumerate(tokens))
+    assert len(derived) <= 2  # one derivation per key, not one per token

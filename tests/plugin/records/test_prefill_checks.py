@@ -203,6 +203,18 @@ def test_prefill_values_take_each_leaf_from_where_the_form_field_loaded_it():
     _same_as_prefill(values)
 
 
+def test_prefill_values_are_in_the_forms_order_and_take_the_fast_path():
+    """Stored in the form's order, as before the walk; and intake's values are all text, so
+    the trusted fields really are taken as loaded (the full load is only a fallback)."""
+    from forms.prefill import _taken_as_loaded
+    from forms.spec import load_spec
+
+    values = _values()
+    order = [f.name for f in load_spec().prefilled_fields]
+    assert list(values) == [name for name in order if name in values]
+    assert _taken_as_loaded(values, trusted_prefill_fields()) is not None
+
+
 def test_built_pdf_is_the_pdf_prefill_makes():
     values = _values()
     checked = checks.check_prefill(values)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -66,26 +67,29 @@ class _HMACSHA1(HMACAlgorithm):
         return hmac.digest(key, value, "sha1")
 
 
+def _kept(owner: Any, store: str, key: Any, make: Callable[[], Any]) -> Any:
+    """``make()``, kept per ``key`` in ``owner``'s attribute ``store`` (made on first use)."""
+    kept: dict[Any, Any] = owner.__dict__.setdefault(store, {})
+    value = kept.get(key)
+    if value is None:
+        value = kept[key] = make()
+    return value
+
+
 class _Signer(TimestampSigner):
     """itsdangerous' timestamp signer whose derived keys (salt and key only) are kept."""
 
     def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
-        cache: dict[Any, bytes] = self.__dict__.setdefault("_derived", {})
-        key = cache.get(secret_key)
-        if key is None:
-            key = cache[secret_key] = super().derive_key(secret_key)
-        return key
+        derive = super().derive_key
+        return _kept(self, "_derived", secret_key, lambda: derive(secret_key))
 
 
 class _Serializer(URLSafeTimedSerializer):
     """itsdangerous' serializer that makes its signer once per salt (it makes one per call)."""
 
     def make_signer(self, salt: str | bytes | None = None) -> Any:
-        signers: dict[Any, Any] = self.__dict__.setdefault("_signers", {})
-        signer = signers.get(salt)
-        if signer is None:
-            signer = signers[salt] = super().make_signer(salt)
-        return signer
+        make = super().make_signer
+        return _kept(self, "_signers", salt, lambda: make(salt))
 
 
 def _serializer(purpose: str, app: Flask | None = None) -> URLSafeTimedSerializer:

@@ -47,6 +47,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -348,9 +349,31 @@ def main() -> None:
     print(f"prefilled PDF download ({d['records']} records): first (made then) p50 "
           f"{d['first_p50_ms']:.1f} ms, max {d['first_max_ms']:.1f} ms; second p50 "
           f"{d['second_p50_ms']:.1f} ms, max {d['second_max_ms']:.1f} ms")
-    out = Path(__file__).with_name("results")
+    save_results(results, Path(__file__).with_name("results"))
+
+
+def _commit() -> dict[str, Any]:
+    """The checkout's commit and whether it had uncommitted changes (``None`` outside git)."""
+    here = Path(__file__).parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=10,
+                               check=True).stdout.strip() != ""
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": rev, "dirty": dirty}
+
+
+def save_results(results: dict[str, Any], out: Path) -> None:
+    """``intake.json`` (the latest run) and one more line of ``intake-history.jsonl`` (every
+    run: when, which commit, the figures), so runs can be compared afterwards."""
     out.mkdir(exist_ok=True)
     (out / "intake.json").write_text(json.dumps(results, indent=2))
+    stamp = {"at": datetime.now(UTC).isoformat(timespec="seconds"), **_commit()}
+    with open(out / "intake-history.jsonl", "a", encoding="utf-8") as history:
+        history.write(json.dumps({**stamp, **results}) + "\n")
 
 
 if __name__ == "__main__":

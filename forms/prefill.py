@@ -50,7 +50,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 from pypdf import PdfReader
 from pypdf.generic import DictionaryObject, IndirectObject, NameObject
 
@@ -505,7 +505,7 @@ def _taken_as_loaded(data: Mapping[str, Any], names: frozenset[str]
     return taken
 
 
-def _load_prefill(data: dict[str, Any], schema: Any, taken: Mapping[str, Any]
+def _load_prefill(data: dict[str, Any], schema: Schema, taken: Mapping[str, Any]
                   ) -> dict[str, Any]:
     try:
         loaded = schema.load(data)

@@ -69,9 +69,9 @@ def check_prefill(data: Mapping[str, Any], *, trusted: Collection[str] = ()) -> 
     Raises :class:`forms.prefill.FormDataError` for values prefill would refuse. ``trusted``:
     fields whose values the form's own fields loaded already (intake passes
     :func:`plugin.records.schemas.trusted_prefill_fields`); they are not loaded again (see
-    :func:`forms.prefill.normalise_prefill`'s ``loaded``), which saves intake about 45 us.
+    :func:`forms.prefill.normalise_prefill`'s ``loaded``), which saves intake about 40 us.
     """
-    values = normalise(data, loaded=trusted) if trusted else normalise(data)
+    values = normalise(data, loaded=trusted)
     return CheckedPrefill(values, values_hash(values), warnings(values))
 
 

@@ -253,9 +253,4 @@ def prefill_values(data: dict[str, Any], record_id: str, requested_at: datetime)
             value = value.isoformat()
         if value is not None:
             values[leaf.name] = value
-    return {name: values[name] for name in _prefill_order() if name in values}
-
-
-@cache
-def _prefill_order() -> tuple[str, ...]:
-    return tuple(f.name for f in load_spec().prefilled_fields)
+    return {f.name: values[f.name] for f in load_spec().prefilled_fields if f.name in values}

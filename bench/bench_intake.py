@@ -1,9 +1,9 @@
 """Webhook intake throughput against a bare Flask endpoint, and p99 latency at 50 events/s.
 
 Run: ``.venv/bin/python -m bench.bench_intake`` (``--rounds 3 --seconds 10 --clients 2
---threads 4 --rate 50 --paced-seconds 10``; about 90 s).
+--threads 4 --slice 2 --rate 50 --paced-seconds 10``; about 90 s).
 
-Both servers run the same way, one after the other, on this machine: gunicorn with the
+Both servers run the same way on this machine: gunicorn with the
 settings ``sharewise web`` uses (``WEB_WORKERS`` processes x ``WEB_THREADS`` gthread threads,
 default 2 x 4), on the embedded default (SQLite in a temporary ``DATA_DIR``, local file store).
 
@@ -18,13 +18,19 @@ default 2 x 4), on the embedded default (SQLite in a temporary ``DATA_DIR``, loc
   at commit: ``synchronous=FULL``). The prefilled PDF is made on its first download, which
   is timed separately (first and second download of ``--downloads`` records).
 
-Throughput: ``--clients`` processes x ``--threads`` threads, each with a keep-alive HTTP/1.1
-connection, post as fast as answers come back for ``--seconds`` (after a 1 s warm-up).
-``--rounds`` times, bare then Sharewise, each on freshly started servers; the figures are
-the medians, the ratio is median over median, and each round's own ratio is printed too
-(how the workers happen to share the 8 connections moves single rounds of both servers). The
-clients share the 2 cores with the server, equally for both servers; the bodies (signed
-``share.requested`` events, ~1.3 KB) are the same for both.
+Throughput: both servers run at once, and the load moves between them: ``--clients``
+processes x ``--threads`` threads, each with a keep-alive HTTP/1.1 connection (a new one every
+``--per-connection`` requests), post as fast as answers come back to one server for
+``--slice`` seconds, then to the other, in ABBA order, until each has had ``--seconds`` (the
+first 0.3 s of every slice is not counted). A shared machine's speed drifts by a quarter or
+more within a minute; measured one server after the other, that drift went into the ratio,
+while slices a few seconds apart see the same machine. Every slice's rate is printed and kept.
+``--rounds`` times, each on a freshly started pair of servers in the same data directory (the
+database grows from round to round); the figures are the medians, the ratio is median over
+median. The clients share the 2 cores with the servers, equally for both; the bodies (signed
+``share.requested`` events, ~1.3 KB) are the same for both (the bare endpoint gets the same
+200 bodies again and again, intake a fresh event every time). The latency run below has
+the machine to itself (the bare server is stopped first).
 
 Latency: requests are started on a fixed schedule (``--rate`` per second, open loop, so a
 slow answer does not delay the next request) and the latency of each is measured from its
@@ -65,10 +71,6 @@ def _bare(tenant: str) -> Any:
 SECRET = "whsec_" + "QmVuY2htYXJrU2VjcmV0Rm9ySW50YWtlMTIzNDU2Nzg="
 
 
-#: connections per server process seen in the middle of the last throughput run
-THROUGHPUT_SPLIT: list[int] = []
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,41 +106,55 @@ def _start(app_ref: str, port: int, env: dict[str, str], workers: int, threads: 
     raise SystemExit(f"{app_ref} did not start")
 
 
-def _client(port: int, path: str, seconds: float, threads: int, per_connection: int,
-            start: Any, out: Any) -> None:
-    per_thread = int(seconds * 400) + 400  # enough bodies never to run out
-    work = [_signed(per_thread) for _ in range(threads)]
-    counts: list[dict[str, int]] = [{} for _ in range(threads)]
+def _client(schedule_q: Any, ready: Any, out: Any, threads: int, per_connection: int,
+            path: str, intake_bodies: int) -> None:
+    """One client process: ``threads`` threads, each posting over one keep-alive connection
+    (a new one every ``per_connection`` requests) during every slice of the schedule it is
+    sent, to that slice's server; counts the statuses of the requests started after each
+    slice's warm-up."""
+    work = [_signed(intake_bodies) for _ in range(threads)]  # distinct events for intake
+    ready.put(True)
+    schedule: list[tuple[str, int, float, float, float]] = schedule_q.get()
+    counts: list[list[dict[str, int]]] = [[{} for _ in schedule] for _ in range(threads)]
 
-    def run(i: int, t_end: float, warm_end: float) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        for n, (body, headers) in enumerate(work[i], 1):
-            now = time.monotonic()
-            if now >= t_end:
-                break
-            if per_connection and n % per_connection == 0:
-                conn.close()  # a new connection: the server's workers share them anew
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            conn.request("POST", path, body=body, headers=headers)
-            resp = conn.getresponse()
-            resp.read()
-            if now >= warm_end:
-                counts[i][str(resp.status)] = counts[i].get(str(resp.status), 0) + 1
-        conn.close()
+    def run(i: int) -> None:
+        fresh = iter(work[i])
+        repeat = work[i][:200]  # the bare endpoint stores nothing: the same bodies will do
+        sent = 0
+        for n, (name, port, begin, counted, end) in enumerate(schedule):
+            delay = begin - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            tally = counts[i][n]
+            k = 0
+            while True:
+                now = time.monotonic()
+                if now >= end:
+                    break
+                k += 1
+                if per_connection and k % per_connection == 0:
+                    conn.close()  # a new connection: the server's workers share them anew
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                if name == "bare":
+                    body, headers = repeat[sent % len(repeat)]
+                    sent += 1
+                else:
+                    body, headers = next(fresh)
+                conn.request("POST", path, body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                if now >= counted:
+                    status = str(resp.status)
+                    tally[status] = tally.get(status, 0) + 1
+            conn.close()
 
-    start.wait()
-    warm_end = time.monotonic() + 1.0
-    t_end = warm_end + seconds
-    ts = [threading.Thread(target=run, args=(i, t_end, warm_end)) for i in range(threads)]
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    total: dict[str, int] = {}
-    for c in counts:
-        for k, v in c.items():
-            total[k] = total.get(k, 0) + v
-    out.put(total)
+    out.put(counts)
 
 
 def connections_per_worker(port: int) -> list[int]:
@@ -156,28 +172,75 @@ def connections_per_worker(port: int) -> list[int]:
     return sorted(per_pid.values(), reverse=True)
 
 
-def throughput(port: int, path: str, seconds: float, clients: int, threads: int,
-               per_connection: int = 0) -> tuple[float, dict[str, int]]:
-    """Requests per second (after warm-up) and the status counts; each client thread opens a
-    new connection every ``per_connection`` requests (0: one connection throughout)."""
+def slice_order(pairs: int, names: tuple[str, str] = ("bare", "intake")) -> list[str]:
+    """Slices of two servers in ABBA order (bare, intake, intake, bare, bare...): a machine
+    that speeds up or slows down steadily during the run weighs on both alike."""
+    first, second = names
+    order: list[str] = []
+    for n in range(pairs):
+        order += [first, second] if n % 2 == 0 else [second, first]
+    return order
+
+
+def interleaved(ports: dict[str, int], path: str, seconds: float, slice_seconds: float,
+                clients: int, threads: int, per_connection: int, warm: float = 0.3
+                ) -> dict[str, Any]:
+    """Throughput of both servers (both running), measured in alternating slices.
+
+    The load goes to one server at a time for ``slice_seconds`` (the first ``warm`` seconds
+    of a slice not counted), in :func:`slice_order`, until each has had ``seconds`` counted.
+    ``ports`` names two servers (``bare`` gets the same bodies again and again, any other
+    fresh events). Returns per server: requests per counted second, status counts, each
+    slice's rate.
+    """
+    pairs = max(1, round(seconds / slice_seconds))
+    names = tuple(ports)
+    order = slice_order(pairs, names)  # type: ignore[arg-type]
+    counted = slice_seconds - warm
+    per_thread = int(counted * pairs * 400) + 400  # intake never gets near 400/s per thread
     ctx = mp.get_context("fork")
-    start, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_client,
-                         args=(port, path, seconds, threads, per_connection, start, out))
-             for _ in range(clients)]
+    ready, out = ctx.Queue(), ctx.Queue()
+    queues = [ctx.Queue() for _ in range(clients)]
+    procs = [ctx.Process(target=_client, args=(q, ready, out, threads, per_connection, path,
+                                               per_thread)) for q in queues]
     for p in procs:
         p.start()
-    time.sleep(1.5)  # let the clients sign their bodies before the clock starts
-    start.set()
-    time.sleep(1.0 + seconds / 2)
-    THROUGHPUT_SPLIT[:] = connections_per_worker(port)
-    totals: dict[str, int] = {}
     for _ in procs:
-        for k, v in out.get(timeout=seconds + 120).items():
-            totals[k] = totals.get(k, 0) + v
+        ready.get(timeout=300)
+    t0 = time.monotonic() + 0.5
+    schedule = []
+    for n, name in enumerate(order):
+        begin = t0 + n * slice_seconds
+        schedule.append((name, ports[name], begin, begin + warm, begin + slice_seconds))
+    for q in queues:
+        q.put(schedule)
+    splits: dict[str, list[int]] = {}
+    for name, port, _, _, end in schedule:  # sample each server once, mid-slice
+        if name not in splits:
+            time.sleep(max(0.0, end - slice_seconds / 2 - time.monotonic()))
+            splits[name] = connections_per_worker(port)
+    per_slice: list[dict[str, int]] = [{} for _ in schedule]
+    for _ in procs:
+        for thread_counts in out.get(timeout=len(order) * slice_seconds + 120):
+            for n, tally in enumerate(thread_counts):
+                for k, v in tally.items():
+                    per_slice[n][k] = per_slice[n].get(k, 0) + v
     for p in procs:
         p.join()
-    return sum(totals.values()) / seconds, totals
+    result: dict[str, Any] = {}
+    for name in names:
+        slices = [per_slice[n] for n, s in enumerate(schedule) if s[0] == name]
+        statuses: dict[str, int] = {}
+        for tally in slices:
+            for k, v in tally.items():
+                statuses[k] = statuses.get(k, 0) + v
+        result[name] = {
+            "rps": sum(statuses.values()) / (counted * len(slices)),
+            "statuses": statuses,
+            "slice_rps": [round(sum(t.values()) / counted, 1) for t in slices],
+            "connections": splits.get(name, []),
+        }
+    return result
 
 
 def paced(port: int, path: str, rate: float, seconds: float) -> dict[str, Any]:
@@ -255,9 +318,12 @@ def downloads(port: int, urls: list[str]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=float, default=10,
+                        help="seconds of load per server and round (in slices)")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="bare / intake pairs, each on freshly started servers")
+                        help="rounds, each on a freshly started pair of servers")
+    parser.add_argument("--slice", type=float, default=2.0,
+                        help="seconds of load on one server before it moves to the other")
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--per-connection", type=int, default=25,
@@ -292,36 +358,37 @@ def main() -> None:
         rounds: list[dict[str, Any]] = []
         for n in range(args.rounds):
             # a fresh server pair each round: how gunicorn's workers happen to share the
-            # clients' keep-alive connections (4/4, 5/3...) moves a 10 s figure by up to a
-            # third, for both servers; medians over rounds measure the servers, not the luck
-            port = _free_port()
-            bare = _start("bench.bench_intake:bare_app", port, env, workers, threads)
+            # clients' keep-alive connections moves a single figure, for both servers;
+            # medians over rounds measure the servers, not the luck
+            ports = {"bare": _free_port(), "intake": _free_port()}
+            env["SHAREWISE_PORT"] = str(ports["intake"])
+            bare = _start("bench.bench_intake:bare_app", ports["bare"], env, workers, threads)
             try:
-                bare_rps, bare_status = throughput(port, path, args.seconds, args.clients,
-                                                   args.threads, args.per_connection)
-                bare_split = list(THROUGHPUT_SPLIT)
+                server = _start("plugin.wsgi:app", ports["intake"], env, workers, threads)
+                try:
+                    got = interleaved(ports, path, args.seconds, args.slice, args.clients,
+                                      args.threads, args.per_connection)
+                    if n == args.rounds - 1:
+                        bare.terminate()  # the latency run has the machine to itself
+                        time.sleep(1)
+                        port = ports["intake"]
+                        results["paced"] = paced(port, path, args.rate, args.paced_seconds)
+                        urls = results["paced"].pop("pdf_urls")[: args.downloads]
+                        results["downloads"] = downloads(port, urls)
+                finally:
+                    server.terminate()
+                    server.wait()
             finally:
                 bare.terminate()
                 bare.wait()
-            port = _free_port()
-            env["SHAREWISE_PORT"] = str(port)
-            server = _start("plugin.wsgi:app", port, env, workers, threads)
-            try:
-                intake_rps, intake_status = throughput(port, path, args.seconds, args.clients,
-                                                       args.threads, args.per_connection)
-                intake_split = list(THROUGHPUT_SPLIT)
-                if n == args.rounds - 1:
-                    time.sleep(1)
-                    results["paced"] = paced(port, path, args.rate, args.paced_seconds)
-                    urls = results["paced"].pop("pdf_urls")[: args.downloads]
-                    results["downloads"] = downloads(port, urls)
-            finally:
-                server.terminate()
-                server.wait()
-            rounds.append({"bare_rps": bare_rps, "bare_status": bare_status,
-                           "bare_connections": bare_split, "intake_rps": intake_rps,
-                           "intake_status": intake_status, "intake_connections": intake_split,
-                           "ratio": intake_rps / bare_rps})
+            pairs = list(zip(got["bare"]["slice_rps"], got["intake"]["slice_rps"], strict=True))
+            rounds.append({"bare_rps": got["bare"]["rps"], "bare_status": got["bare"]["statuses"],
+                           "bare_connections": got["bare"]["connections"],
+                           "intake_rps": got["intake"]["rps"],
+                           "intake_status": got["intake"]["statuses"],
+                           "intake_connections": got["intake"]["connections"],
+                           "slices": pairs,
+                           "ratio": got["intake"]["rps"] / got["bare"]["rps"]})
         results["rounds"] = rounds
         results["bare_rps"] = statistics.median(r["bare_rps"] for r in rounds)
         results["intake_rps"] = statistics.median(r["intake_rps"] for r in rounds)
@@ -336,6 +403,10 @@ def main() -> None:
         print(f"round {n}: bare {r['bare_rps']:7.1f} req/s {r['bare_status']} (connections "
               f"{bare_split}), intake {r['intake_rps']:6.1f} req/s {r['intake_status']} "
               f"(connections {split}), ratio {r['ratio']:.3f}")
+        each = [i / b for b, i in r["slices"] if b]
+        print("         slices (bare, intake req/s): "
+              + " ".join(f"{b:.0f}/{i:.0f}" for b, i in r["slices"])
+              + (f"; ratio of neighbouring slices {min(each):.3f}-{max(each):.3f}" if each else ""))
     print(f"bare Flask endpoint : {results['bare_rps']:8.1f} req/s  (median of "
           f"{len(results['rounds'])} rounds)")
     print(f"Sharewise intake    : {results['intake_rps']:8.1f} req/s  (median)")

@@ -1,10 +1,12 @@
-"""The intake benchmark keeps every run's figures, not only the last."""
+"""The intake benchmark: its slices alternate between the servers and are counted apart, and
+every run's figures are kept, not only the last."""
 
 from __future__ import annotations
 
 import json
+import os
 
-from bench.bench_intake import save_results
+from bench.bench_intake import _free_port, _start, interleaved, save_results, slice_order
 
 
 def test_each_run_is_appended_to_the_history(tmp_path):
@@ -16,3 +18,30 @@ def test_each_run_is_appended_to_the_history(tmp_path):
     assert [line["ratio"] for line in lines] == [0.27, 0.31]
     assert all(line["at"].endswith("+00:00") and "commit" in line for line in lines)
     assert len(lines[0]["commit"]) == 40  # the checkout's commit (tests run in the checkout)
+
+
+def test_slices_alternate_abba_so_a_steady_drift_weighs_on_both():
+    assert slice_order(3) == ["bare", "intake", "intake", "bare", "bare", "intake"]
+    order = slice_order(4, ("a", "b"))
+    # each server has as many slices in the first half as in the second
+    assert order[:4].count("a") == order[4:].count("a") == 2
+
+
+def test_interleaved_counts_each_servers_slices_apart(tmp_path):
+    """Two real gunicorn servers of the bare endpoint: each gets its own slices (two of
+    0.5 s here) and answers in every one of them."""
+    ports = {"bare": _free_port(), "other": _free_port()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
+    servers = [_start("bench.bench_intake:bare_app", port, env, 1, 2) for port in ports.values()]
+    try:
+        got = interleaved(ports, "/webhooks/x", seconds=1.0, slice_seconds=0.5, clients=1,
+                          threads=2, per_connection=5, warm=0.1)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait()
+    for name in ports:
+        assert len(got[name]["slice_rps"]) == 2
+        assert all(rate > 0 for rate in got[name]["slice_rps"])
+        assert set(got[name]["statuses"]) == {"201"}
+        assert got[name]["rps"] > 0

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 from flask import Flask, current_app
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode, int_to_bytes, want_bytes
 from itsdangerous.signer import HMACAlgorithm
 
 PURPOSES = ("form", "pdf", "upload", "status")
@@ -77,11 +79,21 @@ def _kept(owner: Any, store: str, key: Any, make: Callable[[], Any]) -> Any:
 
 
 class _Signer(TimestampSigner):
-    """itsdangerous' timestamp signer whose derived keys (salt and key only) are kept."""
+    """itsdangerous' timestamp signer whose derived keys (salt and key only) are kept, and
+    which can sign as of a given second (:meth:`sign_at`)."""
 
     def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
         derive = super().derive_key
         return _kept(self, "_derived", secret_key, lambda: derive(secret_key))
+
+    def sign(self, value: str | bytes) -> bytes:
+        return self.sign_at(value, self.get_timestamp())
+
+    def sign_at(self, value: str | bytes, timestamp: int) -> bytes:
+        """What :meth:`TimestampSigner.sign` makes at ``timestamp`` (its own steps)."""
+        sep = want_bytes(self.sep)
+        value = want_bytes(value) + sep + base64_encode(int_to_bytes(timestamp))
+        return value + sep + self.get_signature(value)
 
 
 class _Serializer(URLSafeTimedSerializer):
@@ -152,19 +164,29 @@ def make_links(record: Any, app: Flask | None = None) -> dict[str, str]:
     return links_for(record.tenant, record.public_id, app)
 
 
-def links_for(tenant: str, record_public_id: str, app: Flask | None = None) -> dict[str, str]:
+def issued_now() -> int:
+    """The second links made now carry (what itsdangerous would put in them)."""
+    return int(time.time())
+
+
+def links_for(tenant: str, record_public_id: str, app: Flask | None = None, *,
+              issued_at: int | None = None) -> dict[str, str]:
     """:func:`make_links` from the tenant slug and the record's public id.
 
     The same tokens as :func:`make_token` makes, with the payload serialised once for the
     four of them and each purpose's signer built once per process (intake's hot path).
+    ``issued_at`` (seconds since the epoch, default now) is the time the tokens carry: the
+    same record, keys and ``issued_at`` give the same links, byte for byte, which is how a
+    stored answer is repeated without keeping its links (see ``records.services``).
     """
     app = app or current_app
     keys = tuple(app.config["SECRET_KEYS"])
     payload = _cached_serializer(PURPOSES[0], keys).dump_payload(
         {"t": tenant, "r": record_public_id})
     base = app.config["BASE_URL"]
+    at = issued_now() if issued_at is None else issued_at
     return {
         URL_KEYS[p]: base + PATHS[p].format(
-            token=_cached_signer(p, keys).sign(payload).decode("ascii"))
+            token=_cached_signer(p, keys).sign_at(payload, at).decode("ascii"))
         for p in PURPOSES
     }

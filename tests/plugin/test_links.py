@@ -101,3 +101,23 @@ def test_tokens_are_signed_and_checked_with_signers_made_once(ctx, monkeypatch):
     assert all(links.load_token(t, "form") == ("northshire", f"SR-{i}")
                for i, t in enumerate(tokens))
     assert len(derived) <= 2  # one derivation per key, not one per token
+
+
+def test_links_made_again_at_their_issue_time_are_the_same_bytes(ctx, monkeypatch):
+    """The same record, keys and issue time give the same links: itsdangerous' own token
+    for that second, loadable by plain itsdangerous, which reports that second."""
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    issued = links.issued_now() - 3600
+    first = links.links_for("northshire", "SR-ABC", issued_at=issued)
+    assert links.links_for("northshire", "SR-ABC", issued_at=issued) == first
+    assert links.links_for("northshire", "SR-ABC", issued_at=issued + 1) != first
+    # plain itsdangerous, its clock stopped at that second, makes the very same token
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: issued)
+    plain = URLSafeTimedSerializer(["test-link-key"], salt="sharewise.link.status")
+    assert first["status_url"].endswith("/status/" + plain.dumps({"t": "northshire",
+                                                                  "r": "SR-ABC"}))
+    token = first["status_url"].rsplit("/", 1)[-1]
+    payload, at = plain.loads(token, return_timestamp=True)
+    assert payload == {"t": "northshire", "r": "SR-ABC"}
+    assert int(at.timestamp()) == issued

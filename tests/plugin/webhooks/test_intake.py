@@ -87,6 +87,55 @@ def test_new_webhook_id_same_request_is_200_same_body(tenant, signed_post, sampl
     assert _count(db_session, WebhookEvent) == 2
 
 
+def test_a_repeat_gets_the_first_links_though_no_row_keeps_them(tenant, signed_post,
+                                                               sample_event, db_session,
+                                                               monkeypatch):
+    """Stored answers hold the second the links were issued at, not the links (bearer
+    credentials); a repeat an hour later gets the first links back, byte for byte."""
+    from plugin import links
+
+    first = signed_post(tenant, sample_event(request_id="REQ-L"), webhook_id="msg_a")
+    later = links.issued_now() + 3600
+    monkeypatch.setattr(links, "issued_now", lambda: later)
+    same_id = signed_post(tenant, sample_event(request_id="REQ-L"), webhook_id="msg_a")
+    new_id = signed_post(tenant, sample_event(request_id="REQ-L"), webhook_id="msg_b")
+    assert (first.status_code, same_id.status_code, new_id.status_code) == (201, 200, 200)
+    assert same_id.data == new_id.data == first.data
+    stored = db_session.scalars(select(WebhookEvent.response_body)).all()
+    assert len(stored) == 2
+    for body in stored:
+        assert not set(body) & set(links.URL_KEYS.values())
+        assert "http" not in json.dumps(body) and body["record_id"] == first.json["record_id"]
+        assert body["links_issued_at"] < later
+
+
+def test_after_a_link_key_rotation_a_repeat_gets_links_that_open(app, client, tenant,
+                                                                 signed_post, sample_event):
+    first = signed_post(tenant, sample_event(request_id="REQ-R"), webhook_id="msg_r").json
+    app.config["SECRET_KEYS"] = ["rotated-key", "test-link-key"]
+    again = signed_post(tenant, sample_event(request_id="REQ-R"), webhook_id="msg_r").json
+    assert again["record_id"] == first["record_id"]
+    assert again["status_url"] != first["status_url"]  # signed with the new first key
+    for body in (first, again):
+        assert client.get(_path(body["status_url"])).json["record_id"] == first["record_id"]
+
+
+def test_an_answer_stored_whole_is_repeated_as_stored(app, tenant, signed_post, sample_event):
+    """Rows written before links were left out of stored answers still answer repeats."""
+    from plugin.db import session_scope
+
+    old = {"record_id": "SR-OLD", "status": "awaiting_completion",
+           "form_url": "http://old.example/form/t", "form_pdf_url": "http://old.example/p",
+           "upload_url": "http://old.example/u", "status_url": "http://old.example/s",
+           "due_at": "2026-12-01T09:30:00Z"}
+    with app.app_context(), session_scope() as session:
+        session.add(WebhookEvent(tenant=tenant.slug, webhook_id="msg_old",
+                                 event_type="share.requested", response_status=201,
+                                 response_body=old))
+    again = signed_post(tenant, sample_event(request_id="REQ-OLD"), webhook_id="msg_old")
+    assert (again.status_code, again.json) == (200, old)
+
+
 def test_same_request_id_in_two_tenants_are_two_records(tenant, other_tenant, signed_post,
                                                         sample_event, db_session):
     a = signed_post(tenant, sample_event(request_id="REQ-X"))

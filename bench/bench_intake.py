@@ -21,15 +21,16 @@ default 2 x 4), on the embedded default (SQLite in a temporary ``DATA_DIR``, loc
 Throughput: both servers run at once, and the load moves between them: ``--clients``
 processes x ``--threads`` threads, each with a keep-alive HTTP/1.1 connection (a new one every
 ``--per-connection`` requests), post as fast as answers come back to one server for
-``--slice`` seconds, then to the other, in ABBA order, until each has had ``--seconds`` (the
-first 0.3 s of every slice is not counted). A shared machine's speed drifts by a quarter or
+``--slice`` seconds, then to the other, in ABBA order, an even number of slices each and at
+least ``--seconds`` of load (6 slices of 2 s by default; the first 0.3 s of every slice is
+not counted). A shared machine's speed drifts by a quarter or
 more within a minute; measured one server after the other, that drift went into the ratio,
 while slices a few seconds apart see the same machine. Every slice's rate is printed and kept.
 ``--rounds`` times, each on a freshly started pair of servers in the same data directory (the
 database grows from round to round); the figures are the medians, the ratio is median over
 median. The clients share the 2 cores with the servers, equally for both; the bodies (signed
-``share.requested`` events, ~1.3 KB) are the same for both (the bare endpoint gets the same
-200 bodies again and again, intake a fresh event every time). The latency run below has
+``share.requested`` events, ~1.3 KB) are the same for both (the bare endpoint gets 200
+pre-signed events in turn, intake a fresh event every time). The latency run below has
 the machine to itself (the bare server is stopped first).
 
 Latency: requests are started on a fixed schedule (``--rate`` per second, open loop, so a
@@ -42,6 +43,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import multiprocessing as mp
 import os
 import socket
@@ -52,6 +54,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,24 +110,37 @@ def _start(app_ref: str, port: int, env: dict[str, str], workers: int, threads: 
 
 
 def _client(schedule_q: Any, ready: Any, out: Any, threads: int, per_connection: int,
-            path: str, intake_bodies: int) -> None:
+            path: str, fresh_bodies: int, fresh_for: frozenset[str]) -> None:
     """One client process: ``threads`` threads, each posting over one keep-alive connection
     (a new one every ``per_connection`` requests) during every slice of the schedule it is
     sent, to that slice's server; counts the statuses of the requests started after each
-    slice's warm-up."""
-    work = [_signed(intake_bodies) for _ in range(threads)]  # distinct events for intake
+    slice's warm-up. Servers named in ``fresh_for`` get a new signed event every time, the
+    others the same 200 signed events in turn. Sends back the counts, the threads' errors
+    and how many slices a thread began after their warm-up (a request of the slice before
+    ran over)."""
+    work = [_signed(fresh_bodies) for _ in range(threads)]
     ready.put(True)
     schedule: list[tuple[str, int, float, float, float]] = schedule_q.get()
     counts: list[list[dict[str, int]]] = [[{} for _ in schedule] for _ in range(threads)]
+    errors: list[str] = []
+    late = [0]
 
     def run(i: int) -> None:
+        try:
+            slices(i)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the run
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    def slices(i: int) -> None:
         fresh = iter(work[i])
-        repeat = work[i][:200]  # the bare endpoint stores nothing: the same bodies will do
+        repeat = work[i][:200]  # a server that stores nothing: the same bodies will do
         sent = 0
         for n, (name, port, begin, counted, end) in enumerate(schedule):
             delay = begin - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            elif time.monotonic() > counted:
+                late[0] += 1
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             tally = counts[i][n]
             k = 0
@@ -136,11 +152,11 @@ def _client(schedule_q: Any, ready: Any, out: Any, threads: int, per_connection:
                 if per_connection and k % per_connection == 0:
                     conn.close()  # a new connection: the server's workers share them anew
                     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                if name == "bare":
+                if name in fresh_for:
+                    body, headers = next(fresh)  # StopIteration: reported, the run fails
+                else:
                     body, headers = repeat[sent % len(repeat)]
                     sent += 1
-                else:
-                    body, headers = next(fresh)
                 conn.request("POST", path, body=body, headers=headers)
                 resp = conn.getresponse()
                 resp.read()
@@ -154,7 +170,7 @@ def _client(schedule_q: Any, ready: Any, out: Any, threads: int, per_connection:
         t.start()
     for t in ts:
         t.join()
-    out.put(counts)
+    out.put((counts, errors, late[0]))
 
 
 def connections_per_worker(port: int) -> list[int]:
@@ -173,8 +189,9 @@ def connections_per_worker(port: int) -> list[int]:
 
 
 def slice_order(pairs: int, names: tuple[str, str] = ("bare", "intake")) -> list[str]:
-    """Slices of two servers in ABBA order (bare, intake, intake, bare, bare...): a machine
-    that speeds up or slows down steadily during the run weighs on both alike."""
+    """``pairs`` slices of each of two servers in ABBA order (bare, intake, intake, bare,
+    bare...): with an even number of pairs, a machine that speeds up or slows down steadily
+    during the run weighs on both alike."""
     first, second = names
     order: list[str] = []
     for n in range(pairs):
@@ -183,26 +200,44 @@ def slice_order(pairs: int, names: tuple[str, str] = ("bare", "intake")) -> list
 
 
 def interleaved(ports: dict[str, int], path: str, seconds: float, slice_seconds: float,
-                clients: int, threads: int, per_connection: int, warm: float = 0.3
-                ) -> dict[str, Any]:
-    """Throughput of both servers (both running), measured in alternating slices.
+                clients: int, threads: int, per_connection: int, warm: float = 0.3,
+                fresh_for: Collection[str] = ("intake",)) -> dict[str, Any]:
+    """Throughput of two servers (both running), measured in alternating slices.
 
-    The load goes to one server at a time for ``slice_seconds`` (the first ``warm`` seconds
-    of a slice not counted), in :func:`slice_order`, until each has had ``seconds`` counted.
-    ``ports`` names two servers (``bare`` gets the same bodies again and again, any other
-    fresh events). Returns per server: requests per counted second, status counts, each
-    slice's rate.
+    The load goes to one server at a time for ``slice_seconds``, in :func:`slice_order`,
+    an even number of slices each, at least ``seconds`` of load each; the first ``warm``
+    seconds of a slice are not counted. ``ports`` names the two servers; those in
+    ``fresh_for`` get a new signed event with every request, the others the same events
+    again and again. Returns per server: requests per counted second, status counts, each
+    slice's rate, a mid-slice count of connections per server process; and ``late``, the
+    slices a client thread began after their warm-up. Raises :class:`RuntimeError` if a
+    client thread failed (its counts would be missing).
     """
-    pairs = max(1, round(seconds / slice_seconds))
+    pairs = max(2, math.ceil(seconds / slice_seconds / 2) * 2)
     names = tuple(ports)
     order = slice_order(pairs, names)  # type: ignore[arg-type]
     counted = slice_seconds - warm
-    per_thread = int(counted * pairs * 400) + 400  # intake never gets near 400/s per thread
+    per_thread = int(pairs * slice_seconds * 600) + 400  # intake is far below 600/s a thread
     ctx = mp.get_context("fork")
     ready, out = ctx.Queue(), ctx.Queue()
     queues = [ctx.Queue() for _ in range(clients)]
-    procs = [ctx.Process(target=_client, args=(q, ready, out, threads, per_connection, path,
-                                               per_thread)) for q in queues]
+    procs = [ctx.Process(target=_client, daemon=True,
+                         args=(q, ready, out, threads, per_connection, path, per_thread,
+                               frozenset(fresh_for))) for q in queues]
+    try:
+        return _run_schedule(procs, queues, ready, out, ports, order, slice_seconds, warm,
+                             counted)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join()
+
+
+def _run_schedule(procs: list[Any], queues: list[Any], ready: Any, out: Any,
+                  ports: dict[str, int], order: list[str], slice_seconds: float, warm: float,
+                  counted: float) -> dict[str, Any]:
+    names = tuple(ports)
     for p in procs:
         p.start()
     for _ in procs:
@@ -220,14 +255,19 @@ def interleaved(ports: dict[str, int], path: str, seconds: float, slice_seconds:
             time.sleep(max(0.0, end - slice_seconds / 2 - time.monotonic()))
             splits[name] = connections_per_worker(port)
     per_slice: list[dict[str, int]] = [{} for _ in schedule]
+    errors: list[str] = []
+    late = 0
     for _ in procs:
-        for thread_counts in out.get(timeout=len(order) * slice_seconds + 120):
+        counts, failed, started_late = out.get(timeout=len(order) * slice_seconds + 120)
+        errors += failed
+        late += started_late
+        for thread_counts in counts:
             for n, tally in enumerate(thread_counts):
                 for k, v in tally.items():
                     per_slice[n][k] = per_slice[n].get(k, 0) + v
-    for p in procs:
-        p.join()
-    result: dict[str, Any] = {}
+    if errors:
+        raise RuntimeError(f"{len(errors)} client thread(s) failed, first: {errors[0]}")
+    result: dict[str, Any] = {"late": late}
     for name in names:
         slices = [per_slice[n] for n, s in enumerate(schedule) if s[0] == name]
         statuses: dict[str, int] = {}
@@ -388,6 +428,7 @@ def main() -> None:
                            "intake_status": got["intake"]["statuses"],
                            "intake_connections": got["intake"]["connections"],
                            "slices": pairs,
+                           "late_slice_starts": got["late"],
                            "ratio": got["intake"]["rps"] / got["bare"]["rps"]})
         results["rounds"] = rounds
         results["bare_rps"] = statistics.median(r["bare_rps"] for r in rounds)
@@ -406,7 +447,9 @@ def main() -> None:
         each = [i / b for b, i in r["slices"] if b]
         print("         slices (bare, intake req/s): "
               + " ".join(f"{b:.0f}/{i:.0f}" for b, i in r["slices"])
-              + (f"; ratio of neighbouring slices {min(each):.3f}-{max(each):.3f}" if each else ""))
+              + (f"; ratio of neighbouring slices {min(each):.3f}-{max(each):.3f}" if each else "")
+              + (f"; {r['late_slice_starts']} thread(s) began a slice after its warm-up"
+                 if r["late_slice_starts"] else ""))
     print(f"bare Flask endpoint : {results['bare_rps']:8.1f} req/s  (median of "
           f"{len(results['rounds'])} rounds)")
     print(f"Sharewise intake    : {results['intake_rps']:8.1f} req/s  (median)")

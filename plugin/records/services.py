@@ -131,12 +131,12 @@ def answer_body(stored: dict[str, Any], tenant: str, app: Flask | None = None
                 ) -> dict[str, Any]:
     """A stored answer as it was first sent: its links made again, byte for byte, from the
     second they were issued at (with the current first link key: after a key rotation the
-    links differ from the first ones and open the same pages). A body stored whole, as
-    before this was introduced, is returned as stored."""
-    if LINKS_ISSUED_AT not in stored:
-        return dict(stored)
-    made = links.links_for(tenant, stored["record_id"], app,
-                           issued_at=int(stored[LINKS_ISSUED_AT]))
+    links differ from the first ones and open the same pages). A body stored whole (records
+    created before links were left out) is returned as stored."""
+    issued, record_id = stored.get(LINKS_ISSUED_AT), stored.get("record_id")
+    if type(issued) is not int or not isinstance(record_id, str):
+        return dict(stored)  # stored whole (or not by this code): as it is
+    made = links.links_for(tenant, record_id, app, issued_at=issued)
     # in the first answer's key order (PostgreSQL's jsonb keeps keys in an order of its own)
     whole = {**stored, **made}
     out = {key: whole[key] for key in _BODY_ORDER if key in whole}

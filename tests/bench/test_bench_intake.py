@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from bench.bench_intake import _free_port, _start, interleaved, save_results, slice_order
 
 
@@ -23,19 +25,22 @@ def test_each_run_is_appended_to_the_history(tmp_path):
 def test_slices_alternate_abba_so_a_steady_drift_weighs_on_both():
     assert slice_order(3) == ["bare", "intake", "intake", "bare", "bare", "intake"]
     order = slice_order(4, ("a", "b"))
-    # each server has as many slices in the first half as in the second
+    # each server has as many slices in the first half as in the second, at the same mean
+    # position, so a steady drift of the machine weighs on both alike
     assert order[:4].count("a") == order[4:].count("a") == 2
+    assert sum(n for n, x in enumerate(order) if x == "a") == sum(
+        n for n, x in enumerate(order) if x == "b")
 
 
 def test_interleaved_counts_each_servers_slices_apart(tmp_path):
-    """Two real gunicorn servers of the bare endpoint: each gets its own slices (two of
-    0.5 s here) and answers in every one of them."""
+    """Two real gunicorn servers of the bare endpoint: each gets its own slices (an even
+    number: two of 0.5 s here) and answers in every one of them."""
     ports = {"bare": _free_port(), "other": _free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
     servers = [_start("bench.bench_intake:bare_app", port, env, 1, 2) for port in ports.values()]
     try:
         got = interleaved(ports, "/webhooks/x", seconds=1.0, slice_seconds=0.5, clients=1,
-                          threads=2, per_connection=5, warm=0.1)
+                          threads=2, per_connection=5, warm=0.1, fresh_for=())
     finally:
         for server in servers:
             server.terminate()
@@ -45,3 +50,12 @@ def test_interleaved_counts_each_servers_slices_apart(tmp_path):
         assert all(rate > 0 for rate in got[name]["slice_rps"])
         assert set(got[name]["statuses"]) == {"201"}
         assert got[name]["rps"] > 0
+
+
+def test_a_client_thread_that_fails_fails_the_run():
+    """A server that is not there: every client thread fails, and the run says so instead
+    of dividing what the others counted by the whole time."""
+    ports = {"bare": _free_port(), "intake": _free_port()}  # nothing listens on either
+    with pytest.raises(RuntimeError, match="client thread"):
+        interleaved(ports, "/webhooks/x", seconds=0.2, slice_seconds=0.1, clients=1,
+                    threads=1, per_connection=0, warm=0.05)

@@ -136,6 +136,15 @@ def test_an_answer_stored_whole_is_repeated_as_stored(app, tenant, signed_post, 
     assert (again.status_code, again.json) == (200, old)
 
 
+@pytest.mark.parametrize("stored", [{"links_issued_at": "soon", "record_id": "SR-1"},
+                                    {"links_issued_at": 1764000000},
+                                    {"links_issued_at": 1764000000, "record_id": 7}])
+def test_a_stored_answer_this_code_did_not_write_is_repeated_as_stored(stored):
+    from plugin.records.services import answer_body
+
+    assert answer_body(stored, "northshire") == stored
+
+
 def test_same_request_id_in_two_tenants_are_two_records(tenant, other_tenant, signed_post,
                                                         sample_event, db_session):
     a = signed_post(tenant, sample_event(request_id="REQ-X"))

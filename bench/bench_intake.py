@@ -54,6 +54,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -254,7 +255,7 @@ def _run_schedule(procs: list[Any], queues: list[Any], ready: Any, out: Any,
         if name not in splits:
             time.sleep(max(0.0, end - slice_seconds / 2 - time.monotonic()))
             splits[name] = connections_per_worker(port)
-    per_slice: list[dict[str, int]] = [{} for _ in schedule]
+    per_slice: list[Counter[str]] = [Counter() for _ in schedule]
     errors: list[str] = []
     late = 0
     for _ in procs:
@@ -263,21 +264,17 @@ def _run_schedule(procs: list[Any], queues: list[Any], ready: Any, out: Any,
         late += started_late
         for thread_counts in counts:
             for n, tally in enumerate(thread_counts):
-                for k, v in tally.items():
-                    per_slice[n][k] = per_slice[n].get(k, 0) + v
+                per_slice[n].update(tally)
     if errors:
         raise RuntimeError(f"{len(errors)} client thread(s) failed, first: {errors[0]}")
     result: dict[str, Any] = {"late": late}
     for name in names:
         slices = [per_slice[n] for n, s in enumerate(schedule) if s[0] == name]
-        statuses: dict[str, int] = {}
-        for tally in slices:
-            for k, v in tally.items():
-                statuses[k] = statuses.get(k, 0) + v
+        statuses = sum(slices, Counter())
         result[name] = {
-            "rps": sum(statuses.values()) / (counted * len(slices)),
-            "statuses": statuses,
-            "slice_rps": [round(sum(t.values()) / counted, 1) for t in slices],
+            "rps": statuses.total() / (counted * len(slices)),
+            "statuses": dict(statuses),
+            "slice_rps": [round(t.total() / counted, 1) for t in slices],
             "connections": splits.get(name, []),
         }
     return result

@@ -174,6 +174,16 @@ def _database_file(url: URL) -> str | None:
     return database
 
 
+def database_file(url: str) -> str | None:
+    """The file of a SQLite URL's database (its real path); ``None`` for another backend,
+    an in-memory database or a ``file:`` URI name."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or (parsed.database or "").startswith("file:"):
+        return None
+    file = _database_file(parsed)
+    return os.path.realpath(file) if file is not None else None
+
+
 def _write_lock_for(url: URL) -> tuple[SQLiteWriteLock, WalCheckpointer | None]:
     """One lock and one WAL checkpointer per database file and process, shared by every
     engine on that file. An in-memory database gets a lock of its own with no file, and no

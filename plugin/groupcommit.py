@@ -178,32 +178,14 @@ class GroupCommitter(Generic[T, R]):
         """Write one batch in the leader's thread; every item taken is answered."""
         live: list[tuple[T, Future[R]]] = []
         taken = False
+
+        def take() -> list[T]:
+            nonlocal live, taken
+            live, taken = self._take(), True
+            return [item for item, _ in live]
+
         try:
-            if self._conn is not None and time.monotonic() - self._last_used > self.idle:
-                spare, self._conn = self._conn, None  # unused for a while: back to the pool,
-                spare.close()                         # a fresh one from it
-            for attempt in (1, 2):
-                if self._conn is None:
-                    self._conn = self.engine.connect()
-                try:
-                    # On SQLite this waits for the write lock while another process commits;
-                    # the items queued meanwhile join this batch.
-                    tx = self._conn.begin()
-                    if not taken:
-                        live, taken = self._take(), True
-                    if not live:  # every item taken had expired
-                        tx.rollback()
-                        return
-                    outcomes = self._commit(self._conn, tx, [item for item, _ in live])
-                    break
-                except DBAPIError as exc:
-                    if not exc.connection_invalidated or attempt == 2:
-                        raise
-                    log.warning("%s: connection lost; the batch is tried again", self.name)
-                    self._conn = self._discard(self._conn)
-            self._last_used = time.monotonic()
-            self.stats[0] += 1
-            self.stats[1] += len(live)
+            outcomes = self.run_batch(take)
             for (_, fut), outcome in zip(live, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     fut.set_exception(outcome)
@@ -214,10 +196,49 @@ class GroupCommitter(Generic[T, R]):
                 live = self._take()
             log.warning("%s: a batch of %d failed (%s)", self.name, len(live),
                         type(exc).__name__)
-            self._conn = self._discard(self._conn)
             for _, fut in live:
                 if not fut.done():
                     fut.set_exception(exc)
+
+    def run_batch(self, take: Callable[[], list[T]]) -> list[R | BaseException]:
+        """Begin a transaction, call ``take`` for the items to write, write and commit them.
+
+        On SQLite ``begin`` waits for the write lock, so ``take`` runs once it is held and
+        whatever queued meanwhile joins this batch. ``take`` is called at most once (not
+        again when the batch is retried on a fresh connection). Returns one outcome per
+        item: its result, or the exception of an item that alone broke a constraint.
+        Raises what failed the whole batch (the connection is then dropped). Used by
+        :meth:`submit`'s leaders and by a writer process (:mod:`plugin.writerprocess`).
+        """
+        if self._conn is not None and time.monotonic() - self._last_used > self.idle:
+            spare, self._conn = self._conn, None  # unused for a while: back to the pool,
+            spare.close()                         # a fresh one from it
+        items: list[T] | None = None
+        try:
+            for attempt in (1, 2):
+                if self._conn is None:
+                    self._conn = self.engine.connect()
+                try:
+                    tx = self._conn.begin()
+                    if items is None:
+                        items = take()
+                    if not items:  # nothing to write (every item taken had expired)
+                        tx.rollback()
+                        return []
+                    outcomes = self._commit(self._conn, tx, items)
+                    break
+                except DBAPIError as exc:
+                    if not exc.connection_invalidated or attempt == 2:
+                        raise
+                    log.warning("%s: connection lost; the batch is tried again", self.name)
+                    self._conn = self._discard(self._conn)
+        except BaseException:
+            self._conn = self._discard(self._conn)
+            raise
+        self._last_used = time.monotonic()
+        self.stats[0] += 1
+        self.stats[1] += len(items)
+        return outcomes
 
     def _wake(self) -> None:
         with self._cond:

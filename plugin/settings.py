@@ -105,8 +105,9 @@ def finalise(config: MutableMapping[str, Any]) -> None:
     for key in ("LINK_MAX_AGE", "MAX_BODY_BYTES", "WEBHOOK_TOLERANCE", "PORT"):
         config[key] = int(config[key])
     config["MAX_CONTENT_LENGTH"] = config["MAX_BODY_BYTES"]
-    if isinstance(config.get("MIGRATE_ON_START"), str):
-        config["MIGRATE_ON_START"] = config["MIGRATE_ON_START"].lower() in ("1", "true", "yes")
+    for key in ("MIGRATE_ON_START", "INTAKE_WRITER"):
+        if isinstance(config.get(key), str):
+            config[key] = config[key].lower() in ("1", "true", "yes", "on")
 
 
 def load(config: Mapping[str, Any] | None = None) -> dict[str, Any]:

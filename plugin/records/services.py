@@ -9,6 +9,8 @@ Every status change writes an :class:`AuditEntry` in the same transaction.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -22,9 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from forms.prefill import FormDataError
-from plugin import links
+from plugin import links, writerprocess
 from plugin.bulkinsert import BulkInsert
-from plugin.db import engine_for, session_scope, utcnow
+from plugin.db import database_file, engine_for, session_scope, utcnow
 from plugin.groupcommit import GroupCommitter
 from plugin.outbox.services import enqueue_record_cancelled
 from plugin.records import policy, prefill
@@ -43,6 +45,13 @@ from plugin.reminders.models import REMINDER_COLUMNS, Reminder
 from plugin.reminders.services import reminder_rows
 from plugin.storage import NotFound, StorageError, storage
 from plugin.tenants import Tenant
+from plugin.writerprocess import (
+    WriterClient,
+    WriterConflict,
+    WriterLost,
+    WriterSupervisor,
+    WriterUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -389,6 +398,21 @@ class IntakeRows:
     reminders: list[tuple[Any, ...]]
     event: tuple[Any, ...]
 
+    def to_wire(self) -> list[Any]:
+        """As a JSON value, for the writer process (:mod:`plugin.writerprocess`)."""
+        return [self.public_id, self.request_key, self.event_key, self.record, self.audit,
+                self.reminders, self.event]
+
+    @classmethod
+    def from_wire(cls, value: list[Any]) -> IntakeRows:
+        """Back from :meth:`to_wire` (``ValueError`` / ``TypeError`` when it is not one)."""
+        public_id, request_key, event_key, record, audit, reminders, event = value
+        if not isinstance(public_id, str):
+            raise TypeError("public_id")
+        return cls(public_id, tuple(request_key), tuple(event_key),  # type: ignore[arg-type]
+                   tuple(record), tuple(audit), [tuple(row) for row in reminders],
+                   tuple(event))
+
 
 def _child(table: BulkInsert, dialect: Dialect, row: dict[str, Any]) -> tuple[Any, ...]:
     """A child row without its first column, ``record_id`` (filled in by write_intakes)."""
@@ -425,6 +449,64 @@ def init_app(app: Flask) -> None:
     app.extensions["sharewise.intake"] = GroupCommitter(
         engine_for(app), write_intakes, name="sharewise-intake",
         max_batch=int(app.config["INTAKE_MAX_BATCH"]))
+    app.extensions["sharewise.intake_writer"] = None
+
+
+def use_writer_process(app: Flask, start: bool = True) -> WriterSupervisor | None:
+    """Send ``app``'s intakes to the database's writer process (:mod:`plugin.writerprocess`)
+    and, with ``start``, keep one running from this process when it holds the writer lock.
+
+    Called once per web process by :mod:`plugin.wsgi`. Does nothing (``None``) unless
+    ``INTAKE_WRITER`` is on, the database is a SQLite file and this is Linux. Intakes the
+    writer cannot take are committed by this process's own group committer.
+    """
+    file = database_file(app.config["DATABASE_URL"])
+    if not (app.config.get("INTAKE_WRITER") and file and writerprocess.SUPPORTED):
+        return None
+    app.extensions["sharewise.intake_writer"] = WriterClient(writerprocess.address_for(file))
+    if not start:
+        return None
+    env = {**os.environ, "SHAREWISE_DATABASE_URL": app.config["DATABASE_URL"],
+           "SHAREWISE_INTAKE_MAX_BATCH": str(app.config["INTAKE_MAX_BATCH"])}
+    supervisor = WriterSupervisor(file + ".writer",
+                                  [sys.executable, "-m", "plugin.records.intakewriter"], env)
+    supervisor.start()
+    return supervisor
+
+
+def _write_intake(app: Flask, rows: IntakeRows, timeout: float) -> None:
+    """Commit ``rows`` through the writer process when one runs, else in this process.
+
+    Raises :class:`IntegrityError` or :class:`WriterConflict` for a duplicate and
+    :class:`TimeoutError` when the write was not taken in time (nothing stored).
+    """
+    client: WriterClient | None = app.extensions.get("sharewise.intake_writer")
+    if client is not None:
+        try:
+            client.submit(rows.to_wire(), timeout)
+            return
+        except WriterUnavailable:
+            pass  # certainly not written: this process writes it
+        except WriterLost:
+            # sent, and no answer: if the writer committed it before it was lost, the
+            # record is there under this intake's own public id
+            log.warning("record %s: writer process lost; written by this process",
+                        rows.public_id)
+            try:
+                intake_committer(app).submit(rows, timeout=timeout)
+            except IntegrityError:
+                if _stored_as(app, rows) != rows.public_id:
+                    raise
+            return
+    intake_committer(app).submit(rows, timeout=timeout)
+
+
+def _stored_as(app: Flask, rows: IntakeRows) -> str | None:
+    """The public id of the record stored for ``rows``' request, if any."""
+    tenant, request_id = rows.request_key
+    with session_scope(app, readonly=True) as session:
+        return session.scalar(select(Record.public_id).where(
+            Record.tenant == tenant, Record.request_id == request_id))
 
 
 def intake_committer(app: Flask) -> GroupCommitter[IntakeRows, int]:
@@ -515,8 +597,8 @@ def create_from_event(
             "response_body": stored_body(body, issued)}),
     )
     try:
-        intake_committer(app).submit(rows, timeout=float(app.config["INTAKE_TIMEOUT"]))
-    except IntegrityError:
+        _write_intake(app, rows, float(app.config["INTAKE_TIMEOUT"]))
+    except (IntegrityError, WriterConflict):
         existing = _replay_or_existing(tenant, webhook_id, event_type, request_id, app)
         if existing is None:  # pragma: no cover - the constraint that failed names a row
             raise

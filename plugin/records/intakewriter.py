@@ -1,0 +1,51 @@
+"""The intake writer process: ``python -m plugin.records.intakewriter``.
+
+Started and kept running by a web process (:func:`plugin.records.services.use_writer_process`,
+through :class:`plugin.writerprocess.WriterSupervisor`), never by hand. It commits the
+intakes of every web process on this SQLite database (:func:`services.write_intakes`, in
+shared transactions) and answers each sender; see :mod:`plugin.writerprocess`. Settings come
+from the environment, as for every other process; it exits with the web process that
+started it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from plugin import settings
+from plugin.db import database_file, make_engine
+from plugin.groupcommit import GroupCommitter
+from plugin.records.services import IntakeRows, write_intakes
+from plugin.writerprocess import WriterServer, address_for, die_with_parent, run_server
+
+log = logging.getLogger("plugin.records.intakewriter")
+
+
+def main() -> None:
+    """Serve the database's intake writes until SIGTERM (or the parent's exit)."""
+    die_with_parent(int(os.environ.get("SHAREWISE_WRITER_PARENT", os.getppid())))
+    cfg = settings.load()
+    logging.basicConfig(level=str(cfg.get("LOG_LEVEL", "INFO")).upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    file = database_file(cfg["DATABASE_URL"])
+    if file is None:
+        raise SystemExit("the intake writer serves a SQLite database file only")
+    engine = make_engine(cfg["DATABASE_URL"])
+    committer = GroupCommitter(engine, write_intakes, name="sharewise-intake-writer",
+                               max_batch=int(cfg["INTAKE_MAX_BATCH"]))
+    try:
+        server = WriterServer(committer, address_for(file), IntakeRows.from_wire,
+                              max_batch=int(cfg["INTAKE_MAX_BATCH"]))
+    except OSError as exc:  # the address is taken: another writer serves this database
+        raise SystemExit(f"intake writer not started ({type(exc).__name__})") from None
+    log.info("intake writer serving (pid %d)", os.getpid())
+    try:
+        run_server(server)
+    finally:
+        engine.dispose()
+    log.info("intake writer stopped")
+
+
+if __name__ == "__main__":
+    main()

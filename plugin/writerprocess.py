@@ -1,0 +1,462 @@
+"""A writer process: one process per SQLite database commits the writes of every web process.
+
+On the embedded default each web process commits its own group of intakes
+(:mod:`plugin.groupcommit`), and the processes hand SQLite's write lock to one another for
+every batch. A writer process takes the items of all web processes into one batch instead:
+fewer commits (one fsync each) and no hand-over of the lock between processes; the web
+processes' threads only wait for an answer. Measured with the intake benchmark's two servers
+running at once in alternating slices: +10 to +17% intakes per second (docs/performance.md).
+
+The pieces:
+
+* :func:`address_for`: the writer's Unix socket, in Linux's abstract namespace, named after
+  the database file (so no socket file is left behind and no path length limit applies).
+  The writer answers only connections from processes of its own user (``SO_PEERCRED``).
+* :class:`WriterServer`: the writer's loop (one thread): reads the items every connection
+  sends, and as soon as it has any, begins a transaction (waiting for the write lock),
+  takes everything that has arrived by then, writes and commits it with
+  :meth:`GroupCommitter.run_batch` and answers each item: its result, ``conflict`` (it broke
+  a unique constraint: nothing of it kept), ``timeout`` (not taken before the sender's
+  deadline: nothing kept) or ``error`` (the batch failed: nothing kept).
+* :class:`WriterClient`: a web process's side, one connection per thread. It raises
+  :class:`WriterUnavailable` when the item certainly was not written (no writer, or it
+  was stopping) and :class:`WriterLost` when the connection broke after the item was sent
+  (the writer died: its transaction, if any, was rolled back with it; or it did not answer
+  within the deadline and a grace period). Either way the caller writes the item itself.
+* :class:`WriterSupervisor`: a thread in every web process. The one that holds an
+  exclusive ``flock`` on ``<database>.writer`` runs the writer as its child and starts it
+  again if it exits; the others wait for the lock, so when the supervising process exits
+  another takes over. The writer asks the kernel for ``SIGTERM`` when its parent dies.
+
+Limits: Linux only (abstract sockets, ``PR_SET_PDEATHSIG``); elsewhere nothing starts and
+every web process writes for itself. Items travel as JSON, so they must be JSON values
+(an item that is not is written by its own process). Messages are at most 16 MB.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from plugin.groupcommit import GroupCommitter, item_conflict
+
+log = logging.getLogger(__name__)
+
+SUPPORTED = sys.platform.startswith("linux")
+MAX_MESSAGE = 16 * 1024 * 1024
+_HEADER = struct.Struct("!I")
+_PEERCRED = struct.Struct("3i")  # pid, uid, gid
+#: How long a sender waits beyond its deadline for a taken item's transaction to end.
+GRACE = 30.0
+
+
+def address_for(database_file: str) -> str:
+    """The writer's socket address for a database file (abstract namespace, ``\\0`` first)."""
+    digest = hashlib.sha256(os.path.realpath(database_file).encode()).hexdigest()[:32]
+    return f"\0sharewise-writer-{digest}"
+
+
+def _frame(message: Any) -> bytes:
+    data = json.dumps(message, separators=(",", ":")).encode()
+    if len(data) > MAX_MESSAGE:
+        raise ValueError("message too large")
+    return _HEADER.pack(len(data)) + data
+
+
+class WriterUnavailable(RuntimeError):
+    """The item was not written by a writer process (none runs, or it could not take it)."""
+
+
+class WriterLost(RuntimeError):
+    """The item was sent, and no answer came: the writer died or is stuck."""
+
+
+class WriterConflict(RuntimeError):
+    """The item broke a unique constraint; nothing of it was kept."""
+
+
+class WriterFailed(RuntimeError):
+    """The writer's batch failed with a database error (its name is the message)."""
+
+
+# ------------------------------------------------------------------------------ client
+
+
+class WriterClient:
+    """Sends items to the writer process at ``address``; one connection per thread."""
+
+    def __init__(self, address: str, retry_after: float = 1.0) -> None:
+        self.address = address
+        self.retry_after = retry_after
+        self._reset()
+        _CLIENTS.add(self)
+
+    def _reset(self) -> None:
+        self._local = threading.local()
+        self._down_until = 0.0  # after a refused connection: don't try again until then
+        self._seq = 0
+
+    def _connect(self) -> socket.socket:
+        sock: socket.socket | None = getattr(self._local, "sock", None)
+        if sock is not None:
+            return sock
+        if time.monotonic() < self._down_until:
+            raise WriterUnavailable("no writer process")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(self.address)
+        except OSError:
+            sock.close()
+            self._down_until = time.monotonic() + self.retry_after
+            raise WriterUnavailable("no writer process") from None
+        self._local.sock = sock
+        return sock
+
+    def _drop(self) -> None:
+        sock = getattr(self._local, "sock", None)
+        self._local.sock = None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def submit(self, item: Any, timeout: float) -> Any:
+        """Have the writer write ``item``; its result once committed.
+
+        Raises :class:`WriterConflict`, :class:`TimeoutError` (not taken within ``timeout``:
+        nothing kept), :class:`WriterFailed`, :class:`WriterUnavailable` or
+        :class:`WriterLost` (see the module doc).
+        """
+        try:
+            self._seq += 1
+            seq = self._seq
+            deadline = time.monotonic() + timeout
+            frame = _frame(["w", seq, deadline, item])
+        except (TypeError, ValueError) as exc:  # not JSON: written by its own process
+            raise WriterUnavailable(f"item not sendable ({type(exc).__name__})") from None
+        sock = self._connect()
+        try:
+            sock.sendall(frame)
+        except OSError:
+            self._drop()  # a writer that went away since the last item: nothing was sent
+            sock = self._connect()  # whole (a broken stream takes no partial message)
+            try:
+                sock.sendall(frame)
+            except OSError:
+                self._drop()
+                raise WriterUnavailable("the writer process went away") from None
+        try:
+            sock.settimeout(max(0.0, deadline - time.monotonic()) + GRACE)
+            reply = self._read(sock)
+        except (OSError, ValueError):
+            self._drop()
+            raise WriterLost("no answer from the writer process") from None
+        if reply[0] != seq:
+            self._drop()
+            raise WriterLost("answer out of order")
+        kind = reply[1]
+        if kind == "ok":
+            return reply[2]
+        if kind == "conflict":
+            raise WriterConflict("unique constraint")
+        if kind == "timeout":
+            raise TimeoutError
+        if kind == "local":
+            self._drop()
+            raise WriterUnavailable("the writer process is stopping")
+        raise WriterFailed(str(reply[2]) if len(reply) > 2 else "error")
+
+    @staticmethod
+    def _read(sock: socket.socket) -> Any:
+        header = _recv_exactly(sock, _HEADER.size)
+        (size,) = _HEADER.unpack(header)
+        if size > MAX_MESSAGE:
+            raise ValueError("message too large")
+        return json.loads(_recv_exactly(sock, size))
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks, got = [], 0
+    while got < size:
+        chunk = sock.recv(size - got)
+        if not chunk:
+            raise ConnectionResetError("closed")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+_CLIENTS: Any = __import__("weakref").WeakSet()
+
+
+def _reset_clients_after_fork() -> None:
+    for client in list(_CLIENTS):
+        client._reset()  # the parent's connections are not this process's
+
+
+os.register_at_fork(after_in_child=_reset_clients_after_fork)
+
+
+# ------------------------------------------------------------------------------ server
+
+
+@dataclass
+class _Entry:
+    conn: _Conn
+    seq: int
+    deadline: float
+    item: Any
+
+
+class _Conn:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+        self.closed = False
+
+
+class WriterServer:
+    """The writer's loop (see the module doc). ``decode`` turns a received JSON value into
+    the item ``committer.write`` takes; results must be JSON values."""
+
+    def __init__(self, committer: GroupCommitter[Any, Any], address: str,
+                 decode: Callable[[Any], Any], max_batch: int = 64) -> None:
+        self.committer = committer
+        self.decode = decode
+        self.max_batch = max_batch
+        self.stopping = False
+        self._pending: collections.deque[_Entry] = collections.deque()
+        self._sel = selectors.DefaultSelector()
+        self._listener = socket.socket(socket.AF_UNIX,
+                                       socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self._listener.bind(address)  # OSError (EADDRINUSE): another writer serves it
+        self._listener.listen(128)
+        self._listener.setblocking(False)
+        self._sel.register(self._listener, selectors.EVENT_READ)
+        self._uid = os.getuid()
+
+    def close(self) -> None:
+        """Answer what is pending ``local`` (the senders write it themselves) and close."""
+        while self._pending:
+            entry = self._pending.popleft()
+            self._reply(entry.conn, [entry.seq, "local"])
+        for key in list(self._sel.get_map().values()):
+            with contextlib.suppress(OSError):
+                key.fileobj.close()  # type: ignore[union-attr]
+        self._sel.close()
+
+    def serve(self) -> None:
+        """Serve until :attr:`stopping` is set (by a signal handler or another thread)."""
+        while not self.stopping:
+            self._poll(0 if self._pending else 0.5)
+            if self._pending and not self.stopping:
+                self._write()
+
+    def _poll(self, timeout: float) -> None:
+        for key, _ in self._sel.select(timeout):
+            if key.fileobj is self._listener:
+                self._accept()
+            else:
+                self._receive(key.data)
+
+    def _accept(self) -> None:
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            sock, _ = self._listener.accept()
+            cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+            if _PEERCRED.unpack(cred)[1] != self._uid:
+                log.warning("writer: refused a connection from another user")
+                sock.close()
+                return
+            sock.setblocking(False)
+            conn = _Conn(sock)
+            self._sel.register(sock, selectors.EVENT_READ, conn)
+
+    def _close(self, conn: _Conn) -> None:
+        if not conn.closed:
+            conn.closed = True
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(conn.sock)
+            conn.sock.close()
+
+    def _receive(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(conn)  # its pending items stay: written, their answers dropped
+            return
+        buf = conn.buffer
+        buf += data
+        while len(buf) >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buf)
+            if size > MAX_MESSAGE:
+                log.warning("writer: a message over the limit; connection closed")
+                self._close(conn)
+                return
+            if len(buf) < _HEADER.size + size:
+                break
+            raw = bytes(buf[_HEADER.size:_HEADER.size + size])
+            del buf[:_HEADER.size + size]
+            try:
+                kind, seq, deadline, value = json.loads(raw)
+                if kind != "w":
+                    raise ValueError(kind)
+                item = self.decode(value)
+            except (ValueError, TypeError, KeyError, IndexError):
+                log.warning("writer: a malformed message; connection closed")
+                self._close(conn)
+                return
+            self._pending.append(_Entry(conn, int(seq), float(deadline), item))
+
+    def _reply(self, conn: _Conn, message: list[Any]) -> None:
+        if conn.closed:
+            return
+        try:
+            conn.sock.setblocking(True)  # answers are small; a full buffer is a dead reader
+            conn.sock.settimeout(5)
+            conn.sock.sendall(_frame(message))
+            conn.sock.setblocking(False)
+        except OSError:
+            self._close(conn)
+
+    def _write(self) -> None:
+        taken: list[_Entry] = []
+
+        def take() -> list[Any]:
+            self._poll(0)  # what arrived while waiting for the write lock joins the batch
+            now = time.monotonic()
+            while self._pending and len(taken) < self.max_batch:
+                entry = self._pending.popleft()
+                if entry.deadline < now:
+                    self._reply(entry.conn, [entry.seq, "timeout"])
+                else:
+                    taken.append(entry)
+            return [entry.item for entry in taken]
+
+        try:
+            outcomes: Sequence[Any] = self.committer.run_batch(take)
+        except Exception as exc:  # noqa: BLE001 - every sender is answered
+            log.warning("writer: a batch of %d failed (%s)", len(taken), type(exc).__name__)
+            for entry in taken:
+                self._reply(entry.conn, [entry.seq, "error", type(exc).__name__])
+            if not taken:
+                time.sleep(0.05)  # failed before taking (the database is unreachable)
+            return
+        for entry, outcome in zip(taken, outcomes, strict=True):
+            if not isinstance(outcome, BaseException):
+                self._reply(entry.conn, [entry.seq, "ok", outcome])
+            elif item_conflict(outcome):
+                self._reply(entry.conn, [entry.seq, "conflict"])
+            else:  # pragma: no cover - run_batch returns only conflicts as outcomes
+                self._reply(entry.conn, [entry.seq, "error", type(outcome).__name__])
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel for SIGTERM when the parent dies; exit now if it already has."""
+    if SUPPORTED:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        raise SystemExit(0)
+
+
+def run_server(server: WriterServer) -> None:
+    """Serve until SIGTERM or SIGINT; then answer what is pending and close."""
+
+    def _stop(_signum: int, _frame: Any) -> None:
+        server.stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        server.serve()
+    finally:
+        server.close()
+
+
+# --------------------------------------------------------------------------- supervisor
+
+
+class WriterSupervisor(threading.Thread):
+    """Runs the writer process from whichever web process holds ``lock_path`` (see the
+    module doc). ``argv`` starts the writer; it gets ``SHAREWISE_WRITER_PARENT``, this
+    process's id, so it can exit with it."""
+
+    def __init__(self, lock_path: str, argv: list[str], env: dict[str, str] | None = None,
+                 poll: float = 1.0, backoff: float = 1.0) -> None:
+        super().__init__(name="sharewise-writer-supervisor", daemon=True)
+        self.lock_path = lock_path
+        self.argv = argv
+        self.env = env
+        self.poll = poll
+        self.backoff = backoff
+        self.stop_event = threading.Event()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def run(self) -> None:
+        """Wait for the lock, then keep a writer running until stopped."""
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            log.warning("writer supervisor: no lock file (%s); not started",
+                        type(exc).__name__)
+            return
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    self.stop_event.wait(self.poll)  # another process supervises
+                    continue
+                self._keep_running()
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _keep_running(self) -> None:
+        env = dict(self.env if self.env is not None else os.environ)
+        env["SHAREWISE_WRITER_PARENT"] = str(os.getpid())
+        while not self.stop_event.is_set():
+            self.process = subprocess.Popen(self.argv, env=env)  # noqa: S603 - our argv
+            self.starts += 1
+            while self.process.poll() is None:
+                if self.stop_event.wait(0.2):
+                    self._stop_process()
+                    return
+            log.warning("writer process exited with code %s; starting it again",
+                        self.process.returncode)
+            self.stop_event.wait(self.backoff)
+
+    def _stop_process(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def stop(self) -> None:
+        """Stop the writer (if this process runs it) and the thread."""
+        self.stop_event.set()
+        self.join(15)

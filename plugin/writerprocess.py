@@ -268,21 +268,27 @@ class WriterServer:
             if self._pending and not self.stopping:
                 self._write()
 
-    def _poll(self, timeout: float) -> None:
-        for key, _ in self._sel.select(timeout):
+    def _poll(self, timeout: float) -> int:
+        """Accept and read what is ready (waiting up to ``timeout``); how much was."""
+        events = self._sel.select(timeout)
+        for key, _ in events:
             if key.fileobj is self._listener:
                 self._accept()
             else:
                 self._receive(key.data)
+        return len(events)
 
     def _accept(self) -> None:
-        with contextlib.suppress(BlockingIOError, InterruptedError):
-            sock, _ = self._listener.accept()
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
             cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
             if _PEERCRED.unpack(cred)[1] != self._uid:
                 log.warning("writer: refused a connection from another user")
                 sock.close()
-                return
+                continue
             sock.setblocking(False)
             conn = _Conn(sock)
             self._sel.register(sock, selectors.EVENT_READ, conn)
@@ -342,7 +348,11 @@ class WriterServer:
         taken: list[_Entry] = []
 
         def take() -> list[Any]:
-            self._poll(0)  # what arrived while waiting for the write lock joins the batch
+            # what arrived while waiting for the write lock joins the batch (new
+            # connections are read on the next round)
+            for _ in range(4):
+                if not self._poll(0):
+                    break
             now = time.monotonic()
             while self._pending and len(taken) < self.max_batch:
                 entry = self._pending.popleft()

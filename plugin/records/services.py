@@ -467,6 +467,7 @@ def use_writer_process(app: Flask, start: bool = True) -> WriterSupervisor | Non
     if not start:
         return None
     env = {**os.environ, "SHAREWISE_DATABASE_URL": app.config["DATABASE_URL"],
+           "SHAREWISE_DATA_DIR": app.config["DATA_DIR"],
            "SHAREWISE_INTAKE_MAX_BATCH": str(app.config["INTAKE_MAX_BATCH"])}
     supervisor = WriterSupervisor(file + ".writer",
                                   [sys.executable, "-m", "plugin.records.intakewriter"], env)

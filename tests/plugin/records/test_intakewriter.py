@@ -1,0 +1,196 @@
+"""Intake through the writer process (plugin.records.intakewriter, started the way a web
+process starts it): the same answers and rows as in-process intake, duplicates, a killed
+writer, a writer lost after it committed, timeouts, and when no writer is used."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from plugin.db import database_file, engine_for
+from plugin.demo import signed_request
+from plugin.groupcommit import GroupCommitter
+from plugin.records.models import AuditEntry, Record, WebhookEvent
+from plugin.records.services import (
+    IntakeRows,
+    intake_committer,
+    use_writer_process,
+    write_intakes,
+)
+from plugin.reminders.models import Reminder
+from plugin.writerprocess import SUPPORTED, WriterClient, WriterServer, address_for
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.skipif(not SUPPORTED, reason="the writer process is Linux only")
+
+
+def _counts(db_session):
+    db_session.rollback()
+    return tuple(db_session.scalar(select(func.count()).select_from(m))
+                 for m in (Record, AuditEntry, Reminder, WebhookEvent))
+
+
+def _address(app):
+    return address_for(database_file(app.config["DATABASE_URL"]))
+
+
+def _writer_ready(app):
+    try:
+        WriterClient(_address(app))._connect().close()
+        return True
+    except Exception:  # noqa: BLE001 - not yet
+        return False
+
+
+@pytest.fixture
+def writer(app, backend):
+    """The app's intakes go to a real writer process, run by a supervisor in this process."""
+    if backend != "sqlite":
+        pytest.skip("the writer process serves a SQLite database file")
+    supervisor = use_writer_process(app)
+    assert supervisor is not None
+    wait_until(lambda: _writer_ready(app), timeout=30)
+    yield supervisor
+    supervisor.stop()
+    assert supervisor.process.poll() is not None  # stopped with its supervisor
+
+
+def _post_all(app, tenant, deliveries):
+    barrier = threading.Barrier(len(deliveries))
+    results = [None] * len(deliveries)
+
+    def run(i, body, headers):
+        client = app.test_client()
+        barrier.wait()
+        resp = client.post(f"/webhooks/{tenant.slug}", data=body, headers=headers)
+        results[i] = (resp.status_code, resp.get_json())
+
+    threads = [threading.Thread(target=run, args=(i, b, h))
+               for i, (b, h) in enumerate(deliveries)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def test_intakes_are_committed_by_the_writer_process(app, writer, tenant, sample_event,
+                                                     db_session):
+    deliveries = [signed_request(tenant.webhook_secrets[0], sample_event(request_id=f"W-{i}"))
+                  for i in range(8)]
+    results = _post_all(app, tenant, deliveries)
+    assert [s for s, _ in results] == [201] * 8, results
+    assert intake_committer(app).stats == [0, 0]  # nothing was written by this process
+    assert _counts(db_session) == (8, 8, 32, 8)
+    records = {r.public_id: r for r in db_session.scalars(select(Record))}
+    for _, body in results:
+        record = records[body["record_id"]]
+        assert record.status == "awaiting_completion"
+        assert record.prefill["subject_name"] == "Zoë Ångström-Nørgaard"
+        assert len(record.prefill_hash) == 64
+    # the answer of a repeat is rebuilt from the row the writer stored
+    again = app.test_client().post(f"/webhooks/{tenant.slug}", data=deliveries[3][0],
+                                   headers=deliveries[3][1])
+    assert again.status_code == 200
+    assert again.get_json() == results[3][1]
+
+
+def test_concurrent_duplicates_through_the_writer(app, writer, tenant, sample_event,
+                                                  db_session):
+    delivery = signed_request(tenant.webhook_secrets[0], sample_event(), "msg_dup_w")
+    results = _post_all(app, tenant, [delivery] * 8)
+    assert sorted(s for s, _ in results) == [200] * 7 + [201], results
+    assert len({b["record_id"] for _, b in results}) == 1
+    assert _counts(db_session) == (1, 1, 4, 1)
+    assert intake_committer(app).stats == [0, 0]
+
+
+def test_a_killed_writer_loses_nothing_and_is_started_again(app, writer, tenant, signed_post,
+                                                            sample_event, db_session):
+    assert signed_post(tenant, sample_event(request_id="K-1")).status_code == 201
+    os.kill(writer.process.pid, signal.SIGKILL)
+    # while it is down this process writes for itself
+    resp = signed_post(tenant, sample_event(request_id="K-2"))
+    assert resp.status_code == 201, resp.get_json()
+    wait_until(lambda: writer.starts == 2 and _writer_ready(app), timeout=30)
+    before = list(intake_committer(app).stats)
+    time.sleep(1.1)  # the client tries a refused address again after a second
+    assert signed_post(tenant, sample_event(request_id="K-3")).status_code == 201
+    assert intake_committer(app).stats == before  # the new writer wrote K-3
+    assert _counts(db_session) == (3, 3, 12, 3)
+
+
+class _CommitsThenDies(WriterServer):
+    """A writer that commits, then loses its connections before answering them."""
+
+    def _reply(self, conn, message):
+        if message[1] == "ok":
+            self._close(conn)
+        else:
+            super()._reply(conn, message)
+
+
+def test_a_writer_lost_after_its_commit_still_answers_201(app, backend, tenant, signed_post,
+                                                          sample_event, db_session):
+    if backend != "sqlite":
+        pytest.skip("the writer process serves a SQLite database file")
+    committer = GroupCommitter(engine_for(app), write_intakes)
+    server = _CommitsThenDies(committer, _address(app), IntakeRows.from_wire)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        assert use_writer_process(app, start=False) is None  # the client only
+        resp = signed_post(tenant, sample_event(request_id="LOST-1"), webhook_id="msg_lost")
+    finally:
+        server.stopping = True
+        thread.join(5)
+        server.close()
+    assert committer.stats == [1, 1]  # the writer did commit it
+    # its own record, found by this process on the unique constraint: the first answer
+    assert resp.status_code == 201, resp.get_json()
+    record = db_session.scalar(select(Record))
+    assert resp.get_json()["record_id"] == record.public_id
+    assert _counts(db_session) == (1, 1, 4, 1)
+
+
+def test_not_taken_in_time_through_the_writer_is_503_and_nothing_stored(
+        app, writer, tenant, signed_post, sample_event, db_session):
+    app.config["INTAKE_TIMEOUT"] = 0.5
+    outcome = {}
+
+    def post():
+        outcome["resp"] = signed_post(tenant, sample_event(request_id="SLOW-1"))
+
+    with engine_for(app).begin():  # the write lock: the writer waits for it
+        t = threading.Thread(target=post)
+        t.start()
+        time.sleep(1.5)
+    t.join(30)
+    resp = outcome["resp"]
+    assert resp.status_code == 503, resp.get_json()
+    assert resp.headers["Retry-After"] == "5"
+    assert intake_committer(app).stats == [0, 0]
+    assert _counts(db_session) == (0, 0, 0, 0)
+
+
+def test_no_writer_when_switched_off_or_not_sqlite(app, backend):
+    app.config["INTAKE_WRITER"] = False
+    assert use_writer_process(app) is None
+    assert app.extensions["sharewise.intake_writer"] is None
+    app.config["INTAKE_WRITER"] = True
+    if backend == "postgres":  # a database server takes concurrent writers itself
+        assert use_writer_process(app) is None
+        assert app.extensions["sharewise.intake_writer"] is None
+
+
+def test_rows_survive_the_trip_to_the_writer_unchanged():
+    rows = IntakeRows("SR-X", ("t", "r"), ("t", "w"), ("SR-X", "t", 1, None, '{"a": "Zoë"}'),
+                      ("2026-11-25 08:00:00.000000", "host"), [(1, "a"), (2, "b")], ("t", 201))
+    import json
+
+    assert IntakeRows.from_wire(json.loads(json.dumps(rows.to_wire()))) == rows

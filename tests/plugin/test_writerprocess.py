@@ -1,0 +1,333 @@
+"""plugin.writerprocess: the writer's loop, its client and the supervisor, on real sockets,
+real SQLite and real processes (the intake writer end to end: tests/plugin/records/)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select
+
+from plugin.db import database_file, engine_for
+from plugin.groupcommit import GroupCommitter
+from plugin.records.models import WebhookEvent
+from plugin.writerprocess import (
+    SUPPORTED,
+    WriterClient,
+    WriterConflict,
+    WriterLost,
+    WriterServer,
+    WriterSupervisor,
+    WriterUnavailable,
+    _frame,
+    address_for,
+)
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.skipif(not SUPPORTED, reason="the writer process is Linux only")
+
+EVENTS = WebhookEvent.__table__
+
+
+def _write(conn, items):
+    """One webhook_events row per item (unique on tenant + webhook_id); result: its id."""
+    rows = conn.execute(insert(EVENTS).returning(EVENTS.c.id), [
+        {"tenant": "t", "webhook_id": key, "event_type": "x", "response_status": 200,
+         "response_body": {}} for key in items]).all()
+    return [row.id for row in rows]
+
+
+def _keys(app):
+    with engine_for(app).connect() as conn:
+        return sorted(conn.scalars(select(EVENTS.c.webhook_id)).all())
+
+
+@pytest.fixture
+def sqlite_app(app, backend):
+    if backend != "sqlite":
+        pytest.skip("the writer process serves a SQLite database file")
+    return app
+
+
+@pytest.fixture
+def served(sqlite_app):
+    """A WriterServer in a thread of this process, on the app's database."""
+    address = address_for(database_file(sqlite_app.config["DATABASE_URL"]))
+    committer = GroupCommitter(engine_for(sqlite_app), _write, name="test-writer")
+    server = WriterServer(committer, address, decode=str)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    yield server, committer, address
+    server.stopping = True
+    thread.join(5)
+    server.close()
+
+
+def _submit_all(address, keys, timeout=10.0):
+    client = WriterClient(address)
+    results = {}
+
+    def run(key):
+        try:
+            results[key] = client.submit(key, timeout)
+        except Exception as exc:  # noqa: BLE001 - recorded for the assertions
+            results[key] = exc
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in keys]
+    for t in threads:
+        t.start()
+    return threads, results
+
+
+def test_items_from_many_threads_join_the_batch_waiting_for_the_lock(sqlite_app, served):
+    server, committer, address = served
+    keys = [f"k{i}" for i in range(8)]
+    with engine_for(sqlite_app).begin():  # holds the write lock: the writer waits in BEGIN
+        threads, results = _submit_all(address, keys)
+        time.sleep(0.5)  # every client has sent by now
+    for t in threads:
+        t.join(10)
+    assert sorted(results) == keys
+    assert all(isinstance(v, int) for v in results.values()), results
+    assert len(set(results.values())) == 8
+    assert _keys(sqlite_app) == keys
+    assert committer.stats == [1, 8]  # one transaction, one commit for all eight
+
+
+def test_a_duplicate_is_a_conflict_and_the_rest_is_kept(sqlite_app, served):
+    _server, _committer, address = served
+    with engine_for(sqlite_app).begin():
+        threads, results = _submit_all(address, ["same", "same", "other"])
+        time.sleep(0.3)
+    for t in threads:
+        t.join(10)
+    conflicts = [k for k, v in results.items() if isinstance(v, WriterConflict)]
+    assert len(results) == 2  # two threads shared the key "same"
+    assert _keys(sqlite_app) == ["other", "same"]
+    assert isinstance(results["other"], int)
+    assert conflicts in ([], ["same"])  # the key's last answer may be the kept one
+
+
+def test_both_answers_for_one_key(sqlite_app, served):
+    _server, _committer, address = served
+    client = WriterClient(address)
+    first = client.submit("dup", 5)
+    with pytest.raises(WriterConflict):
+        client.submit("dup", 5)
+    assert isinstance(first, int)
+    assert _keys(sqlite_app) == ["dup"]
+
+
+def test_not_taken_before_the_deadline_is_a_timeout_and_not_stored(sqlite_app, served):
+    _server, _committer, address = served
+    client = WriterClient(address)
+    outcome = {}
+
+    def run():
+        try:
+            outcome["v"] = client.submit("late", 0.3)
+        except Exception as exc:  # noqa: BLE001
+            outcome["v"] = exc
+
+    with engine_for(sqlite_app).begin():
+        t = threading.Thread(target=run)
+        t.start()
+        time.sleep(1.0)  # the deadline passes while the writer waits for the lock
+    t.join(10)
+    assert isinstance(outcome["v"], TimeoutError)
+    assert _keys(sqlite_app) == []
+
+
+def test_no_writer_is_unavailable_at_once(tmp_path):
+    client = WriterClient(address_for(str(tmp_path / "none.db")))
+    started = time.monotonic()
+    with pytest.raises(WriterUnavailable):
+        client.submit("x", 5)
+    with pytest.raises(WriterUnavailable):  # and not tried again for a moment
+        client.submit("y", 5)
+    assert time.monotonic() - started < 1
+
+
+def test_an_item_that_is_not_json_is_not_sent(sqlite_app, served):
+    _server, committer, address = served
+    with pytest.raises(WriterUnavailable, match="not sendable"):
+        WriterClient(address).submit({"when": object()}, 5)
+    assert committer.stats == [0, 0]
+
+
+def test_stopping_answers_pending_items_local_and_writes_nothing(sqlite_app):
+    address = address_for(database_file(sqlite_app.config["DATABASE_URL"]))
+    committer = GroupCommitter(engine_for(sqlite_app), _write)
+    server = WriterServer(committer, address, decode=str)
+    outcome = {}
+
+    def run():
+        try:
+            outcome["v"] = WriterClient(address).submit("pending", 5)
+        except Exception as exc:  # noqa: BLE001
+            outcome["v"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    wait_until(lambda: server._poll(0.05) >= 0 and server._pending)  # read, not written
+    server.close()
+    t.join(10)
+    assert isinstance(outcome["v"], WriterUnavailable)
+    assert _keys(sqlite_app) == []
+
+
+def test_a_malformed_message_closes_only_its_connection(sqlite_app, served):
+    _server, _committer, address = served
+    bad = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    bad.connect(address)
+    bad.sendall(b"\x00\x00\x00\x05hello")
+    bad.settimeout(5)
+    assert bad.recv(10) == b""  # closed by the writer
+    bad.close()
+    assert isinstance(WriterClient(address).submit("fine", 5), int)
+    assert _keys(sqlite_app) == ["fine"]
+
+
+def test_a_connection_lost_after_sending_is_writer_lost(tmp_path):
+    address = address_for(str(tmp_path / "lost.db"))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(1)
+
+    def take_and_die():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.close()  # what a writer killed mid-batch looks like to its senders
+
+    t = threading.Thread(target=take_and_die)
+    t.start()
+    with pytest.raises(WriterLost):
+        WriterClient(address).submit("x", 5)
+    t.join(5)
+    listener.close()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to connect as another user")
+def test_connections_from_another_user_are_refused(sqlite_app, served):
+    _server, _committer, address = served
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 3
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                WriterClient(address).submit("intruder", 5)
+                code = 1
+            except (WriterLost, WriterUnavailable):
+                code = 0  # the writer closed the connection: at once, or before answering
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _keys(sqlite_app) == []
+
+
+def test_a_forked_child_does_not_share_its_parents_connection(sqlite_app, served):
+    _server, _committer, address = served
+    client = WriterClient(address)
+    client.submit("parent", 5)
+    assert client._local.sock is not None
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        ok = getattr(client._local, "sock", None) is None
+        try:
+            ok = ok and isinstance(client.submit("child", 5), int)
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert client.submit("parent-again", 5)
+    assert _keys(sqlite_app) == ["child", "parent", "parent-again"]
+
+
+def test_frames_over_the_limit_are_refused():
+    with pytest.raises(ValueError):
+        _frame(["w", 1, 0.0, "x" * (16 * 1024 * 1024)])
+
+
+# ------------------------------------------------------------------------- supervisor
+
+SLEEPER = """
+import os, sys, time
+from plugin.writerprocess import die_with_parent
+die_with_parent(int(os.environ["SHAREWISE_WRITER_PARENT"]))
+with open(sys.argv[1], "a") as f:
+    f.write(f"{os.getpid()}\\n")
+time.sleep(120)
+"""
+
+
+def _pids(path: Path) -> list[int]:
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie has exited
+        return f.read().split(") ")[1][0] != "Z"
+
+
+def test_one_supervisor_runs_the_writer_and_restarts_it_another_takes_over(tmp_path):
+    lock, started = str(tmp_path / "db.writer"), tmp_path / "started"
+    argv = [sys.executable, "-c", SLEEPER, str(started)]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    first = WriterSupervisor(lock, argv, env, poll=0.1, backoff=0.1)
+    second = WriterSupervisor(lock, argv, env, poll=0.1, backoff=0.1)
+    first.start()
+    wait_until(lambda: len(_pids(started)) == 1)
+    second.start()
+    try:
+        time.sleep(0.5)
+        assert len(_pids(started)) == 1  # the second waits for the lock
+        os.kill(_pids(started)[0], signal.SIGKILL)
+        wait_until(lambda: len(_pids(started)) == 2)  # started again by the first
+        assert first.starts == 2 and second.starts == 0
+        first.stop()
+        assert not _alive(_pids(started)[1])  # stopped with its supervisor
+        wait_until(lambda: len(_pids(started)) == 3)  # the second took over
+        assert second.starts == 1
+    finally:
+        first.stop()
+        second.stop()
+    assert not any(_alive(pid) for pid in _pids(started))
+
+
+def test_the_writer_exits_when_the_supervising_process_dies(tmp_path):
+    started = tmp_path / "started"
+    script = f"""
+import os, sys, time
+from plugin.writerprocess import WriterSupervisor
+WriterSupervisor({str(tmp_path / 'db.writer')!r},
+                 [sys.executable, "-c", {SLEEPER!r}, {str(started)!r}]).start()
+time.sleep(120)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script],
+                              env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        wait_until(lambda: _pids(started))
+        writer = _pids(started)[0]
+        parent.kill()
+        parent.wait()
+        wait_until(lambda: not _alive(writer), timeout=10)
+    finally:
+        parent.kill()
+        parent.wait()
+        for pid in _pids(started):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -40,6 +40,7 @@ import contextlib
 import ctypes
 import fcntl
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -111,7 +112,7 @@ class WriterClient:
     def _reset(self) -> None:
         self._local = threading.local()
         self._down_until = 0.0  # after a refused connection: don't try again until then
-        self._seq = 0
+        self._seq = itertools.count(1)  # next() is atomic: one sequence for every thread
 
     def _connect(self) -> socket.socket:
         sock: socket.socket | None = getattr(self._local, "sock", None)
@@ -144,8 +145,7 @@ class WriterClient:
         :class:`WriterLost` (see the module doc).
         """
         try:
-            self._seq += 1
-            seq = self._seq
+            seq = next(self._seq)
             deadline = time.monotonic() + timeout
             frame = _frame(["w", seq, deadline, item])
         except (TypeError, ValueError) as exc:  # not JSON: written by its own process
@@ -336,11 +336,16 @@ class WriterServer:
     def _reply(self, conn: _Conn, message: list[Any]) -> None:
         if conn.closed:
             return
+        data = _frame(message)
         try:
-            conn.sock.setblocking(True)  # answers are small; a full buffer is a dead reader
-            conn.sock.settimeout(5)
-            conn.sock.sendall(_frame(message))
-            conn.sock.setblocking(False)
+            try:
+                sent = conn.sock.send(data)  # answers are small: almost always sent whole
+            except BlockingIOError:
+                sent = 0
+            if sent < len(data):  # a slow reader: wait a little for it, not forever
+                conn.sock.settimeout(5)
+                conn.sock.sendall(data[sent:])
+                conn.sock.setblocking(False)
         except OSError:
             self._close(conn)
 
@@ -446,16 +451,23 @@ class WriterSupervisor(threading.Thread):
     def _keep_running(self) -> None:
         env = dict(self.env if self.env is not None else os.environ)
         env["SHAREWISE_WRITER_PARENT"] = str(os.getpid())
+        backoff = self.backoff
         while not self.stop_event.is_set():
+            started = time.monotonic()
             self.process = subprocess.Popen(self.argv, env=env)  # noqa: S603 - our argv
             self.starts += 1
             while self.process.poll() is None:
                 if self.stop_event.wait(0.2):
                     self._stop_process()
                     return
-            log.warning("writer process exited with code %s; starting it again",
-                        self.process.returncode)
-            self.stop_event.wait(self.backoff)
+            if time.monotonic() - started > 10:
+                backoff = self.backoff  # it ran for a while: start it again soon
+            log.warning("writer process exited with code %s; starting it again in %.1f s",
+                        self.process.returncode, backoff)
+            self.stop_event.wait(backoff)
+            # one that keeps failing at start is tried less and less often (at most every
+            # minute); the web processes write for themselves meanwhile
+            backoff = min(backoff * 2, 60.0)
 
     def _stop_process(self) -> None:
         if self.process is not None and self.process.poll() is None:

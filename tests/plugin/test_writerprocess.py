@@ -331,3 +331,19 @@ time.sleep(120)
         for pid in _pids(started):
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_writer_that_keeps_failing_is_started_less_and_less_often(tmp_path):
+    started = tmp_path / "started"
+    argv = [sys.executable, "-c",
+            f"open({str(started)!r}, 'a').write('x'); raise SystemExit(1)"]
+    supervisor = WriterSupervisor(str(tmp_path / "db.writer"), argv, poll=0.1, backoff=0.1)
+    supervisor.start()
+    try:
+        time.sleep(2.0)
+    finally:
+        supervisor.stop()
+    # waits of 0.1, 0.2, 0.4, 0.8 s between starts: 4 or 5 starts in 2 s (a fixed 0.1 s
+    # wait would have made about 15)
+    assert 3 <= len(started.read_text()) <= 6
+    assert supervisor.starts == len(started.read_text())

@@ -15,8 +15,12 @@ default 2 x 4), on the embedded default (SQLite in a temporary ``DATA_DIR``, loc
   prefill values Sharewise derives with the form library's schema),
   given a due date and prefill's warnings, and written (record with its prefill values and
   hash, audit row, four reminder rows, webhook event: one SQLite transaction, WAL fsync'd
-  at commit: ``synchronous=FULL``). The prefilled PDF is made on its first download, which
-  is timed separately (first and second download of ``--downloads`` records).
+  at commit: ``synchronous=FULL``). As under ``sharewise web``, one of the two web
+  processes keeps the database's intake writer process running, which commits the
+  intakes of both together (``--intake-writer off``: each web process commits its own;
+  every round prints how many writer processes it found under the server). The prefilled
+  PDF is made on its first download, which is timed separately (first and second download
+  of ``--downloads`` records).
 
 Throughput: both servers run at once, and the load moves between them: ``--clients``
 processes x ``--threads`` threads, each with a keep-alive HTTP/1.1 connection (a new one every
@@ -187,6 +191,33 @@ def connections_per_worker(port: int) -> list[int]:
             pid = line.split("pid=", 1)[1].split(",", 1)[0]
             per_pid[pid] = per_pid.get(pid, 0) + 1
     return sorted(per_pid.values(), reverse=True)
+
+
+def writer_processes(server_pid: int) -> int:
+    """How many intake writer processes run under the server ``server_pid`` (one of its
+    workers starts it: see plugin.writerprocess), read from ``/proc``; 0 elsewhere."""
+    parents: dict[int, int] = {}
+    writers = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+        if b"plugin.records.intakewriter" in cmdline:
+            writers.append(int(entry))
+
+    def under(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == server_pid:
+                return True
+        return False
+
+    return sum(1 for pid in writers if under(pid))
 
 
 def slice_order(pairs: int, names: tuple[str, str] = ("bare", "intake")) -> list[str]:
@@ -374,6 +405,9 @@ def main() -> None:
                         help="gunicorn workers for both servers (default: WEB_WORKERS)")
     parser.add_argument("--web-threads", type=int, default=None,
                         help="gunicorn threads for both servers (default: WEB_THREADS)")
+    parser.add_argument("--intake-writer", choices=("on", "off"), default="on",
+                        help="intake's writer process (INTAKE_WRITER; off: every web process "
+                             "commits its own intakes)")
     args = parser.parse_args()
 
     from plugin import settings
@@ -387,7 +421,8 @@ def main() -> None:
         tenants.write_text(f'[tenants.bench]\nname = "Bench"\nwebhook_secret = "{SECRET}"\n')
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
         env.update(SHAREWISE_DATA_DIR=str(data), SHAREWISE_TENANTS=str(tenants),
-                   SHAREWISE_LOG_LEVEL="WARNING")
+                   SHAREWISE_LOG_LEVEL="WARNING",
+                   SHAREWISE_INTAKE_WRITER="true" if args.intake_writer == "on" else "false")
         path = "/webhooks/bench"
         results: dict[str, Any] = {"server": f"gunicorn gthread {workers}x{threads}",
                                    "cpus": os.cpu_count()}
@@ -405,6 +440,7 @@ def main() -> None:
                 try:
                     got = interleaved(ports, path, args.seconds, args.slice, args.clients,
                                       args.threads, args.per_connection)
+                    got["writers"] = writer_processes(server.pid)
                     if n == args.rounds - 1:
                         bare.terminate()  # the latency run has the machine to itself
                         time.sleep(1)
@@ -426,6 +462,7 @@ def main() -> None:
                            "intake_connections": got["intake"]["connections"],
                            "slices": pairs,
                            "late_slice_starts": got["late"],
+                           "writer_processes": got["writers"],
                            "ratio": got["intake"]["rps"] / got["bare"]["rps"]})
         results["rounds"] = rounds
         results["bare_rps"] = statistics.median(r["bare_rps"] for r in rounds)
@@ -440,7 +477,8 @@ def main() -> None:
         bare_split = "/".join(map(str, r["bare_connections"])) or "?"
         print(f"round {n}: bare {r['bare_rps']:7.1f} req/s {r['bare_status']} (connections "
               f"{bare_split}), intake {r['intake_rps']:6.1f} req/s {r['intake_status']} "
-              f"(connections {split}), ratio {r['ratio']:.3f}")
+              f"(connections {split}, writer processes {r['writer_processes']}), "
+              f"ratio {r['ratio']:.3f}")
         each = [i / b for b, i in r["slices"] if b]
         print("         slices (bare, intake req/s): "
               + " ".join(f"{b:.0f}/{i:.0f}" for b, i in r["slices"])

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
 from bench.bench_intake import _free_port, _start, interleaved, save_results, slice_order
+from tests.polling import wait_until
 
 
 def test_each_run_is_appended_to_the_history(tmp_path):
@@ -59,3 +61,35 @@ def test_a_client_thread_that_fails_fails_the_run():
     with pytest.raises(RuntimeError, match="client thread"):
         interleaved(ports, "/webhooks/x", seconds=0.2, slice_seconds=0.1, clients=1,
                     threads=1, per_connection=0, warm=0.05)
+
+
+@pytest.mark.parametrize("writer", ["true", "false"])
+def test_the_intake_server_keeps_one_writer_process_when_it_is_on(tmp_path, writer):
+    """``gunicorn plugin.wsgi:app`` as the benchmark (and ``sharewise web``) runs it: with
+    two web processes, exactly one writer process runs under the server, and it stops with
+    the server; none with INTAKE_WRITER off."""
+    from bench.bench_intake import SECRET, writer_processes
+
+    tenants = tmp_path / "tenants.toml"
+    tenants.write_text(f'[tenants.bench]\nname = "Bench"\nwebhook_secret = "{SECRET}"\n')
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
+    env.update(SHAREWISE_DATA_DIR=str(tmp_path / "var"), SHAREWISE_TENANTS=str(tenants),
+               SHAREWISE_PORT=str(port), SHAREWISE_INTAKE_WRITER=writer)
+    server = _start("plugin.wsgi:app", port, env, 2, 2)
+    try:
+        if writer == "true":
+            wait_until(lambda: writer_processes(server.pid) == 1, timeout=30)
+        time.sleep(2)  # the other web process has looked for the lock by now
+        assert writer_processes(server.pid) == (1 if writer == "true" else 0)
+    finally:
+        server.terminate()
+        server.wait()
+    wait_until(lambda: not _writers_running(), timeout=15)  # none left behind
+
+
+def _writers_running():
+    import subprocess
+
+    out = subprocess.run(["pgrep", "-f", "plugin.records.intakewriter"], capture_output=True)
+    return out.returncode == 0

@@ -193,9 +193,9 @@ def connections_per_worker(port: int) -> list[int]:
     return sorted(per_pid.values(), reverse=True)
 
 
-def writer_processes(server_pid: int) -> int:
-    """How many intake writer processes run under the server ``server_pid`` (one of its
-    workers starts it: see plugin.writerprocess), read from ``/proc``; 0 elsewhere."""
+def writer_pids(server_pid: int) -> list[int]:
+    """The intake writer processes running under the server ``server_pid`` (one of its
+    workers starts it: see plugin.writerprocess), read from ``/proc``; none elsewhere."""
     parents: dict[int, int] = {}
     writers = []
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
@@ -217,7 +217,7 @@ def writer_processes(server_pid: int) -> int:
                 return True
         return False
 
-    return sum(1 for pid in writers if under(pid))
+    return [pid for pid in writers if under(pid)]
 
 
 def slice_order(pairs: int, names: tuple[str, str] = ("bare", "intake")) -> list[str]:
@@ -440,7 +440,7 @@ def main() -> None:
                 try:
                     got = interleaved(ports, path, args.seconds, args.slice, args.clients,
                                       args.threads, args.per_connection)
-                    got["writers"] = writer_processes(server.pid)
+                    got["writers"] = len(writer_pids(server.pid))
                     if n == args.rounds - 1:
                         bare.terminate()  # the latency run has the machine to itself
                         time.sleep(1)

@@ -10,8 +10,11 @@ running at once in alternating slices: +10 to +17% intakes per second (docs/perf
 The pieces:
 
 * :func:`address_for`: the writer's Unix socket, in Linux's abstract namespace, named after
-  the database file (so no socket file is left behind and no path length limit applies).
-  The writer answers only connections from processes of its own user (``SO_PEERCRED``).
+  the database file and the items' wire format (so no socket file is left behind, no path
+  length limit applies, and web processes of another version find no writer to talk to).
+  An abstract name has no permissions, so both ends check the other's user
+  (``SO_PEERCRED``): the writer serves only its own user's processes, and a web process
+  sends nothing to a process of another user that bound the name first.
 * :class:`WriterServer`: the writer's loop (one thread): reads the items every connection
   sends, and as soon as it has any, begins a transaction (waiting for the write lock),
   takes everything that has arrived by then, writes and commits it with
@@ -20,17 +23,22 @@ The pieces:
   deadline: nothing kept) or ``error`` (the batch failed: nothing kept).
 * :class:`WriterClient`: a web process's side, one connection per thread. It raises
   :class:`WriterUnavailable` when the item certainly was not written (no writer, or it
-  was stopping) and :class:`WriterLost` when the connection broke after the item was sent
-  (the writer died: its transaction, if any, was rolled back with it; or it did not answer
-  within the deadline and a grace period). Either way the caller writes the item itself.
+  was stopping, or its batch failed: :class:`WriterFailed`) and :class:`WriterLost` when
+  the connection broke after the item was sent (the writer died: its transaction, if any,
+  was rolled back with it; or it did not answer within the deadline and :data:`GRACE`).
+  Either way the caller writes the item itself; after a loss it must allow for the writer
+  having committed it. Deadlines are ``time.monotonic()`` values, which on Linux are the
+  same clock in every process. The writer skips items whose sender has hung up.
 * :class:`WriterSupervisor`: a thread in every web process. The one that holds an
   exclusive ``flock`` on ``<database>.writer`` runs the writer as its child and starts it
   again if it exits; the others wait for the lock, so when the supervising process exits
   another takes over. The writer asks the kernel for ``SIGTERM`` when its parent dies.
 
 Limits: Linux only (abstract sockets, ``PR_SET_PDEATHSIG``); elsewhere nothing starts and
-every web process writes for itself. Items travel as JSON, so they must be JSON values
-(an item that is not is written by its own process). Messages are at most 16 MB.
+every web process writes for itself. The supervisor is meant to run in the web workers
+(gunicorn without ``--preload``, as ``sharewise web`` runs it). Items travel as JSON, so
+they must be JSON values (an item that is not is written by its own process). Messages are
+at most 16 MB.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import os
 import selectors
 import signal
@@ -52,6 +61,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,15 +73,25 @@ log = logging.getLogger(__name__)
 SUPPORTED = sys.platform.startswith("linux")
 MAX_MESSAGE = 16 * 1024 * 1024
 _HEADER = struct.Struct("!I")
-_PEERCRED = struct.Struct("3i")  # pid, uid, gid
+_PEERCRED = struct.Struct("iII")  # pid, uid, gid (struct ucred)
 #: How long a sender waits beyond its deadline for a taken item's transaction to end.
-GRACE = 30.0
+GRACE = 10.0
+#: How long a sender waits to connect and to hand over its message.
+CONNECT_TIMEOUT = 5.0
 
 
-def address_for(database_file: str) -> str:
-    """The writer's socket address for a database file (abstract namespace, ``\\0`` first)."""
-    digest = hashlib.sha256(os.path.realpath(database_file).encode()).hexdigest()[:32]
-    return f"\0sharewise-writer-{digest}"
+def address_for(database_file: str, version: str = "") -> str:
+    """The writer's socket address for a database file and a wire format ``version``
+    (abstract namespace, ``\\0`` first). Web processes of another version (during a rolling
+    restart) find no writer there and write for themselves until a writer of theirs runs."""
+    key = f"{os.path.realpath(database_file)}\0{version}".encode()
+    return f"\0sharewise-writer-{hashlib.sha256(key).hexdigest()[:32]}"
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The user id of the process at the other end of a Unix socket."""
+    cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    return _PEERCRED.unpack(cred)[1]
 
 
 def _frame(message: Any) -> bytes:
@@ -122,13 +142,23 @@ class WriterClient:
             raise WriterUnavailable("no writer process")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
+            sock.settimeout(CONNECT_TIMEOUT)
             sock.connect(self.address)
+            # an abstract address has no permissions: anyone may bind it first, so only a
+            # writer run by this user gets the rows (they carry personal data)
+            if peer_uid(sock) != os.getuid():
+                log.warning("writer address held by another user's process; not used")
+                raise ConnectionRefusedError("writer run by another user")
         except OSError:
             sock.close()
-            self._down_until = time.monotonic() + self.retry_after
+            self.mark_down()
             raise WriterUnavailable("no writer process") from None
         self._local.sock = sock
         return sock
+
+    def mark_down(self) -> None:
+        """Don't try the writer again for ``retry_after`` seconds (from any thread)."""
+        self._down_until = time.monotonic() + self.retry_after
 
     def _drop(self) -> None:
         sock = getattr(self._local, "sock", None)
@@ -152,20 +182,25 @@ class WriterClient:
             raise WriterUnavailable(f"item not sendable ({type(exc).__name__})") from None
         sock = self._connect()
         try:
+            sock.settimeout(CONNECT_TIMEOUT)
             sock.sendall(frame)
         except OSError:
-            self._drop()  # a writer that went away since the last item: nothing was sent
-            sock = self._connect()  # whole (a broken stream takes no partial message)
+            # a writer that went away since the last item, or one that does not read: it
+            # has no whole message (a broken stream takes no partial one); a new connection
+            self._drop()
+            sock = self._connect()
             try:
                 sock.sendall(frame)
             except OSError:
                 self._drop()
+                self.mark_down()
                 raise WriterUnavailable("the writer process went away") from None
         try:
             sock.settimeout(max(0.0, deadline - time.monotonic()) + GRACE)
             reply = self._read(sock)
         except (OSError, ValueError):
             self._drop()
+            self.mark_down()  # the others write for themselves, not wait for it too
             raise WriterLost("no answer from the writer process") from None
         if reply[0] != seq:
             self._drop()
@@ -202,7 +237,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-_CLIENTS: Any = __import__("weakref").WeakSet()
+_CLIENTS: weakref.WeakSet[WriterClient] = weakref.WeakSet()
 
 
 def _reset_clients_after_fork() -> None:
@@ -284,8 +319,7 @@ class WriterServer:
                 sock, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
-            if _PEERCRED.unpack(cred)[1] != self._uid:
+            if peer_uid(sock) != self._uid:
                 log.warning("writer: refused a connection from another user")
                 sock.close()
                 continue
@@ -323,15 +357,22 @@ class WriterServer:
             raw = bytes(buf[_HEADER.size:_HEADER.size + size])
             del buf[:_HEADER.size + size]
             try:
-                kind, seq, deadline, value = json.loads(raw)
-                if kind != "w":
-                    raise ValueError(kind)
-                item = self.decode(value)
-            except (ValueError, TypeError, KeyError, IndexError):
+                entry = self._parse(conn, raw)
+            except Exception:  # noqa: BLE001 - whatever a sender got wrong, the writer goes on
                 log.warning("writer: a malformed message; connection closed")
                 self._close(conn)
                 return
-            self._pending.append(_Entry(conn, int(seq), float(deadline), item))
+            self._pending.append(entry)
+
+    def _parse(self, conn: _Conn, raw: bytes) -> _Entry:
+        message = json.loads(raw)
+        if not (isinstance(message, list) and len(message) == 4 and message[0] == "w"):
+            raise ValueError("not a write message")
+        _, seq, deadline, value = message
+        if not (isinstance(seq, int) and isinstance(deadline, float)
+                and math.isfinite(deadline)):
+            raise ValueError("bad sequence number or deadline")
+        return _Entry(conn, seq, deadline, self.decode(value))
 
     def _reply(self, conn: _Conn, message: list[Any]) -> None:
         if conn.closed:
@@ -361,6 +402,8 @@ class WriterServer:
             now = time.monotonic()
             while self._pending and len(taken) < self.max_batch:
                 entry = self._pending.popleft()
+                if entry.conn.closed:  # its sender gave up and writes it itself
+                    continue
                 if entry.deadline < now:
                     self._reply(entry.conn, [entry.seq, "timeout"])
                 else:
@@ -454,16 +497,22 @@ class WriterSupervisor(threading.Thread):
         backoff = self.backoff
         while not self.stop_event.is_set():
             started = time.monotonic()
-            self.process = subprocess.Popen(self.argv, env=env)  # noqa: S603 - our argv
             self.starts += 1
-            while self.process.poll() is None:
-                if self.stop_event.wait(0.2):
-                    self._stop_process()
-                    return
+            try:
+                self.process = subprocess.Popen(self.argv, env=env)  # noqa: S603 - our argv
+            except OSError as exc:  # cannot start now (no memory, too many processes...)
+                self.process = None
+                code: int | str = type(exc).__name__
+            else:
+                while self.process.poll() is None:
+                    if self.stop_event.wait(0.2):
+                        self._stop_process()
+                        return
+                code = self.process.returncode
             if time.monotonic() - started > 10:
                 backoff = self.backoff  # it ran for a while: start it again soon
-            log.warning("writer process exited with code %s; starting it again in %.1f s",
-                        self.process.returncode, backoff)
+            log.warning("writer process ended (%s); starting it again in %.1f s", code,
+                        backoff)
             self.stop_event.wait(backoff)
             # one that keeps failing at start is tried less and less often (at most every
             # minute); the web processes write for themselves meanwhile

@@ -16,7 +16,7 @@ import os
 from plugin import settings
 from plugin.db import database_file, make_engine
 from plugin.groupcommit import GroupCommitter
-from plugin.records.services import IntakeRows, write_intakes
+from plugin.records.services import WIRE_VERSION, IntakeRows, write_intakes
 from plugin.writerprocess import WriterServer, address_for, die_with_parent, run_server
 
 log = logging.getLogger("plugin.records.intakewriter")
@@ -35,16 +35,21 @@ def main() -> None:
     committer = GroupCommitter(engine, write_intakes, name="sharewise-intake-writer",
                                max_batch=int(cfg["INTAKE_MAX_BATCH"]))
     try:
-        server = WriterServer(committer, address_for(file), IntakeRows.from_wire,
-                              max_batch=int(cfg["INTAKE_MAX_BATCH"]))
-    except OSError as exc:  # the address is taken: another writer serves this database
-        raise SystemExit(f"intake writer not started ({type(exc).__name__})") from None
+        server = WriterServer(committer, address_for(file, WIRE_VERSION),
+                              IntakeRows.from_wire, max_batch=int(cfg["INTAKE_MAX_BATCH"]))
+    except OSError as exc:
+        # the address is taken: a writer still stopping, or another user's process (the
+        # web processes will not use that one: they check who runs it)
+        log.warning("intake writer not started: its address is taken (%s)",
+                    type(exc).__name__)
+        raise SystemExit(1) from None
     log.info("intake writer serving (pid %d)", os.getpid())
     try:
         run_server(server)
     finally:
         engine.dispose()
-    log.info("intake writer stopped")
+    batches, items = committer.stats
+    log.info("intake writer stopped: %d intakes in %d transactions", items, batches)
 
 
 if __name__ == "__main__":

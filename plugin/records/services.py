@@ -8,6 +8,7 @@ Every status change writes an :class:`AuditEntry` in the same transaction.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -48,6 +49,7 @@ from plugin.tenants import Tenant
 from plugin.writerprocess import (
     WriterClient,
     WriterConflict,
+    WriterFailed,
     WriterLost,
     WriterSupervisor,
     WriterUnavailable,
@@ -404,14 +406,27 @@ class IntakeRows:
                 self.reminders, self.event]
 
     @classmethod
-    def from_wire(cls, value: list[Any]) -> IntakeRows:
-        """Back from :meth:`to_wire` (``ValueError`` / ``TypeError`` when it is not one)."""
+    def from_wire(cls, value: Any) -> IntakeRows:
+        """Back from :meth:`to_wire`; ``ValueError`` when ``value`` is not one (of this
+        version: every row must have this code's number of columns)."""
+        if not (isinstance(value, list) and len(value) == 7):
+            raise ValueError("not intake rows")
         public_id, request_key, event_key, record, audit, reminders, event = value
-        if not isinstance(public_id, str):
-            raise TypeError("public_id")
+        rows = (record, audit, event, *(reminders if isinstance(reminders, list) else [None]))
+        widths = (len(_RECORDS.columns), len(_AUDIT.columns) - 1, len(_EVENTS.columns) - 1,
+                  *[len(_REMINDERS.columns) - 1] * (len(rows) - 3))
+        if not (isinstance(public_id, str)
+                and all(_pair_of_text(key) for key in (request_key, event_key))
+                and all(isinstance(row, list) and len(row) == width
+                        for row, width in zip(rows, widths, strict=True))):
+            raise ValueError("not intake rows of this version")
         return cls(public_id, tuple(request_key), tuple(event_key),  # type: ignore[arg-type]
                    tuple(record), tuple(audit), [tuple(row) for row in reminders],
                    tuple(event))
+
+
+def _pair_of_text(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)
 
 
 def _child(table: BulkInsert, dialect: Dialect, row: dict[str, Any]) -> tuple[Any, ...]:
@@ -421,6 +436,12 @@ def _child(table: BulkInsert, dialect: Dialect, row: dict[str, Any]) -> tuple[An
 
 if any(t.columns[0] != "record_id" for t in (_AUDIT, _REMINDERS, _EVENTS)):
     raise RuntimeError("intake's child tables must list record_id first (see _child)")
+
+#: The intake rows' wire format (their columns): part of the writer process's address, so a
+#: web process only talks to a writer that writes the same columns.
+WIRE_VERSION = hashlib.sha256(repr([
+    (t.table.name, t.columns) for t in (_RECORDS, _AUDIT, _REMINDERS, _EVENTS)
+]).encode()).hexdigest()[:16]
 
 
 def write_intakes(conn: Connection, items: Sequence[IntakeRows]) -> list[int]:
@@ -463,7 +484,8 @@ def use_writer_process(app: Flask, start: bool = True) -> WriterSupervisor | Non
     file = database_file(app.config["DATABASE_URL"])
     if not (app.config.get("INTAKE_WRITER") and file and writerprocess.SUPPORTED):
         return None
-    app.extensions["sharewise.intake_writer"] = WriterClient(writerprocess.address_for(file))
+    app.extensions["sharewise.intake_writer"] = WriterClient(
+        writerprocess.address_for(file, WIRE_VERSION))
     if not start:
         return None
     env = {**os.environ, "SHAREWISE_DATABASE_URL": app.config["DATABASE_URL"],
@@ -479,27 +501,41 @@ def _write_intake(app: Flask, rows: IntakeRows, timeout: float) -> None:
     """Commit ``rows`` through the writer process when one runs, else in this process.
 
     Raises :class:`IntegrityError` or :class:`WriterConflict` for a duplicate and
-    :class:`TimeoutError` when the write was not taken in time (nothing stored).
+    :class:`TimeoutError` when the write was not taken in time (nothing stored; see
+    :func:`_write_after_lost` for the one exception).
     """
     client: WriterClient | None = app.extensions.get("sharewise.intake_writer")
     if client is not None:
         try:
             client.submit(rows.to_wire(), timeout)
             return
-        except WriterUnavailable:
+        except (WriterUnavailable, WriterFailed):
             pass  # certainly not written: this process writes it
         except WriterLost:
-            # sent, and no answer: if the writer committed it before it was lost, the
-            # record is there under this intake's own public id
-            log.warning("record %s: writer process lost; written by this process",
-                        rows.public_id)
-            try:
-                intake_committer(app).submit(rows, timeout=timeout)
-            except IntegrityError:
-                if _stored_as(app, rows) != rows.public_id:
-                    raise
+            _write_after_lost(app, rows, timeout)
             return
     intake_committer(app).submit(rows, timeout=timeout)
+
+
+def _write_after_lost(app: Flask, rows: IntakeRows, timeout: float) -> None:
+    """Write ``rows`` in this process after the writer took them and gave no answer.
+
+    If the writer committed them before it was lost, the record is there under this
+    intake's own public id: found by the unique key this write breaks, or, when this write
+    timed out behind a writer still holding the lock, looked up afterwards. Only a writer
+    stuck for longer than ``INTAKE_TIMEOUT`` twice over and :data:`writerprocess.GRACE`
+    that commits after that look-up can store an intake answered 503 (a repeat then gets
+    the record).
+    """
+    log.warning("record %s: writer process lost; written by this process", rows.public_id)
+    try:
+        intake_committer(app).submit(rows, timeout=timeout)
+    except IntegrityError:
+        if _stored_as(app, rows) != rows.public_id:
+            raise
+    except TimeoutError:
+        if _stored_as(app, rows) != rows.public_id:
+            raise
 
 
 def _stored_as(app: Flask, rows: IntakeRows) -> str | None:

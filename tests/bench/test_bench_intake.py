@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -68,7 +69,7 @@ def test_the_intake_server_keeps_one_writer_process_when_it_is_on(tmp_path, writ
     """``gunicorn plugin.wsgi:app`` as the benchmark (and ``sharewise web``) runs it: with
     two web processes, exactly one writer process runs under the server, and it stops with
     the server; none with INTAKE_WRITER off."""
-    from bench.bench_intake import SECRET, writer_processes
+    from bench.bench_intake import SECRET, writer_pids
 
     tenants = tmp_path / "tenants.toml"
     tenants.write_text(f'[tenants.bench]\nname = "Bench"\nwebhook_secret = "{SECRET}"\n')
@@ -79,17 +80,11 @@ def test_the_intake_server_keeps_one_writer_process_when_it_is_on(tmp_path, writ
     server = _start("plugin.wsgi:app", port, env, 2, 2)
     try:
         if writer == "true":
-            wait_until(lambda: writer_processes(server.pid) == 1, timeout=30)
+            wait_until(lambda: len(writer_pids(server.pid)) == 1, timeout=30)
         time.sleep(2)  # the other web process has looked for the lock by now
-        assert writer_processes(server.pid) == (1 if writer == "true" else 0)
+        pids = writer_pids(server.pid)
+        assert len(pids) == (1 if writer == "true" else 0)
     finally:
         server.terminate()
         server.wait()
-    wait_until(lambda: not _writers_running(), timeout=15)  # none left behind
-
-
-def _writers_running():
-    import subprocess
-
-    out = subprocess.run(["pgrep", "-f", "plugin.records.intakewriter"], capture_output=True)
-    return out.returncode == 0
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), timeout=15)

@@ -71,16 +71,17 @@ def served(sqlite_app):
 
 
 def _submit_all(address, keys, timeout=10.0):
+    """Each key submitted by a thread of its own; results[i] is the i-th key's outcome."""
     client = WriterClient(address)
-    results = {}
+    results = [None] * len(keys)
 
-    def run(key):
+    def run(i, key):
         try:
-            results[key] = client.submit(key, timeout)
+            results[i] = client.submit(key, timeout)
         except Exception as exc:  # noqa: BLE001 - recorded for the assertions
-            results[key] = exc
+            results[i] = exc
 
-    threads = [threading.Thread(target=run, args=(k,)) for k in keys]
+    threads = [threading.Thread(target=run, args=(i, k)) for i, k in enumerate(keys)]
     for t in threads:
         t.start()
     return threads, results
@@ -94,11 +95,12 @@ def test_items_from_many_threads_join_the_batch_waiting_for_the_lock(sqlite_app,
         time.sleep(0.5)  # every client has sent by now
     for t in threads:
         t.join(10)
-    assert sorted(results) == keys
-    assert all(isinstance(v, int) for v in results.values()), results
-    assert len(set(results.values())) == 8
+    assert all(isinstance(v, int) for v in results), results
+    assert len(set(results)) == 8
     assert _keys(sqlite_app) == keys
-    assert committer.stats == [1, 8]  # one transaction, one commit for all eight
+    # the first item read begins the transaction; the rest, sent while it waited for the
+    # lock, joins it (a second batch only if a thread had not sent within the 0.5 s)
+    assert committer.stats[1] == 8 and committer.stats[0] <= 2, committer.stats
 
 
 def test_a_duplicate_is_a_conflict_and_the_rest_is_kept(sqlite_app, served):
@@ -108,11 +110,10 @@ def test_a_duplicate_is_a_conflict_and_the_rest_is_kept(sqlite_app, served):
         time.sleep(0.3)
     for t in threads:
         t.join(10)
-    conflicts = [k for k, v in results.items() if isinstance(v, WriterConflict)]
-    assert len(results) == 2  # two threads shared the key "same"
+    same = results[:2]
+    assert sorted(type(v).__name__ for v in same) == ["WriterConflict", "int"], results
+    assert isinstance(results[2], int)
     assert _keys(sqlite_app) == ["other", "same"]
-    assert isinstance(results["other"], int)
-    assert conflicts in ([], ["same"])  # the key's last answer may be the kept one
 
 
 def test_both_answers_for_one_key(sqlite_app, served):
@@ -183,16 +184,26 @@ def test_stopping_answers_pending_items_local_and_writes_nothing(sqlite_app):
     assert _keys(sqlite_app) == []
 
 
-def test_a_malformed_message_closes_only_its_connection(sqlite_app, served):
-    _server, _committer, address = served
+@pytest.mark.parametrize("payload", [
+    b"hello",  # not JSON
+    b'["w", "one", 1.0, "k"]',  # sequence number not a number
+    b'["w", 1, "soon", "k"]',  # deadline not a number
+    b'["w", 1, Infinity, "k"]',  # deadline not finite
+    b'["x", 1, 1.0, "k"]',  # not a write
+    b'{"w": 1}',  # not a list
+    b"[" * 100_000,  # nested deeper than the parser goes
+])
+def test_a_malformed_message_closes_only_its_connection(sqlite_app, served, payload):
+    server, _committer, address = served
     bad = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     bad.connect(address)
-    bad.sendall(b"\x00\x00\x00\x05hello")
+    bad.sendall(len(payload).to_bytes(4, "big") + payload)
     bad.settimeout(5)
     assert bad.recv(10) == b""  # closed by the writer
     bad.close()
     assert isinstance(WriterClient(address).submit("fine", 5), int)
     assert _keys(sqlite_app) == ["fine"]
+    assert not server.stopping
 
 
 def test_a_connection_lost_after_sending_is_writer_lost(tmp_path):
@@ -251,6 +262,43 @@ def test_a_forked_child_does_not_share_its_parents_connection(sqlite_app, served
     assert os.waitstatus_to_exitcode(status) == 0
     assert client.submit("parent-again", 5)
     assert _keys(sqlite_app) == ["child", "parent", "parent-again"]
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to run a process as another user")
+def test_a_writer_address_held_by_another_user_is_not_used(tmp_path):
+    """Abstract socket names have no permissions: a process of another user that binds the
+    address first gets no rows (they carry personal data)."""
+    address = address_for(str(tmp_path / "db"), "v1")
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the impostor, as user nobody
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(address)
+            listener.listen(4)
+            os.write(ready_w, b"x")
+            conn, _ = listener.accept()
+            conn.settimeout(5)
+            got = conn.recv(1024)
+            os._exit(1 if got else 0)  # 1: it was sent something
+        except Exception:  # noqa: BLE001
+            os._exit(0)
+    try:
+        assert os.read(ready_r, 1) == b"x"
+        with pytest.raises(WriterUnavailable):
+            WriterClient(address).submit("personal data", 5)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(ready_r)
+        os.close(ready_w)
+    assert os.waitstatus_to_exitcode(status) == 0  # it received nothing
+
+
+def test_other_wire_versions_have_other_addresses(tmp_path):
+    assert address_for(str(tmp_path / "db"), "v1") != address_for(str(tmp_path / "db"), "v2")
+    assert address_for(str(tmp_path / "db"), "v1") == address_for(str(tmp_path / "db"), "v1")
 
 
 def test_frames_over_the_limit_are_refused():
@@ -343,7 +391,8 @@ def test_a_writer_that_keeps_failing_is_started_less_and_less_often(tmp_path):
         time.sleep(2.0)
     finally:
         supervisor.stop()
-    # waits of 0.1, 0.2, 0.4, 0.8 s between starts: 4 or 5 starts in 2 s (a fixed 0.1 s
+    # waits of 0.1, 0.2, 0.4, 0.8 s between starts: about 5 starts in 2 s (a fixed 0.1 s
     # wait would have made about 15)
-    assert 3 <= len(started.read_text()) <= 6
-    assert supervisor.starts == len(started.read_text())
+    ran = len(started.read_text())
+    assert 2 <= ran <= 7
+    assert ran <= supervisor.starts <= ran + 1  # the last may have been stopped starting

@@ -4,6 +4,7 @@ writer, a writer lost after it committed, timeouts, and when no writer is used."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -17,6 +18,7 @@ from plugin.demo import signed_request
 from plugin.groupcommit import GroupCommitter
 from plugin.records.models import AuditEntry, Record, WebhookEvent
 from plugin.records.services import (
+    WIRE_VERSION,
     IntakeRows,
     intake_committer,
     use_writer_process,
@@ -36,7 +38,7 @@ def _counts(db_session):
 
 
 def _address(app):
-    return address_for(database_file(app.config["DATABASE_URL"]))
+    return address_for(database_file(app.config["DATABASE_URL"]), WIRE_VERSION)
 
 
 def _writer_ready(app):
@@ -188,9 +190,82 @@ def test_no_writer_when_switched_off_or_not_sqlite(app, backend):
         assert app.extensions["sharewise.intake_writer"] is None
 
 
-def test_rows_survive_the_trip_to_the_writer_unchanged():
-    rows = IntakeRows("SR-X", ("t", "r"), ("t", "w"), ("SR-X", "t", 1, None, '{"a": "Zoë"}'),
-                      ("2026-11-25 08:00:00.000000", "host"), [(1, "a"), (2, "b")], ("t", 201))
-    import json
+def _captured_rows(app, tenant, signed_post, sample_event, monkeypatch):
+    from plugin.records import services
 
+    captured = []
+    real = services._write_intake
+
+    def capture(app_, rows, timeout):
+        captured.append(rows)
+        return real(app_, rows, timeout)
+
+    monkeypatch.setattr(services, "_write_intake", capture)
+    assert signed_post(tenant, sample_event()).status_code == 201
+    return captured[0]
+
+
+def test_rows_survive_the_trip_to_the_writer_unchanged(app, tenant, signed_post, sample_event,
+                                                       monkeypatch):
+    rows = _captured_rows(app, tenant, signed_post, sample_event, monkeypatch)
     assert IntakeRows.from_wire(json.loads(json.dumps(rows.to_wire()))) == rows
+
+
+def test_rows_of_another_version_are_refused(app, tenant, signed_post, sample_event,
+                                             monkeypatch):
+    wire = json.loads(json.dumps(
+        _captured_rows(app, tenant, signed_post, sample_event, monkeypatch).to_wire()))
+    for broken in (wire[:6], {"rows": wire}, [wire[0], ["t"], *wire[2:]],
+                   [*wire[:3], wire[3][:-1], *wire[4:]],  # a record column fewer
+                   [*wire[:5], [[*wire[5][0], "extra"]], wire[6]],  # a reminder column more
+                   [*wire[:5], "rows", wire[6]]):
+        with pytest.raises(ValueError):
+            IntakeRows.from_wire(broken)
+
+
+class _HoldsTheLockThenCommits(WriterServer):
+    """A writer that takes the item, stays in its transaction (holding the write lock) past
+    the sender's patience, then commits and goes away without answering."""
+
+    hold = 2.0
+
+    def _write(self):
+        taken = []
+
+        def take():
+            self._poll(0)
+            taken.extend(self._pending)
+            self._pending.clear()
+            time.sleep(self.hold)  # stuck, with the write lock held
+            return [entry.item for entry in taken]
+
+        self.committer.run_batch(take)
+        for entry in taken:
+            self._close(entry.conn)
+        self.stopping = True
+
+
+def test_a_writer_stuck_past_the_timeout_that_commits_still_gives_201(
+        app, backend, tenant, signed_post, sample_event, db_session, monkeypatch):
+    """The sender gives up on the writer (deadline + grace), its own write times out behind
+    the writer's lock, and the writer then commits: found under the intake's own id."""
+    if backend != "sqlite":
+        pytest.skip("the writer process serves a SQLite database file")
+    import plugin.writerprocess as wp
+
+    monkeypatch.setattr(wp, "GRACE", 0.2)
+    app.config["INTAKE_TIMEOUT"] = 0.5
+    committer = GroupCommitter(engine_for(app), write_intakes)
+    server = _HoldsTheLockThenCommits(committer, _address(app), IntakeRows.from_wire)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        use_writer_process(app, start=False)
+        resp = signed_post(tenant, sample_event(request_id="STUCK-1"))
+    finally:
+        thread.join(10)
+        server.close()
+    assert committer.stats == [1, 1]
+    assert resp.status_code == 201, resp.get_json()
+    assert resp.get_json()["record_id"] == db_session.scalar(select(Record.public_id))
+    assert _counts(db_session) == (1, 1, 4, 1)

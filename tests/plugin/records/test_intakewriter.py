@@ -191,6 +191,9 @@ def test_no_writer_when_switched_off_or_not_sqlite(app, backend):
 
 
 def _captured_rows(app, tenant, signed_post, sample_event, monkeypatch):
+    if app.config["DATABASE_URL"].startswith("postgresql"):
+        pytest.skip("the writer process serves a SQLite database file (rows for PostgreSQL "
+                    "keep driver values such as datetimes, and never travel)")
     from plugin.records import services
 
     captured = []

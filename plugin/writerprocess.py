@@ -4,8 +4,9 @@ On the embedded default each web process commits its own group of intakes
 (:mod:`plugin.groupcommit`), and the processes hand SQLite's write lock to one another for
 every batch. A writer process takes the items of all web processes into one batch instead:
 fewer commits (one fsync each) and no hand-over of the lock between processes; the web
-processes' threads only wait for an answer. Measured with the intake benchmark's two servers
-running at once in alternating slices: +10 to +17% intakes per second (docs/performance.md).
+processes' threads only wait for an answer. Measured with two intake servers, writer on and
+off, running at once in alternating slices: +4 to +15% intakes per second, median +7%
+(docs/performance.md, session 6).
 
 The pieces:
 

@@ -50,9 +50,13 @@ def _keys(app):
 
 
 @pytest.fixture
-def sqlite_app(app, backend):
-    if backend != "sqlite":
-        pytest.skip("the writer process serves a SQLite database file")
+def backend() -> str:
+    """The writer process serves a SQLite database file: these tests run on SQLite only."""
+    return "sqlite"
+
+
+@pytest.fixture
+def sqlite_app(app):
     return app
 
 

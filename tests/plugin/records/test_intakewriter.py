@@ -31,6 +31,13 @@ from tests.polling import wait_until
 pytestmark = pytest.mark.skipif(not SUPPORTED, reason="the writer process is Linux only")
 
 
+@pytest.fixture
+def backend() -> str:
+    """The writer process serves a SQLite database file: these tests run on SQLite only
+    (whether one is used on PostgreSQL: tests/plugin/records/test_records.py)."""
+    return "sqlite"
+
+
 def _counts(db_session):
     db_session.rollback()
     return tuple(db_session.scalar(select(func.count()).select_from(m))
@@ -52,8 +59,6 @@ def _writer_ready(app):
 @pytest.fixture
 def writer(app, backend):
     """The app's intakes go to a real writer process, run by a supervisor in this process."""
-    if backend != "sqlite":
-        pytest.skip("the writer process serves a SQLite database file")
     supervisor = use_writer_process(app)
     assert supervisor is not None
     wait_until(lambda: _writer_ready(app), timeout=30)
@@ -139,8 +144,6 @@ class _CommitsThenDies(WriterServer):
 
 def test_a_writer_lost_after_its_commit_still_answers_201(app, backend, tenant, signed_post,
                                                           sample_event, db_session):
-    if backend != "sqlite":
-        pytest.skip("the writer process serves a SQLite database file")
     committer = GroupCommitter(engine_for(app), write_intakes)
     server = _CommitsThenDies(committer, _address(app), IntakeRows.from_wire)
     thread = threading.Thread(target=server.serve, daemon=True)
@@ -180,20 +183,7 @@ def test_not_taken_in_time_through_the_writer_is_503_and_nothing_stored(
     assert _counts(db_session) == (0, 0, 0, 0)
 
 
-def test_no_writer_when_switched_off_or_not_sqlite(app, backend):
-    app.config["INTAKE_WRITER"] = False
-    assert use_writer_process(app) is None
-    assert app.extensions["sharewise.intake_writer"] is None
-    app.config["INTAKE_WRITER"] = True
-    if backend == "postgres":  # a database server takes concurrent writers itself
-        assert use_writer_process(app) is None
-        assert app.extensions["sharewise.intake_writer"] is None
-
-
 def _captured_rows(app, tenant, signed_post, sample_event, monkeypatch):
-    if app.config["DATABASE_URL"].startswith("postgresql"):
-        pytest.skip("the writer process serves a SQLite database file (rows for PostgreSQL "
-                    "keep driver values such as datetimes, and never travel)")
     from plugin.records import services
 
     captured = []
@@ -252,8 +242,6 @@ def test_a_writer_stuck_past_the_timeout_that_commits_still_gives_201(
         app, backend, tenant, signed_post, sample_event, db_session, monkeypatch):
     """The sender gives up on the writer (deadline + grace), its own write times out behind
     the writer's lock, and the writer then commits: found under the intake's own id."""
-    if backend != "sqlite":
-        pytest.skip("the writer process serves a SQLite database file")
     import plugin.writerprocess as wp
 
     monkeypatch.setattr(wp, "GRACE", 0.2)

@@ -120,3 +120,15 @@ def test_status_endpoint_tokens(app, client, created):
     with app.app_context():
         foreign = links.make_token("southvale", created["record_id"], "status")
     assert client.get(f"/status/{foreign}").status_code == 404
+
+
+def test_no_writer_process_when_switched_off_or_not_sqlite(app, backend):
+    """Intakes go to a writer process only on SQLite with INTAKE_WRITER on (the writer
+    itself: tests/plugin/records/test_intakewriter.py)."""
+    app.config["INTAKE_WRITER"] = False
+    assert services.use_writer_process(app) is None
+    assert app.extensions["sharewise.intake_writer"] is None
+    app.config["INTAKE_WRITER"] = True
+    if backend == "postgres":  # a database server takes concurrent writers itself
+        assert services.use_writer_process(app) is None
+        assert app.extensions["sharewise.intake_writer"] is None

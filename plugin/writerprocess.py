@@ -136,11 +136,12 @@ class WriterClient:
         self._seq = itertools.count(1)  # next() is atomic: one sequence for every thread
 
     def _connect(self) -> socket.socket:
+        if time.monotonic() < self._down_until:  # a thread found it gone or stuck: every
+            self._drop()                         # thread writes for itself for a moment
+            raise WriterUnavailable("no writer process")
         sock: socket.socket | None = getattr(self._local, "sock", None)
         if sock is not None:
             return sock
-        if time.monotonic() < self._down_until:
-            raise WriterUnavailable("no writer process")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             sock.settimeout(CONNECT_TIMEOUT)
@@ -343,7 +344,7 @@ class WriterServer:
         except OSError:
             data = b""
         if not data:
-            self._close(conn)  # its pending items stay: written, their answers dropped
+            self._close(conn)  # its pending items are skipped (take): the sender gave up
             return
         buf = conn.buffer
         buf += data
@@ -414,11 +415,12 @@ class WriterServer:
         try:
             outcomes: Sequence[Any] = self.committer.run_batch(take)
         except Exception as exc:  # noqa: BLE001 - every sender is answered
+            if not taken:  # failed before taking (BEGIN: the database is unreachable):
+                taken = list(self._pending)  # nothing pending was written; the senders
+                self._pending.clear()        # write for themselves at once
             log.warning("writer: a batch of %d failed (%s)", len(taken), type(exc).__name__)
             for entry in taken:
                 self._reply(entry.conn, [entry.seq, "error", type(exc).__name__])
-            if not taken:
-                time.sleep(0.05)  # failed before taking (the database is unreachable)
             return
         for entry, outcome in zip(taken, outcomes, strict=True):
             if not isinstance(outcome, BaseException):

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -420,6 +421,8 @@ class IntakeRows:
                 and all(isinstance(row, list) and len(row) == width
                         for row, width in zip(rows, widths, strict=True))):
             raise ValueError("not intake rows of this version")
+        if record[:3] != [public_id, *request_key] or event[:2] != [*event_key]:
+            raise ValueError("the rows' keys are not their own")
         return cls(public_id, tuple(request_key), tuple(event_key),  # type: ignore[arg-type]
                    tuple(record), tuple(audit), [tuple(row) for row in reminders],
                    tuple(event))
@@ -439,7 +442,9 @@ if any(t.columns[0] != "record_id" for t in (_AUDIT, _REMINDERS, _EVENTS)):
 
 #: The intake rows' wire format (their columns): part of the writer process's address, so a
 #: web process only talks to a writer that writes the same columns.
-WIRE_VERSION = hashlib.sha256(repr([
+#: Bump ``_WIRE_FORMAT`` when IntakeRows or the message format changes in another way.
+_WIRE_FORMAT = 1
+WIRE_VERSION = hashlib.sha256(repr([_WIRE_FORMAT] + [
     (t.table.name, t.columns) for t in (_RECORDS, _AUDIT, _REMINDERS, _EVENTS)
 ]).encode()).hexdigest()[:16]
 
@@ -502,32 +507,40 @@ def _write_intake(app: Flask, rows: IntakeRows, timeout: float) -> None:
 
     Raises :class:`IntegrityError` or :class:`WriterConflict` for a duplicate and
     :class:`TimeoutError` when the write was not taken in time (nothing stored; see
-    :func:`_write_after_lost` for the one exception).
+    :func:`_write_locally_after_writer` for the one exception).
     """
     client: WriterClient | None = app.extensions.get("sharewise.intake_writer")
     if client is not None:
+        deadline = time.monotonic() + timeout
         try:
             client.submit(rows.to_wire(), timeout)
             return
-        except (WriterUnavailable, WriterFailed):
-            pass  # certainly not written: this process writes it
+        except WriterUnavailable:
+            # certainly not written: this process writes it, in the time that is left
+            timeout = max(0.0, deadline - time.monotonic())
+        except WriterFailed:
+            # the writer's batch failed: most likely not written (a commit that failed
+            # after landing shows up as this intake's own record)
+            _write_locally_after_writer(app, rows, max(0.0, deadline - time.monotonic()))
+            return
         except WriterLost:
-            _write_after_lost(app, rows, timeout)
+            log.warning("record %s: writer process lost; written by this process",
+                        rows.public_id)
+            _write_locally_after_writer(app, rows, timeout)
             return
     intake_committer(app).submit(rows, timeout=timeout)
 
 
-def _write_after_lost(app: Flask, rows: IntakeRows, timeout: float) -> None:
-    """Write ``rows`` in this process after the writer took them and gave no answer.
+def _write_locally_after_writer(app: Flask, rows: IntakeRows, timeout: float) -> None:
+    """Write ``rows`` in this process after the writer may have committed them.
 
-    If the writer committed them before it was lost, the record is there under this
-    intake's own public id: found by the unique key this write breaks, or, when this write
-    timed out behind a writer still holding the lock, looked up afterwards. Only a writer
-    stuck for longer than ``INTAKE_TIMEOUT`` twice over and :data:`writerprocess.GRACE`
-    that commits after that look-up can store an intake answered 503 (a repeat then gets
-    the record).
+    If it did, the record is there under this intake's own public id: found by the unique
+    key this write breaks, or, when this write timed out behind a writer still holding the
+    lock, looked up afterwards. Only a writer stuck for longer than ``INTAKE_TIMEOUT``
+    twice over and :data:`writerprocess.GRACE` that commits after that look-up can store an
+    intake answered 503 (a repeat then gets the record). This write, like every other on
+    SQLite, waits for the write lock as long as another process holds it.
     """
-    log.warning("record %s: writer process lost; written by this process", rows.public_id)
     try:
         intake_committer(app).submit(rows, timeout=timeout)
     except IntegrityError:

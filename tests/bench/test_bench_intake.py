@@ -80,11 +80,36 @@ def test_the_intake_server_keeps_one_writer_process_when_it_is_on(tmp_path, writ
     server = _start("plugin.wsgi:app", port, env, 2, 2)
     try:
         if writer == "true":
+            # both web processes hold the writer lock file open: both have looked for it
+            wait_until(lambda: _holding(tmp_path / "var", ".writer") == 2, timeout=30)
             wait_until(lambda: len(writer_pids(server.pid)) == 1, timeout=30)
-        time.sleep(2)  # the other web process has looked for the lock by now
+        time.sleep(1)  # a second writer, were one started, would be running by now
         pids = writer_pids(server.pid)
         assert len(pids) == (1 if writer == "true" else 0)
     finally:
         server.terminate()
         server.wait()
-    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), timeout=15)
+    wait_until(lambda: not any(_running(pid) for pid in pids), timeout=15)
+
+
+def _holding(directory: Path, suffix: str) -> int:
+    """How many processes have a file of ``directory`` ending in ``suffix`` open."""
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}")
+                     for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue
+        if any(link.startswith(str(directory)) and link.endswith(suffix) for link in links):
+            count += 1
+    return count
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie has exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

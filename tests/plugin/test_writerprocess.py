@@ -22,6 +22,7 @@ from plugin.writerprocess import (
     SUPPORTED,
     WriterClient,
     WriterConflict,
+    WriterFailed,
     WriterLost,
     WriterServer,
     WriterSupervisor,
@@ -229,6 +230,29 @@ def test_a_connection_lost_after_sending_is_writer_lost(tmp_path):
     listener.close()
 
 
+def test_the_writer_refuses_processes_of_another_user(sqlite_app, served):
+    """Without root: the writer takes itself for another user, so this process is one."""
+    server, _committer, address = served
+    server._uid = os.getuid() + 1
+    raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    raw.connect(address)
+    raw.settimeout(5)
+    assert raw.recv(10) == b""  # closed at once, nothing read
+    raw.close()
+    assert _keys(sqlite_app) == []
+
+
+def test_a_client_refuses_a_writer_of_another_user(sqlite_app, served, monkeypatch):
+    """Without root: this process takes itself for another user than the writer's."""
+    _server, committer, address = served
+    real = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: real + 1)
+    with pytest.raises(WriterUnavailable):
+        WriterClient(address).submit("personal data", 5)
+    monkeypatch.undo()
+    assert committer.stats == [0, 0] and _keys(sqlite_app) == []
+
+
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to connect as another user")
 def test_connections_from_another_user_are_refused(sqlite_app, served):
     _server, _committer, address = served
@@ -303,6 +327,83 @@ def test_a_writer_address_held_by_another_user_is_not_used(tmp_path):
 def test_other_wire_versions_have_other_addresses(tmp_path):
     assert address_for(str(tmp_path / "db"), "v1") != address_for(str(tmp_path / "db"), "v2")
     assert address_for(str(tmp_path / "db"), "v1") == address_for(str(tmp_path / "db"), "v1")
+
+
+def test_once_a_thread_finds_the_writer_lost_every_thread_writes_for_itself(sqlite_app,
+                                                                          served):
+    _server, _committer, address = served
+    client = WriterClient(address)
+    outcome = {}
+
+    def other_thread(name):
+        try:
+            outcome[name] = client.submit(name, 5)
+        except Exception as exc:  # noqa: BLE001
+            outcome[name] = exc
+
+    t = threading.Thread(target=other_thread, args=("first",))
+    t.start()
+    t.join(10)
+    assert isinstance(outcome["first"], int)  # that thread keeps its connection
+    client.mark_down()  # what a WriterLost in some thread does
+    t = threading.Thread(target=other_thread, args=("second",))  # a new thread: no socket
+    t.start()
+    t.join(10)
+    assert isinstance(outcome["second"], WriterUnavailable)
+    with pytest.raises(WriterUnavailable):
+        client.submit("here", 5)
+    assert _keys(sqlite_app) == ["first"]
+
+
+def test_a_thread_with_a_connection_does_not_use_it_while_the_writer_is_down(sqlite_app,
+                                                                              served):
+    _server, _committer, address = served
+    client = WriterClient(address)
+    assert isinstance(client.submit("before", 5), int)
+    assert client._local.sock is not None
+    client.mark_down()
+    with pytest.raises(WriterUnavailable):
+        client.submit("meanwhile", 5)
+    assert client._local.sock is None  # dropped, not waited on
+    client._down_until = 0.0  # the moment has passed
+    assert isinstance(client.submit("after", 5), int)
+    assert _keys(sqlite_app) == ["after", "before"]
+
+
+def test_an_item_whose_sender_hung_up_is_not_written(sqlite_app, served):
+    server, committer, address = served
+    raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    raw.connect(address)
+    with engine_for(sqlite_app).begin():  # the writer waits for the lock with it read
+        raw.sendall(_frame(["w", 1, time.monotonic() + 30, "abandoned"]))
+        wait_until(lambda: server._pending)
+        raw.close()
+        time.sleep(0.2)
+    wait_until(lambda: not server._pending)
+    time.sleep(0.2)
+    assert _keys(sqlite_app) == []
+    assert committer.stats == [0, 0]
+
+
+def test_a_batch_that_fails_before_taking_answers_every_sender_at_once(sqlite_app):
+    address = address_for(database_file(sqlite_app.config["DATABASE_URL"]))
+
+    class Unreachable(GroupCommitter):
+        def run_batch(self, take):
+            raise OSError("database unreachable")  # before take(), like a failed BEGIN
+
+    server = WriterServer(Unreachable(engine_for(sqlite_app), _write), address, decode=str)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(WriterFailed, match="OSError"):
+            WriterClient(address).submit("x", 30)
+        assert time.monotonic() - started < 5  # not at its deadline
+    finally:
+        server.stopping = True
+        thread.join(5)
+        server.close()
 
 
 def test_frames_over_the_limit_are_refused():
@@ -386,17 +487,33 @@ time.sleep(120)
 
 
 def test_a_writer_that_keeps_failing_is_started_less_and_less_often(tmp_path):
-    started = tmp_path / "started"
-    argv = [sys.executable, "-c",
-            f"open({str(started)!r}, 'a').write('x'); raise SystemExit(1)"]
-    supervisor = WriterSupervisor(str(tmp_path / "db.writer"), argv, poll=0.1, backoff=0.1)
+    argv = [sys.executable, "-c", "raise SystemExit(1)"]
+    supervisor = WriterSupervisor(str(tmp_path / "db.writer"), argv, poll=0.1, backoff=0.15)
+    waits = []
+    real_wait = supervisor.stop_event.wait
+
+    def wait(timeout=None):
+        if timeout != 0.2:  # not the check for the running writer's exit
+            waits.append(timeout)
+        return real_wait(timeout)
+
+    supervisor.stop_event.wait = wait
     supervisor.start()
     try:
-        time.sleep(2.0)
+        wait_until(lambda: len(waits) >= 3, timeout=30)
     finally:
         supervisor.stop()
-    # waits of 0.1, 0.2, 0.4, 0.8 s between starts: about 5 starts in 2 s (a fixed 0.1 s
-    # wait would have made about 15)
-    ran = len(started.read_text())
-    assert 2 <= ran <= 7
-    assert ran <= supervisor.starts <= ran + 1  # the last may have been stopped starting
+    assert waits[:3] == [0.15, 0.3, 0.6]  # doubled after every quick exit
+    assert not supervisor.is_alive()
+
+
+def test_a_writer_that_cannot_be_started_is_tried_again(tmp_path):
+    argv = [str(tmp_path / "no-such-program")]
+    supervisor = WriterSupervisor(str(tmp_path / "db.writer"), argv, poll=0.1, backoff=0.05)
+    supervisor.start()
+    try:
+        wait_until(lambda: supervisor.starts >= 3, timeout=30)
+        assert supervisor.is_alive()  # the OSError did not end the thread
+        assert supervisor.process is None
+    finally:
+        supervisor.stop()

@@ -164,8 +164,16 @@ def test_a_writer_lost_after_its_commit_still_answers_201(app, backend, tenant, 
 
 
 def test_not_taken_in_time_through_the_writer_is_503_and_nothing_stored(
-        app, writer, tenant, signed_post, sample_event, db_session):
+        app, writer, tenant, signed_post, sample_event, db_session, monkeypatch):
     app.config["INTAKE_TIMEOUT"] = 0.5
+    sent = threading.Event()
+    real_submit = WriterClient.submit
+
+    def submit(self, item, timeout):
+        sent.set()
+        return real_submit(self, item, timeout)
+
+    monkeypatch.setattr(WriterClient, "submit", submit)
     outcome = {}
 
     def post():
@@ -174,13 +182,35 @@ def test_not_taken_in_time_through_the_writer_is_503_and_nothing_stored(
     with engine_for(app).begin():  # the write lock: the writer waits for it
         t = threading.Thread(target=post)
         t.start()
-        time.sleep(1.5)
+        assert sent.wait(30)
+        time.sleep(1.0)  # past the intake's deadline, the lock still held
     t.join(30)
     resp = outcome["resp"]
     assert resp.status_code == 503, resp.get_json()
     assert resp.headers["Retry-After"] == "5"
     assert intake_committer(app).stats == [0, 0]
     assert _counts(db_session) == (0, 0, 0, 0)
+
+
+def test_a_failed_writer_batch_is_written_by_the_web_process(app, tenant, signed_post,
+                                                            sample_event, db_session):
+    def broken(conn, items):
+        raise OSError("disk trouble in the writer")
+
+    committer = GroupCommitter(engine_for(app), broken)
+    server = WriterServer(committer, _address(app), IntakeRows.from_wire)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        use_writer_process(app, start=False)
+        resp = signed_post(tenant, sample_event(request_id="FAILED-1"))
+    finally:
+        server.stopping = True
+        thread.join(5)
+        server.close()
+    assert resp.status_code == 201, resp.get_json()
+    assert intake_committer(app).stats == [1, 1]  # written here
+    assert _counts(db_session) == (1, 1, 4, 1)
 
 
 def _captured_rows(app, tenant, signed_post, sample_event, monkeypatch):

@@ -4,6 +4,7 @@ writer, a writer lost after it committed, timeouts, and when no writer is used."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ from plugin.records.services import (
 )
 from plugin.reminders.models import Reminder
 from plugin.writerprocess import SUPPORTED, WriterClient, WriterServer, address_for
+from tests.concurrent import post_all_at_once
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.skipif(not SUPPORTED, reason="the writer process is Linux only")
@@ -67,30 +69,24 @@ def writer(app, backend):
     assert supervisor.process.poll() is not None  # stopped with its supervisor
 
 
-def _post_all(app, tenant, deliveries):
-    barrier = threading.Barrier(len(deliveries))
-    results = [None] * len(deliveries)
-
-    def run(i, body, headers):
-        client = app.test_client()
-        barrier.wait()
-        resp = client.post(f"/webhooks/{tenant.slug}", data=body, headers=headers)
-        results[i] = (resp.status_code, resp.get_json())
-
-    threads = [threading.Thread(target=run, args=(i, b, h))
-               for i, (b, h) in enumerate(deliveries)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
+@contextlib.contextmanager
+def _serving(server):
+    """``server`` (a WriterServer in this process) serving in a thread for the block."""
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stopping = True
+        thread.join(10)
+        server.close()
 
 
 def test_intakes_are_committed_by_the_writer_process(app, writer, tenant, sample_event,
                                                      db_session):
     deliveries = [signed_request(tenant.webhook_secrets[0], sample_event(request_id=f"W-{i}"))
                   for i in range(8)]
-    results = _post_all(app, tenant, deliveries)
+    results = post_all_at_once(app, tenant, deliveries)
     assert [s for s, _ in results] == [201] * 8, results
     assert intake_committer(app).stats == [0, 0]  # nothing was written by this process
     assert _counts(db_session) == (8, 8, 32, 8)
@@ -110,7 +106,7 @@ def test_intakes_are_committed_by_the_writer_process(app, writer, tenant, sample
 def test_concurrent_duplicates_through_the_writer(app, writer, tenant, sample_event,
                                                   db_session):
     delivery = signed_request(tenant.webhook_secrets[0], sample_event(), "msg_dup_w")
-    results = _post_all(app, tenant, [delivery] * 8)
+    results = post_all_at_once(app, tenant, [delivery] * 8)
     assert sorted(s for s, _ in results) == [200] * 7 + [201], results
     assert len({b["record_id"] for _, b in results}) == 1
     assert _counts(db_session) == (1, 1, 4, 1)
@@ -145,16 +141,9 @@ class _CommitsThenDies(WriterServer):
 def test_a_writer_lost_after_its_commit_still_answers_201(app, backend, tenant, signed_post,
                                                           sample_event, db_session):
     committer = GroupCommitter(engine_for(app), write_intakes)
-    server = _CommitsThenDies(committer, _address(app), IntakeRows.from_wire)
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
+    with _serving(_CommitsThenDies(committer, _address(app), IntakeRows.from_wire)):
         assert use_writer_process(app, start=False) is None  # the client only
         resp = signed_post(tenant, sample_event(request_id="LOST-1"), webhook_id="msg_lost")
-    finally:
-        server.stopping = True
-        thread.join(5)
-        server.close()
     assert committer.stats == [1, 1]  # the writer did commit it
     # its own record, found by this process on the unique constraint: the first answer
     assert resp.status_code == 201, resp.get_json()
@@ -198,16 +187,9 @@ def test_a_failed_writer_batch_is_written_by_the_web_process(app, tenant, signed
         raise OSError("disk trouble in the writer")
 
     committer = GroupCommitter(engine_for(app), broken)
-    server = WriterServer(committer, _address(app), IntakeRows.from_wire)
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
+    with _serving(WriterServer(committer, _address(app), IntakeRows.from_wire)):
         use_writer_process(app, start=False)
         resp = signed_post(tenant, sample_event(request_id="FAILED-1"))
-    finally:
-        server.stopping = True
-        thread.join(5)
-        server.close()
     assert resp.status_code == 201, resp.get_json()
     assert intake_committer(app).stats == [1, 1]  # written here
     assert _counts(db_session) == (1, 1, 4, 1)
@@ -277,15 +259,9 @@ def test_a_writer_stuck_past_the_timeout_that_commits_still_gives_201(
     monkeypatch.setattr(wp, "GRACE", 0.2)
     app.config["INTAKE_TIMEOUT"] = 0.5
     committer = GroupCommitter(engine_for(app), write_intakes)
-    server = _HoldsTheLockThenCommits(committer, _address(app), IntakeRows.from_wire)
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
+    with _serving(_HoldsTheLockThenCommits(committer, _address(app), IntakeRows.from_wire)):
         use_writer_process(app, start=False)
         resp = signed_post(tenant, sample_event(request_id="STUCK-1"))
-    finally:
-        thread.join(10)
-        server.close()
     assert committer.stats == [1, 1]
     assert resp.status_code == 201, resp.get_json()
     assert resp.get_json()["record_id"] == db_session.scalar(select(Record.public_id))

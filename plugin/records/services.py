@@ -543,10 +543,7 @@ def _write_locally_after_writer(app: Flask, rows: IntakeRows, timeout: float) ->
     """
     try:
         intake_committer(app).submit(rows, timeout=timeout)
-    except IntegrityError:
-        if _stored_as(app, rows) != rows.public_id:
-            raise
-    except TimeoutError:
+    except (IntegrityError, TimeoutError):
         if _stored_as(app, rows) != rows.public_id:
             raise
 

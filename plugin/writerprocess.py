@@ -151,6 +151,10 @@ class WriterClient:
             if peer_uid(sock) != os.getuid():
                 log.warning("writer address held by another user's process; not used")
                 raise ConnectionRefusedError("writer run by another user")
+            # from here on the kernel keeps the time limits: a blocking socket, so each send
+            # and receive is one system call (Python's own timeouts poll before each)
+            sock.settimeout(None)
+            _kernel_timeout(sock, socket.SO_SNDTIMEO, CONNECT_TIMEOUT)
         except OSError:
             sock.close()
             self.mark_down()
@@ -184,7 +188,6 @@ class WriterClient:
             raise WriterUnavailable(f"item not sendable ({type(exc).__name__})") from None
         sock = self._connect()
         try:
-            sock.settimeout(CONNECT_TIMEOUT)
             sock.sendall(frame)
         except OSError:
             # a writer that went away since the last item, or one that does not read: it
@@ -198,7 +201,8 @@ class WriterClient:
                 self.mark_down()
                 raise WriterUnavailable("the writer process went away") from None
         try:
-            sock.settimeout(max(0.0, deadline - time.monotonic()) + GRACE)
+            _kernel_timeout(sock, socket.SO_RCVTIMEO,
+                            max(0.0, deadline - time.monotonic()) + GRACE)
             reply = self._read(sock)
         except (OSError, ValueError):
             self._drop()
@@ -221,22 +225,29 @@ class WriterClient:
 
     @staticmethod
     def _read(sock: socket.socket) -> Any:
-        header = _recv_exactly(sock, _HEADER.size)
-        (size,) = _HEADER.unpack(header)
-        if size > MAX_MESSAGE:
-            raise ValueError("message too large")
-        return json.loads(_recv_exactly(sock, size))
+        """One answer (usually one ``recv``: answers are small and come whole)."""
+        data = b""
+        size = None
+        while size is None or len(data) < _HEADER.size + size:
+            chunk = sock.recv(65536 if size is None else _HEADER.size + size - len(data))
+            if not chunk:
+                raise ConnectionResetError("closed")
+            data += chunk
+            if size is None and len(data) >= _HEADER.size:
+                (size,) = _HEADER.unpack_from(data)
+                if size > MAX_MESSAGE:
+                    raise ValueError("message too large")
+        if len(data) != _HEADER.size + size:
+            raise ValueError("more than one answer")  # never sent: one answer per message
+        return json.loads(data[_HEADER.size:])
 
 
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks, got = [], 0
-    while got < size:
-        chunk = sock.recv(size - got)
-        if not chunk:
-            raise ConnectionResetError("closed")
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
+def _kernel_timeout(sock: socket.socket, option: int, seconds: float) -> None:
+    """``SO_RCVTIMEO`` / ``SO_SNDTIMEO``: a blocking call on ``sock`` fails with
+    ``BlockingIOError`` after ``seconds``."""
+    whole = int(seconds)
+    sock.setsockopt(socket.SOL_SOCKET, option,
+                    struct.pack("ll", whole, int((seconds - whole) * 1_000_000)))
 
 
 _CLIENTS: weakref.WeakSet[WriterClient] = weakref.WeakSet()

@@ -3,6 +3,7 @@ real SQLite and real processes (the intake writer end to end: tests/plugin/recor
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -517,3 +518,47 @@ def test_a_writer_that_cannot_be_started_is_tried_again(tmp_path):
         assert supervisor.process is None
     finally:
         supervisor.stop()
+
+
+def _answering(address, answer):
+    """A raw writer that reads one message and sends ``answer(seq)``: a list of chunks."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(1)
+
+    def serve():
+        conn, _ = listener.accept()
+        data = conn.recv(65536)
+        seq = json.loads(data[4:])[1]
+        for chunk in answer(seq):
+            conn.sendall(chunk)
+            time.sleep(0.05)
+        conn.recv(10)  # until the client hangs up
+        conn.close()
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_an_answer_in_pieces_is_put_together(tmp_path):
+    address = address_for(str(tmp_path / "pieces.db"))
+
+    def answer(seq):
+        frame = _frame([seq, "ok", 42])
+        return [frame[:2], frame[2:7], frame[7:]]
+
+    thread = _answering(address, answer)
+    client = WriterClient(address)
+    assert client.submit("x", 5) == 42
+    client._drop()
+    thread.join(5)
+
+
+def test_more_than_one_answer_is_a_lost_writer(tmp_path):
+    address = address_for(str(tmp_path / "twice.db"))
+    thread = _answering(address, lambda seq: [_frame([seq, "ok", 1]) + _frame([seq, "ok", 2])])
+    with pytest.raises(WriterLost):
+        WriterClient(address).submit("x", 5)
+    thread.join(5)

@@ -104,6 +104,47 @@ def test_datetimes_come_back_aware_utc(app, db_session):
         db_session.commit()
 
 
+def test_sqlite_text_of_utc_datetime_is_what_sqlalchemy_stores():
+    """The one-step processor makes the text SQLAlchemy's own two steps make (UTC, then its
+    SQLite DATETIME format), for any zone, microsecond and remembered value."""
+    import random
+
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.types import TypeDecorator
+
+    from plugin.db import UTCDateTime, sqlite_utc_text
+
+    dialect = sqlite.dialect()
+    impl = UTCDateTime().dialect_impl(dialect)
+    assert impl.bind_processor(dialect) is sqlite_utc_text
+    inner = impl.impl_instance.dialect_impl(dialect).bind_processor(dialect)
+
+    def reference(value):
+        return inner(UTCDateTime().process_bind_param(value, dialect))
+
+    rng = random.Random(7)
+    values = [datetime(2026, 6, 1, 12, 0, tzinfo=UTC), datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
+              datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5)))]
+    for _ in range(300):
+        zone = timezone(timedelta(minutes=rng.randrange(-14 * 60, 14 * 60)))
+        values.append(datetime(2000, 1, 1, tzinfo=UTC).astimezone(zone)
+                      + timedelta(microseconds=rng.randrange(10**17)) * rng.choice((0, 1)))
+    for value in values * 2:  # the second time from what is remembered
+        assert sqlite_utc_text(value) == reference(value), value
+    # an equal instant in another zone is the same text (what is remembered is per instant)
+    instant = values[0]
+    assert sqlite_utc_text(instant.astimezone(timezone(timedelta(hours=9)))) == reference(instant)
+    assert sqlite_utc_text(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        sqlite_utc_text(datetime(2026, 6, 1))
+    # anything else than SQLite keeps SQLAlchemy's composed processor
+    from sqlalchemy.dialects import postgresql
+
+    pg = postgresql.dialect()
+    assert UTCDateTime().dialect_impl(pg).bind_processor(pg) is not sqlite_utc_text
+    assert isinstance(impl, TypeDecorator)
+
+
 def test_write_lock_nested_in_one_thread_times_out(tmp_path):
     from plugin.db import SQLiteWriteLock
 

@@ -13,6 +13,7 @@ import binascii
 import importlib
 import json
 import logging
+import re
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,38 @@ bp.record_once(lambda state: services.init_app(state.app))  # intake's group com
 
 #: Where ``share.form_submitted`` goes (the upload path of the practitioner journey).
 UPLOAD_HANDLER = "plugin.uploads.services:handle_upload"
+
+
+#: A JSON escape of a UTF-16 surrogate; paired ones decode to one character, unpaired ones
+#: to a string no database or encoder takes (the body itself is strict UTF-8).
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogates(doc: Any, path: str = "") -> list[str]:
+    """The paths (``data.case.reference``) of the strings and keys in a parsed JSON ``doc``
+    that hold an unpaired surrogate."""
+    if isinstance(doc, str):
+        return [] if _is_text(doc) else [path or "(body)"]
+    out: list[str] = []
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            here = f"{path}.{key}" if path else str(key)
+            if not _is_text(key):
+                out.append(path or "(body)")
+            else:
+                out.extend(lone_surrogates(value, here))
+    elif isinstance(doc, list):
+        for item in doc:
+            out.extend(lone_surrogates(item, path))
+    return out
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_body(limit: int) -> bytes:
@@ -100,10 +133,15 @@ def receive(tenant_slug: str) -> Response:
         raise Problem(401, "Invalid signature", str(exc), slug="invalid-signature") from None
 
     try:
-        doc = json.loads(body)
+        doc = json.loads(body.decode("utf-8-sig"))
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise _invalid([{"field": "(body)", "message": "The body is not valid JSON."}],
+        raise _invalid([{"field": "(body)", "message": "The body is not valid JSON in UTF-8."}],
                        "Body is not JSON") from None
+    if _ESCAPED_SURROGATE.search(body):
+        lone = lone_surrogates(doc)
+        if lone:
+            raise _invalid([{"field": path, "message": "Contains an unpaired surrogate escape "
+                             "(\\uD800-\\uDFFF), which is not a character."} for path in lone])
     try:
         event_type, timestamp, data = load_event(doc)
     except EventError as exc:

@@ -291,7 +291,7 @@ def test_not_json(tenant, signed_post, db_session):
     resp = signed_post(tenant, b"\xff\xfe not json")
     assert resp.status_code == 422 and resp.mimetype == PROBLEM
     assert resp.get_json()["errors"] == [
-        {"field": "(body)", "message": "The body is not valid JSON."}]
+        {"field": "(body)", "message": "The body is not valid JSON in UTF-8."}]
 
 
 @pytest.mark.parametrize("doc", [[], "text", 42, None, {}])
@@ -454,3 +454,42 @@ def test_one_log_line_per_event_with_its_outcome(client, tenant, signed_post, sa
         f"webhook 'msg_log_3' for {tenant.slug}: share.cancelled -> 404 unknown-request",
     ]
     assert "LOG-1" not in caplog.text  # the host's ids and the people stay out of the log
+
+
+@pytest.mark.parametrize("where", [("case", "reference"), ("practitioner", "id"), ("request_id",),
+                                   ("subject", "name"), ("purpose",), ("extra", "\ud800")])
+def test_unpaired_surrogate_escapes_are_refused_by_field(tenant, signed_post, sample_event, where,
+                                                        db_session):
+    """``"\\ud800"`` is valid JSON but no character: a 422 naming where it is, not a 500 from
+    the database or the writer's encoder; nothing is stored."""
+    event = sample_event()
+    node = event["data"]
+    for key in where[:-1]:
+        node = node.setdefault(key, {})
+    node[where[-1]] = "ab\ud800cd"
+    resp = signed_post(tenant, json.dumps(event).encode())  # ensure_ascii: sent as \ud800
+    assert resp.status_code == 422, resp.data
+    body = resp.get_json()
+    assert [e["field"] for e in body["errors"]] == ["data." + ".".join(where[:-1] if
+                                                                       where[-1] == "\ud800"
+                                                                       else where)]
+    assert "surrogate" in body["errors"][0]["message"]
+    assert db_session.scalar(select(func.count()).select_from(Record)) == 0
+
+
+def test_paired_surrogate_escapes_are_one_character(tenant, signed_post, sample_event):
+    event = sample_event()
+    event["data"]["purpose"] = "Strategy discussion \U0001F4CB"  # sent as \ud83d\udccb
+    body = json.dumps(event).encode()
+    assert b"\\ud83d\\udccb" in body
+    resp = signed_post(tenant, body)
+    assert resp.status_code == 201, resp.data
+
+
+def test_body_must_be_utf8(tenant, signed_post, sample_event):
+    utf16 = json.dumps(sample_event(), ensure_ascii=False).encode("utf-16")
+    resp = signed_post(tenant, utf16)
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"][0]["field"] == "(body)"
+    bom = b"\xef\xbb\xbf" + json.dumps(sample_event()).encode()
+    assert signed_post(tenant, bom).status_code == 201  # a UTF-8 byte order mark is ignored

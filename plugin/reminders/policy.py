@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -157,11 +157,21 @@ class ReminderPolicy:
     steps: tuple[Step, ...]
     zone: ZoneInfo
     digest_time: time | None = DEFAULT_DIGEST_TIME
+    #: recent schedules by due instant: intakes mostly share a few due times (the due-date
+    #: policy's "17:00 on the Nth working day"); a schedule depends on nothing else
+    _recent: dict[datetime, tuple[tuple[Step, datetime], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def schedule(self, due_at: datetime) -> list[tuple[Step, datetime]]:
         """Every step with the moment it is due, earliest first."""
-        return sorted(((s, s.offset.apply(due_at, self.zone)) for s in self.steps),
-                      key=lambda pair: pair[1])
+        got = self._recent.get(due_at)
+        if got is None:
+            got = tuple(sorted(((s, s.offset.apply(due_at, self.zone)) for s in self.steps),
+                               key=lambda pair: pair[1]))
+            if len(self._recent) >= 256:
+                self._recent.clear()
+            self._recent[due_at] = got
+        return list(got)
 
     def step(self, key: str, to: str) -> Step | None:
         """The configured step with this key and recipient role, if any."""

@@ -1,6 +1,6 @@
 """Reminder step policy: offsets, working days, bank holidays, DST, and the digest day."""
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -143,3 +143,20 @@ def test_digest_only_on_working_days_after_the_digest_time():
     # 07:30 UTC in summer is 08:30 in London: due.
     assert p.digest_date(datetime(2026, 5, 26, 7, 30, tzinfo=UTC)) == date(2026, 5, 26)
     assert parse_reminder_policy({"digest_time": ""}).digest_date(local(2026, 5, 26, 9)) is None
+
+
+def test_remembered_schedules_are_the_computed_ones():
+    """A schedule is kept per due instant: asked again (in any zone) it is the same, and
+    what the caller does to the list it gets does not change the next answer."""
+    fresh = parse_reminder_policy({})
+    dues = [local(2026, 5, 22, 17, 0), local(2026, 3, 27, 17, 0), local(2026, 10, 23, 9, 15)]
+    first = [fresh.schedule(d) for d in dues]
+    first[0].clear()
+    for due, got in zip(dues, [parse_reminder_policy({}).schedule(d) for d in dues], strict=True):
+        assert fresh.schedule(due) == got
+        assert fresh.schedule(due.astimezone(UTC)) == got
+        assert fresh.schedule(due.astimezone(ZoneInfo("Asia/Tokyo"))) == got
+    for n in range(300):  # more due times than are kept: still right
+        due = local(2026, 1, 5, 9, 0) + timedelta(hours=n)
+        assert fresh.schedule(due) == parse_reminder_policy({}).schedule(due)
+    assert fresh == parse_reminder_policy({})  # what is kept is not part of the policy

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import sqlite3
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import orjson
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Dialect, make_url
@@ -108,6 +110,22 @@ def sqlite_utc_text(value: datetime | None) -> str | None:
             _recent_text.clear()
         _recent_text[value] = text
     return text
+
+
+_ORJSON_STRICT = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+                  | orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
+def json_text(value: Any) -> str:
+    """The text a ``JSON`` column stores (compact, UTF-8): orjson's, which is several times
+    faster than the standard library's (intake stores three JSON values a record); values
+    orjson refuses (keys that are not text, subclasses of ``str``, unpaired surrogates...) are
+    written by the standard library as before, and what neither can write raises
+    ``TypeError`` as before."""
+    try:
+        return orjson.dumps(value, option=_ORJSON_STRICT).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def utcnow() -> datetime:
@@ -244,7 +262,8 @@ def make_engine(url: str) -> Engine:
         file = _database_file(parsed)
         if file is not None:
             Path(file).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, pool_pre_ping=False)
+        engine = create_engine(url, connect_args={"timeout": 30}, pool_pre_ping=False,
+                               json_serializer=json_text)
         lock, checkpointer = _write_lock_for(parsed) if parsed.database else (None, None)
 
         @event.listens_for(engine, "connect")
@@ -327,7 +346,8 @@ def make_engine(url: str) -> Engine:
             _release(dbapi_conn)
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                         json_serializer=json_text)
 
 
 def init_app(app: Flask) -> None:

@@ -252,3 +252,32 @@ def test_in_memory_uri_databases_leave_no_files(tmp_path, monkeypatch):
             conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
         engine.dispose()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_json_columns_store_what_the_standard_library_reads_back(tmp_path):
+    """JSON columns are written by orjson (compact UTF-8), or by the standard library for
+    what orjson refuses; either way the value reads back equal, and a value neither can
+    write is still a ``StatementError`` (``TypeError``), not stored."""
+    import json
+
+    from plugin.db import json_text
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'j.db'}")
+    table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("doc", sa.JSON))
+    table.metadata.create_all(engine)
+    values = [{"name": "Zoë Ångström", "n": [1, 2.5, None, True], "nested": {"a": "\u2014"}},
+              {1: "int key"}, ["lone \ud800 surrogate"], "text", 12]
+    with engine.begin() as conn:
+        for value in values:
+            conn.execute(table.insert().values(doc=value))
+        raw = sa.text("SELECT CAST(doc AS TEXT) FROM t ORDER BY id")
+        stored = [json.loads(t) for t in conn.execute(raw).scalars()]
+        got = conn.execute(sa.select(table.c.doc).order_by(table.c.id)).scalars().all()
+    expected = [values[0], {"1": "int key"}, values[2], "text", 12]
+    assert stored == expected and got == expected
+    assert json_text(values[0]) == '{"name":"Zoë Ångström","n":[1,2.5,null,true],' \
+                                   '"nested":{"a":"\u2014"}}'
+    with pytest.raises(sa.exc.StatementError), engine.begin() as conn:
+        conn.execute(table.insert().values(doc={"when": datetime(2026, 1, 1)}))
+    engine.dispose()

@@ -122,6 +122,17 @@ def test_a_duplicate_is_a_conflict_and_the_rest_is_kept(sqlite_app, served):
     assert _keys(sqlite_app) == ["other", "same"]
 
 
+def test_a_message_longer_than_one_read_is_put_together(sqlite_app, served):
+    """The writer reads at most 64 KB at a time: a 300 KB item arrives in several reads."""
+    _server, _committer, address = served
+    big = "big-" + "x" * 300_000
+    threads, results = _submit_all(address, [big, "small"])
+    for t in threads:
+        t.join(10)
+    assert all(isinstance(v, int) for v in results), results
+    assert _keys(sqlite_app) == sorted([big, "small"])
+
+
 def test_both_answers_for_one_key(sqlite_app, served):
     _server, _committer, address = served
     client = WriterClient(address)

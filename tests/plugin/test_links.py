@@ -121,3 +121,19 @@ def test_links_made_again_at_their_issue_time_are_the_same_bytes(ctx, monkeypatc
     payload, at = plain.loads(token, return_timestamp=True)
     assert payload == {"t": "northshire", "r": "SR-ABC"}
     assert int(at.timestamp()) == issued
+
+
+@pytest.mark.parametrize("keys", [["test-link-key"], ["new-key", "old-key"]])
+def test_every_link_is_plain_itsdangerous_token_signed_with_the_first_key(ctx, monkeypatch,
+                                                                           keys):
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    ctx.config["SECRET_KEYS"] = keys
+    issued = links.issued_now() - 60
+    urls = links.links_for("northshire", "SR-ÄBC", issued_at=issued)
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: issued)
+    for purpose in links.PURPOSES:
+        plain = URLSafeTimedSerializer([keys[0]], salt=f"sharewise.link.{purpose}")
+        expected = links.PATHS[purpose].format(token=plain.dumps({"t": "northshire",
+                                                                  "r": "SR-ÄBC"}))
+        assert urls[links.URL_KEYS[purpose]] == ctx.config["BASE_URL"] + expected

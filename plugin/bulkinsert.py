@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -47,24 +48,35 @@ class BulkInsert:
         self.returning = tuple(returning)
         self.ignore_conflicts = ignore_conflicts
         self.max_rows = max_rows
-        self._processors: dict[str, tuple[Callable[[Any], Any] | None, ...]] = {}
+        self._processors: dict[str, tuple[tuple[int, Callable[[Any], Any]], ...]] = {}
+        # a tuple of the row's values in column order (itemgetter of one name gives a bare value)
+        getter = itemgetter(*self.columns)
+        self._get: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
+            getter if len(self.columns) > 1 else lambda row: (getter(row),))
         self._sql: dict[tuple[str, int], str] = {}
 
-    def _procs(self, dialect: Dialect) -> tuple[Callable[[Any], Any] | None, ...]:
+    def _procs(self, dialect: Dialect) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+        """The columns that have a bind processor on ``dialect``: (position, processor)."""
         key = f"{dialect.name}+{dialect.driver}"
         procs = self._processors.get(key)
         if procs is None:
-            procs = self._processors[key] = tuple(
-                self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-                for name in self.columns)
+            found = ((i, self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+                     for i, name in enumerate(self.columns))
+            procs = self._processors[key] = tuple((i, p) for i, p in found if p is not None)
         return procs
 
     def prepare(self, dialect: Dialect, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        """``row``'s values in column order, converted for ``dialect``."""
-        return tuple(
-            value if proc is None else proc(value)
-            for value, proc in zip((row[name] for name in self.columns), self._procs(dialect),
-                                   strict=True))
+        """``row``'s values in column order, converted for ``dialect`` (``KeyError`` for a
+        column ``row`` lacks). Only the columns with a processor (dates, JSON... most text
+        and integer columns have none) are touched after one C-level look-up of them all."""
+        values = self._get(row)
+        procs = self._processors.get(f"{dialect.name}+{dialect.driver}") or self._procs(dialect)
+        if not procs:
+            return values
+        out = list(values)
+        for i, proc in procs:
+            out[i] = proc(out[i])
+        return tuple(out)
 
     def sql(self, dialect: Dialect, rows: int) -> str:
         """The statement for ``rows`` rows (built once per dialect and row count)."""

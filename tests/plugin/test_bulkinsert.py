@@ -77,3 +77,27 @@ def test_columns_with_defaults_must_be_given():
     BulkInsert(Record.__table__, ("public_id", "tenant", "request_id", "status", "urgency",
                                   "case_reference", "created_at", "updated_at", "prefill",
                                   "prefill_hash", "prefill_version", "missing"))
+
+
+def test_prepared_values_are_in_column_order_and_converted_where_the_type_says(app):
+    """Only the columns with a bind processor are converted, each in its place; a table of
+    one column gives a one-value row; a missing column is a ``KeyError``."""
+    dialect = engine_for(app).dialect
+    at = datetime(2026, 3, 29, 0, 59, 59, 123456, tzinfo=UTC)
+    reordered = ("response_body", "tenant", "received_at", "webhook_id", "event_type",
+                 "record_id", "response_status")
+    events = BulkInsert(WebhookEvent.__table__, reordered)
+    got = events.prepare(dialect, _event(3, at))
+    orm = {c.name: c.type.dialect_impl(dialect).bind_processor(dialect)
+           for c in WebhookEvent.__table__.columns}
+    expected = tuple(v if orm[c] is None else orm[c](v)
+                     for c, v in ((c, _event(3, at)[c]) for c in reordered))
+    assert got == expected
+    assert isinstance(got[0], str) and isinstance(got[2], str) and got[1] == "t"
+    import sqlalchemy as sa
+
+    one = sa.Table("one", sa.MetaData(), sa.Column("x", sa.String), sa.Column("y", sa.JSON))
+    assert BulkInsert(one, ("x",)).prepare(dialect, {"x": "w"}) == ("w",)
+    assert BulkInsert(one, ("y",)).prepare(dialect, {"y": [1]}) == ("[1]",)
+    with pytest.raises(KeyError):
+        events.prepare(dialect, {"tenant": "t"})

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -114,7 +115,7 @@ class BulkInsert:
         raw = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
         for start in range(0, len(rows), self.max_rows):
             chunk = rows[start:start + self.max_rows]
-            params = tuple(value for row in chunk for value in row)
+            params = tuple(chain.from_iterable(chunk))
             sql = self.sql(conn.dialect, len(chunk))
             if raw is None:
                 result = conn.exec_driver_sql(sql, params)

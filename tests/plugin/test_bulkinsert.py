@@ -92,12 +92,18 @@ def test_prepared_values_are_in_column_order_and_converted_where_the_type_says(a
            for c in WebhookEvent.__table__.columns}
     expected = tuple(v if orm[c] is None else orm[c](v)
                      for c, v in ((c, _event(3, at)[c]) for c in reordered))
-    assert got == expected
-    assert isinstance(got[0], str) and isinstance(got[2], str) and got[1] == "t"
+
+    def plain(row):  # psycopg wraps JSON values in objects that do not compare by value
+        return tuple(getattr(v, "obj", v) for v in row)
+
+    assert plain(got) == plain(expected)
+    assert got[1] == "t" and got[3] == "w3"
+    if dialect.name == "sqlite":  # JSON and dates as the text SQLite stores
+        assert isinstance(got[0], str) and isinstance(got[2], str)
     import sqlalchemy as sa
 
     one = sa.Table("one", sa.MetaData(), sa.Column("x", sa.String), sa.Column("y", sa.JSON))
     assert BulkInsert(one, ("x",)).prepare(dialect, {"x": "w"}) == ("w",)
-    assert BulkInsert(one, ("y",)).prepare(dialect, {"y": [1]}) == ("[1]",)
+    assert plain(BulkInsert(one, ("y",)).prepare(dialect, {"y": [1]})) in (("[1]",), ([1],))
     with pytest.raises(KeyError):
         events.prepare(dialect, {"tenant": "t"})

@@ -36,28 +36,35 @@ bp.record_once(lambda state: services.init_app(state.app))  # intake's group com
 UPLOAD_HANDLER = "plugin.uploads.services:handle_upload"
 
 
-#: A JSON escape of a UTF-16 surrogate; paired ones decode to one character, unpaired ones
-#: to a string no database or encoder takes (the body itself is strict UTF-8).
-_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: A JSON escape of a UTF-16 surrogate. A pair decodes to one character; a lone one decodes to
+#: a string that has no UTF-8 form, which no database column takes.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+#: At most this many fields are named in one answer about unpaired surrogates.
+MAX_LISTED = 20
 
 
-def lone_surrogates(doc: Any, path: str = "") -> list[str]:
-    """The paths (``data.case.reference``) of the strings and keys in a parsed JSON ``doc``
-    that hold an unpaired surrogate."""
-    if isinstance(doc, str):
-        return [] if _is_text(doc) else [path or "(body)"]
-    out: list[str] = []
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            here = f"{path}.{key}" if path else str(key)
-            if not _is_text(key):
-                out.append(path or "(body)")
-            else:
-                out.extend(lone_surrogates(value, here))
-    elif isinstance(doc, list):
-        for item in doc:
-            out.extend(lone_surrogates(item, path))
-    return out
+def lone_surrogates(data: Any, path: str) -> list[str]:
+    """The paths (``data.case.reference``) of the strings and keys in loaded event ``data``
+    that hold an unpaired surrogate: at most :data:`MAX_LISTED`, each once, walked without
+    recursion."""
+    found: list[str] = []
+    stack = [(path, data)]
+    while stack and len(found) < MAX_LISTED:
+        here, value = stack.pop()
+        if isinstance(value, str):
+            bad = not _is_text(value)
+        elif isinstance(value, dict):
+            bad = not all(_is_text(str(k)) for k in value)
+            stack.extend((f"{here}.{k}", v) for k, v in reversed(value.items())
+                         if _is_text(str(k)))
+        elif isinstance(value, list | tuple):
+            bad = False
+            stack.extend((here, v) for v in reversed(value))
+        else:
+            bad = False
+        if bad and here not in found:
+            found.append(here)
+    return found
 
 
 def _is_text(value: str) -> bool:
@@ -133,19 +140,22 @@ def receive(tenant_slug: str) -> Response:
         raise Problem(401, "Invalid signature", str(exc), slug="invalid-signature") from None
 
     try:
-        doc = json.loads(body.decode("utf-8-sig"))
+        # UTF-8 (or the UTF-16 / 32 that json.loads detects), strictly: bytes that are not
+        # characters in it are refused here rather than kept as lone surrogates
+        text = body.decode(json.detect_encoding(body))
+        doc = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise _invalid([{"field": "(body)", "message": "The body is not valid JSON in UTF-8."}],
+        raise _invalid([{"field": "(body)", "message": "The body is not valid JSON."}],
                        "Body is not JSON") from None
-    if _ESCAPED_SURROGATE.search(body):
-        lone = lone_surrogates(doc)
-        if lone:
-            raise _invalid([{"field": path, "message": "Contains an unpaired surrogate escape "
-                             "(\\uD800-\\uDFFF), which is not a character."} for path in lone])
     try:
         event_type, timestamp, data = load_event(doc)
     except EventError as exc:
         raise _invalid(exc.errors) from None
+    if _ESCAPED_SURROGATE.search(text):  # rare: only then are the loaded values walked
+        lone = lone_surrogates(data, "data")  # what the event keeps; unknown keys are dropped
+        if lone:
+            raise _invalid([{"field": path, "message": "Contains an unpaired surrogate escape "
+                             "(\\uD800-\\uDFFF), which is not a character."} for path in lone])
 
     outcome = "failed"  # one log line per event, with what became of it
     try:

@@ -71,7 +71,9 @@ class BulkInsert:
         column ``row`` lacks). Only the columns with a processor (dates, JSON... most text
         and integer columns have none) are touched after one C-level look-up of them all."""
         values = self._get(row)
-        procs = self._processors.get(f"{dialect.name}+{dialect.driver}") or self._procs(dialect)
+        procs = self._processors.get(f"{dialect.name}+{dialect.driver}")
+        if procs is None:
+            procs = self._procs(dialect)
         if not procs:
             return values
         out = list(values)

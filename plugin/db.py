@@ -71,8 +71,10 @@ class UTCDateTime(TypeDecorator):
     def bind_processor(self, dialect: Dialect) -> Any:
         """On SQLite, :func:`sqlite_utc_text` (the same text as the two steps SQLAlchemy
         chains, in one); elsewhere SQLAlchemy's."""
-        if (dialect.name == "sqlite" and getattr(self.impl_instance.dialect_impl(dialect),
-                                                 "_storage_format", None) == _SQLITE_DATETIME):
+        if (dialect.name == "sqlite"
+                and type(self).process_bind_param is UTCDateTime.process_bind_param
+                and getattr(self.impl_instance.dialect_impl(dialect), "_storage_format",
+                            None) == _SQLITE_DATETIME):
             return sqlite_utc_text
         return super().bind_processor(dialect)
 
@@ -93,23 +95,27 @@ _recent_text: dict[datetime, str] = {}
 
 def sqlite_utc_text(value: datetime | None) -> str | None:
     """An aware ``datetime`` as SQLite stores a :class:`UTCDateTime`: UTC, naive text
-    ``YYYY-MM-DD HH:MM:SS.ffffff`` (``ValueError`` for a naive one).
+    ``YYYY-MM-DD HH:MM:SS.ffffff``. ``ValueError`` for a naive one, and for one whose zone
+    gives no offset (SQLAlchemy's two steps took that as the machine's local time).
 
-    Intake binds about fourteen instants a record, most of them the same "now"; the text of
-    the last few dozen instants is kept (equal instants have equal text, whatever their
-    zone), which saves intake about 50 us of converting.
+    Intake binds about fourteen instants a record, most of them the same "now" in UTC; the
+    text of the last 64 instants given in UTC is kept (about 50 us an intake). Only those:
+    in a zone with summer time, two different instants (a repeated hour, told apart by
+    ``fold``) are equal as dict keys.
     """
     if value is None:
         return None
-    text = _recent_text.get(value)
-    if text is None:
-        if value.utcoffset() is None:
-            raise ValueError("naive datetime given to a UTCDateTime column")
-        text = value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
-        if len(_recent_text) >= 64:
-            _recent_text.clear()
-        _recent_text[value] = text
-    return text
+    if value.tzinfo is UTC:
+        text = _recent_text.get(value)
+        if text is None:
+            text = datetime.isoformat(value, " ", "microseconds")[:-6]  # "+00:00" off
+            if len(_recent_text) >= 64:
+                _recent_text.clear()
+            _recent_text[value] = text
+        return text
+    if value.utcoffset() is None:
+        raise ValueError("naive datetime given to a UTCDateTime column")
+    return datetime.isoformat(value.astimezone(UTC), " ", "microseconds")[:-6]
 
 
 _ORJSON_STRICT = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -117,11 +123,16 @@ _ORJSON_STRICT = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATAC
 
 
 def json_text(value: Any) -> str:
-    """The text a ``JSON`` column stores (compact, UTF-8): orjson's, which is several times
-    faster than the standard library's (intake stores three JSON values a record); values
-    orjson refuses (keys that are not text, subclasses of ``str``, unpaired surrogates...) are
-    written by the standard library as before, and what neither can write raises
-    ``TypeError`` as before."""
+    """The text a ``JSON`` column stores (compact, UTF-8): orjson's, several times faster than
+    the standard library's (intake stores three JSON values a record).
+
+    What orjson refuses (keys that are not text, subclasses of ``str``, dates, dataclasses,
+    unpaired surrogates, integers over 64 bits) is written by the standard library as
+    before; what neither writes raises ``TypeError``. Two differences remain: orjson writes
+    ``NaN`` and the infinities as ``null`` (the standard library wrote ``NaN``, which is not
+    JSON), and it writes ``UUID`` and ``Enum`` values, which the standard library refused.
+    No column holds such values today.
+    """
     try:
         return orjson.dumps(value, option=_ORJSON_STRICT).decode()
     except TypeError:

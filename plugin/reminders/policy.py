@@ -157,20 +157,25 @@ class ReminderPolicy:
     steps: tuple[Step, ...]
     zone: ZoneInfo
     digest_time: time | None = DEFAULT_DIGEST_TIME
-    #: recent schedules by due instant: intakes mostly share a few due times (the due-date
-    #: policy's "17:00 on the Nth working day"); a schedule depends on nothing else
+    #: recent schedules by due instant, in UTC: intakes mostly share a few due times (the
+    #: due-date policy's "17:00 on the Nth working day"), and a schedule depends on the
+    #: instant alone. In UTC because in a zone with summer time two instants of a repeated
+    #: hour (told apart by ``fold``) are equal as dict keys.
     _recent: dict[datetime, tuple[tuple[Step, datetime], ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
     def schedule(self, due_at: datetime) -> list[tuple[Step, datetime]]:
         """Every step with the moment it is due, earliest first."""
-        got = self._recent.get(due_at)
+        if due_at.utcoffset() is None:
+            raise ValueError("due_at must be timezone-aware")
+        instant = due_at.astimezone(UTC)
+        got = self._recent.get(instant)
         if got is None:
-            got = tuple(sorted(((s, s.offset.apply(due_at, self.zone)) for s in self.steps),
+            got = tuple(sorted(((s, s.offset.apply(instant, self.zone)) for s in self.steps),
                                key=lambda pair: pair[1]))
             if len(self._recent) >= 256:
                 self._recent.clear()
-            self._recent[due_at] = got
+            self._recent[instant] = got
         return list(got)
 
     def step(self, key: str, to: str) -> Step | None:

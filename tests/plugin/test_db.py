@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import pytest
 import sqlalchemy as sa
@@ -104,16 +104,19 @@ def test_datetimes_come_back_aware_utc(app, db_session):
         db_session.commit()
 
 
-def test_sqlite_text_of_utc_datetime_is_what_sqlalchemy_stores():
+def test_sqlite_text_of_utc_datetime_is_what_sqlalchemy_stores(monkeypatch):
     """The one-step processor makes the text SQLAlchemy's own two steps make (UTC, then its
-    SQLite DATETIME format), for any zone, microsecond and remembered value."""
+    SQLite DATETIME format), for any zone, microsecond, the two instants of a repeated hour,
+    and from what it remembers."""
     import random
+    from zoneinfo import ZoneInfo
 
     from sqlalchemy.dialects import sqlite
-    from sqlalchemy.types import TypeDecorator
 
+    from plugin import db
     from plugin.db import UTCDateTime, sqlite_utc_text
 
+    monkeypatch.setattr(db, "_recent_text", {})  # nothing remembered from other tests
     dialect = sqlite.dialect()
     impl = UTCDateTime().dialect_impl(dialect)
     assert impl.bind_processor(dialect) is sqlite_utc_text
@@ -122,27 +125,64 @@ def test_sqlite_text_of_utc_datetime_is_what_sqlalchemy_stores():
     def reference(value):
         return inner(UTCDateTime().process_bind_param(value, dialect))
 
+    london = ZoneInfo("Europe/London")
     rng = random.Random(7)
     values = [datetime(2026, 6, 1, 12, 0, tzinfo=UTC), datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
-              datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5)))]
+              datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+              # 01:30 happens twice on 25 October 2026 in London (fold 0: BST, 1: GMT), and
+              # not at all on 29 March
+              datetime(2026, 10, 25, 1, 30, tzinfo=london),
+              datetime(2026, 10, 25, 1, 30, fold=1, tzinfo=london),
+              datetime(2026, 3, 29, 1, 30, tzinfo=london),
+              datetime(2026, 3, 29, 1, 30, fold=1, tzinfo=london)]
     for _ in range(300):
-        zone = timezone(timedelta(minutes=rng.randrange(-14 * 60, 14 * 60)))
-        values.append(datetime(2000, 1, 1, tzinfo=UTC).astimezone(zone)
-                      + timedelta(microseconds=rng.randrange(10**17)) * rng.choice((0, 1)))
-    for value in values * 2:  # the second time from what is remembered
-        assert sqlite_utc_text(value) == reference(value), value
-    # an equal instant in another zone is the same text (what is remembered is per instant)
-    instant = values[0]
-    assert sqlite_utc_text(instant.astimezone(timezone(timedelta(hours=9)))) == reference(instant)
+        zone = rng.choice([UTC, london, timezone(timedelta(minutes=rng.randrange(-840, 840)))])
+        values.append((datetime(2000, 1, 1, tzinfo=UTC)
+                       + timedelta(microseconds=rng.randrange(10**17))).astimezone(zone))
+    texts = set()
+    for value in values:
+        first = sqlite_utc_text(value)
+        again = sqlite_utc_text(value)  # a UTC one from what is remembered
+        assert first == again == reference(value), value
+        if value.tzinfo is UTC:
+            assert db._recent_text[value] == first
+        texts.add(first)
+    assert len(texts) == len({v.astimezone(UTC) for v in values})  # distinct instants
+    assert sqlite_utc_text(values[3]) != sqlite_utc_text(values[4])  # the repeated hour
+    # an equal instant in another zone is the same text
+    assert sqlite_utc_text(values[0].astimezone(timezone(timedelta(hours=9)))) == reference(
+        values[0])
+    assert len(db._recent_text) <= 64
+
+    class Shown(datetime):  # a subclass that shows itself otherwise stores the same text
+        def isoformat(self, *args, **kwargs):
+            return "not this"
+
+    odd = Shown(2026, 6, 1, 12, 0, 0, 5, tzinfo=UTC)
+    assert sqlite_utc_text(odd) == reference(datetime(2026, 6, 1, 12, 0, 0, 5, tzinfo=UTC))
     assert sqlite_utc_text(None) is None
     with pytest.raises(ValueError, match="naive"):
         sqlite_utc_text(datetime(2026, 6, 1))
-    # anything else than SQLite keeps SQLAlchemy's composed processor
+
+    class NoOffset(tzinfo):
+        def utcoffset(self, dt):
+            return None
+
+    with pytest.raises(ValueError, match="naive"):
+        sqlite_utc_text(datetime(2026, 6, 1, tzinfo=NoOffset()))
+    # anything else than SQLite, and a subclass with its own conversion, keep SQLAlchemy's
     from sqlalchemy.dialects import postgresql
 
     pg = postgresql.dialect()
     assert UTCDateTime().dialect_impl(pg).bind_processor(pg) is not sqlite_utc_text
-    assert isinstance(impl, TypeDecorator)
+
+    class Shifted(UTCDateTime):
+        cache_ok = True
+
+        def process_bind_param(self, value, dialect):
+            return super().process_bind_param(value + timedelta(hours=1), dialect)
+
+    assert Shifted().dialect_impl(dialect).bind_processor(dialect) is not sqlite_utc_text
 
 
 def test_write_lock_nested_in_one_thread_times_out(tmp_path):
@@ -280,4 +320,20 @@ def test_json_columns_store_what_the_standard_library_reads_back(tmp_path):
                                    '"nested":{"a":"\u2014"}}'
     with pytest.raises(sa.exc.StatementError), engine.begin() as conn:
         conn.execute(table.insert().values(doc={"when": datetime(2026, 1, 1)}))
+    # the differences from the standard library that remain (documented in json_text)
+    import enum
+    import uuid
+
+    class Colour(enum.Enum):
+        RED = "red"
+
+    class Text(str):
+        pass
+
+    assert json_text({"x": float("nan"), "y": float("inf")}) == '{"x":null,"y":null}'
+    assert json_text([uuid.UUID(int=1), Colour.RED]) == \
+        '["00000000-0000-0000-0000-000000000001","red"]'
+    assert json_text({"big": 2**70, Text("k"): Text("v")}) == json.dumps(
+        {"big": 2**70, "k": "v"})  # the standard library's, spaces and all
+    assert json_text({"a": {1: "nested int key"}}) == '{"a": {"1": "nested int key"}}'
     engine.dispose()

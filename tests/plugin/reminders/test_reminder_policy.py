@@ -160,3 +160,19 @@ def test_remembered_schedules_are_the_computed_ones():
         due = local(2026, 1, 5, 9, 0) + timedelta(hours=n)
         assert fresh.schedule(due) == parse_reminder_policy({}).schedule(due)
     assert fresh == parse_reminder_policy({})  # what is kept is not part of the policy
+
+
+def test_remembered_schedules_tell_the_two_instants_of_a_repeated_hour_apart():
+    """01:30 on 25 October 2026 happens twice in London; equal as dict keys, not as instants.
+    Steps of minutes add elapsed time, so the two schedules are an hour apart."""
+    policy = parse_reminder_policy({"reminder_steps": [{"offset": "-1h", "to": "practitioner"},
+                                                       {"offset": "0", "to": "manager"}]})
+    first = datetime(2026, 10, 25, 1, 30, tzinfo=LONDON)
+    second = datetime(2026, 10, 25, 1, 30, fold=1, tzinfo=LONDON)
+    a, b = policy.schedule(first), policy.schedule(second)
+    assert [w - v for (_, v), (_, w) in zip(a, b, strict=True)] == [timedelta(hours=1)] * 2
+    assert b == parse_reminder_policy(
+        {"reminder_steps": [{"offset": "-1h", "to": "practitioner"},
+                            {"offset": "0", "to": "manager"}]}).schedule(second)
+    with pytest.raises(ValueError, match="aware"):
+        policy.schedule(datetime(2026, 10, 25, 1, 30))

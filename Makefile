@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
-	$(BIN)/python -c 'import plugin, forms, tasks, pypdfium2, playwright'
+	$(BIN)/python -c "import sharewise.plugin, sharewise.forms, sharewise.tasks, pypdfium2, playwright"
 	touch $(STAMP)
 
 install: $(STAMP)

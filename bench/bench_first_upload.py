@@ -49,10 +49,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=12)
     args = parser.parse_args()
 
-    from forms.prefill import normalise_prefill, prefill
-    from forms.reader import expected_display
-    from forms.sandbox import ReaderPool
-    from forms.spec import load_spec
+    from sharewise.forms.prefill import normalise_prefill, prefill
+    from sharewise.forms.reader import expected_display
+    from sharewise.forms.sandbox import ReaderPool
+    from sharewise.forms.spec import load_spec
     from tests.forms.viewers import fill_with_pdfium
     from tests.plugin.uploads.journey import as_typed, complete_answers, partial_answers
 

@@ -9,7 +9,7 @@ default 2 x 4), on the embedded default (SQLite in a temporary ``DATA_DIR``, loc
 
 * **bare**: ``bench.bench_intake:bare_app``, a Flask app whose ``POST /webhooks/<tenant>``
   reads the body and answers ``201`` with a small JSON body. No verification, no database.
-* **Sharewise**: ``plugin.wsgi:app``; every request is a new ``share.requested`` (distinct
+* **Sharewise**: ``sharewise.plugin.wsgi:app``; every request is a new ``share.requested`` (distinct
   ``request_id`` and ``webhook-id``), so each one is verified (Standard Webhooks HMAC),
   validated (marshmallow: the event, whose leaves are the form's own fields, then the
   prefill values Sharewise derives with the form library's schema),
@@ -86,7 +86,7 @@ def _free_port() -> int:
 
 
 def _signed(n: int) -> list[tuple[bytes, dict[str, str]]]:
-    from plugin.demo import sample_event, signed_request
+    from sharewise.plugin.demo import sample_event, signed_request
 
     out = []
     for _ in range(n):
@@ -207,7 +207,7 @@ def writer_pids(server_pid: int) -> list[int]:
         except OSError:
             continue
         parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-        if b"plugin.records.intakewriter" in cmdline:
+        if b"sharewise.plugin.records.intakewriter" in cmdline:
             writers.append(int(entry))
 
     def under(pid: int) -> bool:
@@ -410,7 +410,7 @@ def main() -> None:
                              "commits its own intakes)")
     args = parser.parse_args()
 
-    from plugin import settings
+    from sharewise.plugin import settings
 
     defaults = settings.defaults()
     workers = args.web_workers or int(defaults["WEB_WORKERS"])
@@ -436,7 +436,7 @@ def main() -> None:
             env["SHAREWISE_PORT"] = str(ports["intake"])
             bare = _start("bench.bench_intake:bare_app", ports["bare"], env, workers, threads)
             try:
-                server = _start("plugin.wsgi:app", ports["intake"], env, workers, threads)
+                server = _start("sharewise.plugin.wsgi:app", ports["intake"], env, workers, threads)
                 try:
                     got = interleaved(ports, path, args.seconds, args.slice, args.clients,
                                       args.threads, args.per_connection)

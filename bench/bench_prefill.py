@@ -33,10 +33,10 @@ import pikepdf
 import pikepdf.form
 from pypdf import PdfReader, PdfWriter
 
-from forms.prefill import normalise_prefill, prefill
-from forms.spec import load_spec
-from forms.template import TEMPLATE_PATH
-from forms.values import to_display
+from sharewise.forms.prefill import normalise_prefill, prefill
+from sharewise.forms.spec import load_spec
+from sharewise.forms.template import TEMPLATE_PATH
+from sharewise.forms.values import to_display
 from tests.forms.conftest import SAMPLE_PREFILL
 
 
@@ -94,8 +94,8 @@ def measure(fn: Callable[[], bytes], rounds: int) -> tuple[float, float, int]:
 
 def peak_memory_mb(*, cold: bool) -> float:
     """Peak traced memory of one fill; ``cold`` includes parsing the template and font."""
-    from forms.fonts import field_font
-    from forms.prefill import _template
+    from sharewise.forms.fonts import field_font
+    from sharewise.forms.prefill import _template
 
     if cold:
         _template.cache_clear()
@@ -145,7 +145,7 @@ def finalise_sample() -> bytes:
     """The final record of the sample prefill with a decision (no target; for reference)."""
     from datetime import UTC, datetime
 
-    from forms.finalise import finalise
+    from sharewise.forms.finalise import finalise
 
     values = {**normalise_prefill(SAMPLE_PREFILL), "decision": "not_share",
               "decision_reasons": "Not necessary for the purpose."}

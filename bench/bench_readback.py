@@ -36,13 +36,13 @@ from datetime import date
 
 from pypdf import PdfReader
 
-from forms import reader as reader_module
-from forms.prefill import normalise_prefill, prefill
-from forms.reader import UploadRejected, read_upload
-from forms.sandbox import ReaderPool, get_pool
-from forms.spec import load_spec
-from forms.template import TEMPLATE_PATH
-from forms.validate import validate
+from sharewise.forms import reader as reader_module
+from sharewise.forms.prefill import normalise_prefill, prefill
+from sharewise.forms.reader import UploadRejected, read_upload
+from sharewise.forms.sandbox import ReaderPool, get_pool
+from sharewise.forms.spec import load_spec
+from sharewise.forms.template import TEMPLATE_PATH
+from sharewise.forms.validate import validate
 from tests.forms.badpdfs import with_big_stream, with_object_streams
 from tests.forms.conftest import SAMPLE_PREFILL
 from tests.forms.viewers import ENTERED, fill_with_pdfium

@@ -40,9 +40,9 @@ import sqlalchemy as sa
 from sqlalchemy import text, update
 from sqlalchemy.orm import sessionmaker
 
-from plugin.db import make_engine, upgrade
-from plugin.reminders.models import Digest, Reminder
-from plugin.reminders.services import ReminderSettings, scan
+from sharewise.plugin.db import make_engine, upgrade
+from sharewise.plugin.reminders.models import Digest, Reminder
+from sharewise.plugin.reminders.services import ReminderSettings, scan
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # a Tuesday, after the 08:00 digest

@@ -43,8 +43,8 @@ def summary(samples: list[float]) -> str:
 
 
 def make_app(root: Path) -> Any:
-    from plugin.app import create_app
-    from plugin.signing import generate_secret
+    from sharewise.plugin.app import create_app
+    from sharewise.plugin.signing import generate_secret
 
     tenants = root / "tenants.toml"
     tenants.write_text(
@@ -89,7 +89,7 @@ def host_data(i: int) -> dict[str, Any]:
 
 def typed(answers: dict[str, Any], tag: str) -> dict[str, Any]:
     """What a practitioner types, with every text answer made unique by ``tag``."""
-    from forms.spec import load_spec
+    from sharewise.forms.spec import load_spec
     from tests.plugin.uploads.journey import as_typed
 
     spec = load_spec()
@@ -105,14 +105,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    from forms import sandbox
-    from forms.reader import read_upload
-    from forms.validate import validate
-    from plugin.db import session_scope
-    from plugin.demo import sample_event, signed_request
-    from plugin.records.services import get_by_public_id
-    from plugin.tenants import get_tenant
-    from plugin.uploads.services import handle_upload, inspect_upload
+    from sharewise.forms import sandbox
+    from sharewise.forms.reader import read_upload
+    from sharewise.forms.validate import validate
+    from sharewise.plugin.db import session_scope
+    from sharewise.plugin.demo import sample_event, signed_request
+    from sharewise.plugin.records.services import get_by_public_id
+    from sharewise.plugin.tenants import get_tenant
+    from sharewise.plugin.uploads.services import handle_upload, inspect_upload
     from tests.forms.badpdfs import with_big_stream
     from tests.forms.viewers import fill_with_pdfium
     from tests.plugin.uploads.journey import complete_answers, partial_answers

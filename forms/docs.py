@@ -1,6 +1,6 @@
 """Generate ``docs/fields.md``, the field reference, from the field spec.
 
-``python -m forms.docs`` rewrites the file; ``python -m forms.docs --check`` exits 1 when the
+``python -m sharewise.forms.docs`` rewrites the file; ``... --check`` exits 1 when the
 committed file differs from what the spec gives (the tests run the same comparison). The
 document lists every field of the decision record by section: JSON key / PDF field name,
 label, type, choices with their export values, who fills it, and when it is required, with
@@ -13,8 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from forms.spec import FieldSpec, FormSpec, load_spec
-from forms.validate import rule_of
+from sharewise.forms.spec import FieldSpec, FormSpec, load_spec
+from sharewise.forms.validate import rule_of
 
 __all__ = ["DOCS_PATH", "render", "main"]
 
@@ -96,7 +96,7 @@ def render(form: FormSpec | None = None) -> str:
     lines = [
         "# Decision record fields",
         "",
-        "<!-- Generated from forms/decision_record.toml by `python -m forms.docs`; "
+        "<!-- Generated from forms/decision_record.toml by `python -m sharewise.forms.docs`; "
         "do not edit by hand. -->",
         "",
         f"Schema `{form.schema}`: {form.title}. Every field is both the JSON key in the host "
@@ -135,7 +135,7 @@ def render(form: FormSpec | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write ``docs/fields.md`` (or with ``--check`` only compare it)."""
-    parser = argparse.ArgumentParser(prog="python -m forms.docs", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sharewise.forms.docs", description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     parser.add_argument("--output", type=Path, default=DOCS_PATH)
     args = parser.parse_args(argv)
@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
         if current != text:
-            print(f"{args.output} is out of date: run python -m forms.docs", file=sys.stderr)
+            print(f"{args.output} is out of date: run python -m sharewise.forms.docs",
+                  file=sys.stderr)
             return 1
         return 0
     args.output.write_text(text, encoding="utf-8")

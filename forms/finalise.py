@@ -16,7 +16,7 @@ The document ``/Info`` keeps ``/SharewiseSchema`` and ``/SharewiseRecord`` and a
 ``/SharewiseValuesSHA256``. The output is deterministic: the same arguments give the same
 bytes (and so the same :attr:`FinalRecord.sha256`).
 
-Errors: values the form cannot hold raise :class:`forms.prefill.FormDataError`; a naive
+Errors: values the form cannot hold raise :class:`sharewise.forms.prefill.FormDataError`; a naive
 ``completed_at`` or a malformed audit entry raises ``ValueError``. Completeness is not
 checked here (that is :mod:`forms.validate`'s job). Characters the font cannot show appear as
 ``?`` on the record; the values hash is always taken over the values as submitted.
@@ -50,10 +50,10 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from forms.fonts import field_font
-from forms.prefill import fill_detailed
-from forms.spec import load_spec
-from forms.values import form_zone, values_hash
+from sharewise.forms.fonts import field_font
+from sharewise.forms.prefill import fill_detailed
+from sharewise.forms.spec import load_spec
+from sharewise.forms.values import form_zone, values_hash
 
 SUMMARY_FONT = "SharewiseSans"
 

@@ -1,6 +1,6 @@
 """The Unicode font of the form's fields: DejaVu Sans, embedded in the template.
 
-Build time (``python -m forms.template``) reads DejaVu Sans from the Debian package
+Build time (``python -m sharewise.forms.template``) reads DejaVu Sans from the Debian package
 ``fonts-dejavu-core`` (:data:`DEJAVU_DIR`), subsets it with fontTools to the scripts the form
 supports (:data:`SUBSET_RANGES`: Latin with Latin Extended A/B and Additional, Greek, Cyrillic,
 combining accents, general punctuation, currency and letter-like symbols) and embeds it in
@@ -220,7 +220,7 @@ def _program_from_template(path: Path) -> bytes:
 def field_font(template: Path | None = None) -> FieldFont:
     """The field font, extracted from the committed template (parsed once per process)."""
     if template is None:
-        from forms.template import TEMPLATE_PATH
+        from sharewise.forms.template import TEMPLATE_PATH
 
         template = TEMPLATE_PATH
     return FieldFont(_program_from_template(template))

@@ -32,7 +32,7 @@ Limits and errors:
   :attr:`FilledForm.warnings` (the field name and code point only, never the value).
 * Text too long for its box even at :data:`MIN_SIZE` is clipped in the appearance (the full
   value stays in ``/V``; a viewer shows all of it when the field is opened) and reported in
-  :attr:`FilledForm.warnings`; :mod:`forms.finalise` prints such values in full.
+  :attr:`FilledForm.warnings`; :mod:`sharewise.forms.finalise` prints such values in full.
 * Values longer than a field's ``/MaxLen`` are only rejected by :func:`prefill` (through the
   schema); :func:`fill` draws what it is given.
 * ``None`` / ``""`` / ``False`` leave a field as the template has it (empty, unticked).
@@ -54,11 +54,11 @@ from marshmallow import Schema, ValidationError
 from pypdf import PdfReader
 from pypdf.generic import DictionaryObject, IndirectObject, NameObject
 
-from forms.fonts import FONT_RESOURCE, FieldFont, field_font, missing_warning
-from forms.schemas import prefill_schema, prefill_schema_excluding
-from forms.spec import FieldSpec, load_spec
-from forms.template import MULTILINE_SIZE, TEMPLATE_PATH, TEXT_SIZE
-from forms.values import to_display, values_hash
+from sharewise.forms.fonts import FONT_RESOURCE, FieldFont, field_font, missing_warning
+from sharewise.forms.schemas import prefill_schema, prefill_schema_excluding
+from sharewise.forms.spec import FieldSpec, load_spec
+from sharewise.forms.template import MULTILINE_SIZE, TEMPLATE_PATH, TEXT_SIZE
+from sharewise.forms.values import to_display, values_hash
 
 #: Smallest font size prefill shrinks text to before clipping it.
 MIN_SIZE = 6.0
@@ -465,7 +465,7 @@ def normalise_prefill(data: Mapping[str, Any], *, loaded: Collection[str] = ()
     field is ``None``. Raises :class:`FormDataError` with marshmallow's messages.
 
     ``loaded``: prefill fields whose values in ``data`` were produced by this form's own
-    marshmallow fields already (:func:`forms.schemas.field_for` of the same spec field,
+    marshmallow fields already (:func:`sharewise.forms.schemas.field_for` of the same spec field,
     required wherever the form requires it), then made JSON-ready as above; they are taken
     as they are instead of being loaded a second time. Only text (or an absent optional
     value) is taken so; anything else, or a required one missing, means the claim does not
@@ -528,7 +528,7 @@ def _load_prefill(data: dict[str, Any], schema: Schema, taken: Mapping[str, Any]
 def prefill(data: Mapping[str, Any]) -> FilledForm:
     """Validate the host's prefill ``data`` and return the prefilled form.
 
-    ``prefill_hash`` is :func:`forms.values.values_hash` of :func:`normalise_prefill`'s
+    ``prefill_hash`` is :func:`sharewise.forms.values.values_hash` of :func:`normalise_prefill`'s
     result (every prefill field of the spec, ``None`` for an absent optional one).
     """
     values = normalise_prefill(data)

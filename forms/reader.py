@@ -13,7 +13,7 @@ whose ``/AS`` is not ``/Off``), checkboxes (``/V``, else ``/AS``, not ``/Off``).
 viewer did on save, an incremental update appended by PDFium or a rewritten file, pypdf reads
 the newest revision. Each value goes through :func:`forms.values.from_display`; a value that
 cannot be understood (``31/02/2026`` in a date field) becomes ``None`` plus a
-:class:`~forms.validate.Problem` with the field's rule.
+:class:`~sharewise.forms.validate.Problem` with the field's rule.
 
 Refusals, checked in this order:
 
@@ -42,7 +42,7 @@ wrong_form     the document metadata names another schema, or any spec field is 
 wrong_record   our form, but ``/SharewiseRecord`` or the read-only ``record_id`` field names
                another record
 tampered       a read-only field's text differs from what prefill wrote
-               (:func:`forms.values.to_display` of the record's ``expected`` value)
+               (:func:`sharewise.forms.values.to_display` of the record's ``expected`` value)
 ============== ==============================================================================
 
 The first three are checked in the caller; parsing runs in :mod:`forms.sandbox` (a warm worker
@@ -72,9 +72,9 @@ from pypdf.generic import (
     read_object,
 )
 
-from forms.spec import FieldSpec, FormSpec, load_spec
-from forms.validate import Problem, describe_invalid, rule_of
-from forms.values import from_display, to_display
+from sharewise.forms.spec import FieldSpec, FormSpec, load_spec
+from sharewise.forms.validate import Problem, describe_invalid, rule_of
+from sharewise.forms.values import from_display, to_display
 
 __all__ = [
     "HASH_KEY",
@@ -247,7 +247,7 @@ def read_upload(
     precheck(data, max_bytes)
     shown = expected_display(record_id, expected)
     if isolate:
-        from forms import sandbox
+        from sharewise.forms import sandbox
 
         return sandbox.read(data, record_id, shown, timeout=timeout)
     return read_pdf(data, record_id, shown)
@@ -651,7 +651,7 @@ def _state(obj: Any) -> str | None:
 
 
 def _raw_value(field: FieldSpec, node: DictionaryObject) -> str | bool | None:
-    """What the PDF holds for a field, as :func:`forms.values.from_display` expects it."""
+    """What the PDF holds for a field, as :func:`sharewise.forms.values.from_display` expects it."""
     value = _get(node, "/V")
     if field.type == "checkbox":
         if value is not None:

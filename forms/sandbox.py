@@ -23,7 +23,7 @@ Bounds (defaults; see :class:`ReaderPool`):
   Flate stream stops at 32 MB of output) and the reader's own walks are bounded and loop-safe.
 - **no core files** (``RLIMIT_CORE`` = 0); a worker is retired after ``max_tasks`` parses.
 
-Workers are separate interpreters (``python -m forms.sandbox``, started with ``subprocess``
+Workers are separate interpreters (``-m sharewise.forms.sandbox``, started with ``subprocess``
 and talking over a socket pair with :class:`multiprocessing.connection.Connection`), so they
 inherit nothing from the web process (threads, sockets, database connections, the main
 module, and of its environment only ``PATH``, locale, ``TZ``, ``TMPDIR`` and ``HOME``: no
@@ -33,7 +33,7 @@ reader's own messages, so nothing a worker that parsed a hostile file sends can 
 put text of its choosing in a response.
 
 Each worker loads the spec and reads the template and two completed sample forms
-(``forms/warmup_sample*.pdf``, see :mod:`forms.warmup`) once at start (about half a
+(``forms/warmup_sample*.pdf``, see :mod:`sharewise.forms.warmup`) once at start (about half a
 second, paid when the pool starts or a killed worker is replaced), so even a fresh worker's
 first upload costs one pipe round trip (well under a millisecond) on top of an ordinary
 parse. Calls are thread-safe; a call waits for a
@@ -68,8 +68,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from forms.reader import ReadBack, UploadRejected
-from forms.validate import Problem
+from sharewise.forms.reader import ReadBack, UploadRejected
+from sharewise.forms.validate import Problem
 
 __all__ = ["ReaderPool", "get_pool", "read", "shutdown", "warm"]
 
@@ -98,9 +98,9 @@ def _warm_up() -> None:
     the blank template teaches it the template's own objects. A missing sample is skipped
     (with none, this is the template alone, refused as ``wrong_form`` as expected).
     """
-    from forms import reader
-    from forms.spec import SPEC_PATH, load_spec
-    from forms.warmup import WARMUP_PATHS, WARMUP_RECORD_ID, warmup_shown
+    from sharewise.forms import reader
+    from sharewise.forms.spec import SPEC_PATH, load_spec
+    from sharewise.forms.warmup import WARMUP_PATHS, WARMUP_RECORD_ID, warmup_shown
 
     load_spec()
     template = SPEC_PATH.with_name("decision_record.pdf")
@@ -192,7 +192,7 @@ def worker_main(
     ``parent`` is the pid of the process that started the worker (default: the current
     parent); the worker exits when that process has gone.
     """
-    from forms import reader
+    from sharewise.forms import reader
 
     _exit_with_parent(parent if parent is not None else os.getppid())
     # pypdf's recovery warnings describe the upload's structure only; keep them out of the
@@ -226,7 +226,7 @@ def worker_main(
 
 
 class _Worker:
-    """One reader process: ``python -m forms.sandbox FD`` speaking over a socket pair."""
+    """One reader process: ``python -m sharewise.forms.sandbox FD`` speaking over a socket pair."""
 
     def __init__(self, memory_limit: int, max_tasks: int) -> None:
         ours, theirs = socket.socketpair()
@@ -237,7 +237,7 @@ class _Worker:
         )
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "forms.sandbox", str(theirs.fileno()),
+                [sys.executable, "-m", "sharewise.forms.sandbox", str(theirs.fileno()),
                  str(memory_limit), str(max_tasks), str(os.getpid())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
@@ -359,7 +359,7 @@ class ReaderPool:
     def read(
         self, data: bytes, record_id: str, shown: Mapping[str, str], timeout: float
     ) -> ReadBack:
-        """Parse one upload in a worker (see :func:`forms.reader.read_pdf`)."""
+        """Parse one upload in a worker (see :func:`sharewise.forms.reader.read_pdf`)."""
         reply = self.call(("read", data, record_id, dict(shown)), timeout)
         if reply[0] == "ok" and len(reply) == 2:
             try:
@@ -425,7 +425,7 @@ def get_pool() -> ReaderPool:
 
 
 def read(data: bytes, record_id: str, shown: Mapping[str, str], *, timeout: float) -> ReadBack:
-    """Parse an upload in the sandbox; see :func:`forms.reader.read_upload`."""
+    """Parse an upload in the sandbox; see :func:`sharewise.forms.reader.read_upload`."""
     return get_pool().read(data, record_id, shown, timeout)
 
 
@@ -466,5 +466,5 @@ def _run_worker(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":  # the worker: python -m forms.sandbox FD LIMIT TASKS [PARENT_PID]
+if __name__ == "__main__":  # the worker: -m sharewise.forms.sandbox FD LIMIT TASKS [PARENT_PID]
     sys.exit(_run_worker(sys.argv))

@@ -11,7 +11,7 @@ from functools import cache
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from forms.spec import FieldSpec, FormSpec, load_spec
+from sharewise.forms.spec import FieldSpec, FormSpec, load_spec
 
 
 def field_for(spec: FieldSpec, *, required: bool = False) -> fields.Field:
@@ -68,7 +68,7 @@ def prefill_schema_excluding(names: frozenset[str]) -> Schema:
     """The default prefill schema without the fields ``names`` (one instance per set).
 
     For values of which some were loaded by these fields already (see
-    :func:`forms.prefill.normalise_prefill`'s ``loaded``); the excluded names are unknown
+    :func:`sharewise.forms.prefill.normalise_prefill`'s ``loaded``); the excluded names are unknown
     keys to it, so the caller leaves them out of what it loads.
     """
     return _prefill_schema_class(load_spec())(unknown=RAISE, exclude=tuple(sorted(names)))

@@ -1,6 +1,6 @@
 """Build the fillable template ``forms/decision_record.pdf`` from the field spec.
 
-Run ``python -m forms.template`` after changing ``decision_record.toml``; it rewrites the
+Run ``python -m sharewise.forms.template`` after changing ``decision_record.toml``; it rewrites the
 committed PDF. The build is deterministic (fixed ``/ID``, no timestamps), so regenerating
 without a spec change gives the same bytes, and the tests check that the committed file's
 fields match a fresh build.
@@ -16,7 +16,7 @@ Two passes:
    ``/MaxLen``, read-only, multiline and combo flags, combo ``/Opt [[export label] ...]``,
    radio groups (a parent field whose kid widgets carry the option's export value as the
    on-state appearance name) and checkboxes (on-state ``/Yes``). Text fields use the
-   embedded Type0 DejaVu Sans subset (:mod:`forms.fonts`) through ``/AcroForm /DR`` and
+   embedded Type0 DejaVu Sans subset (:mod:`sharewise.forms.fonts`) through ``/AcroForm /DR`` and
    their ``/DA``. Every page has ``/Tabs /S`` and its widgets in ``/Annots`` in spec order.
    There is no JavaScript, no ``/AA`` and no ``/NeedAppearances``.
 
@@ -49,7 +49,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
-from forms.fonts import (
+from sharewise.forms.fonts import (
     BOLD_TTF,
     FONT_RESOURCE,
     REGULAR_TTF,
@@ -57,7 +57,7 @@ from forms.fonts import (
     FieldFont,
     subset_font_program,
 )
-from forms.spec import FieldSpec, FormSpec, load_spec
+from sharewise.forms.spec import FieldSpec, FormSpec, load_spec
 
 TEMPLATE_PATH = Path(__file__).with_name("decision_record.pdf")
 

@@ -24,7 +24,7 @@ English for the practitioner. A field gets at most one problem (the first found,
 above), so the list reads as a to-do list.
 
 The checks run inside a marshmallow schema built from the spec with
-:func:`forms.schemas.field_for`, with a ``@validates_schema`` hook that collects the
+:func:`sharewise.forms.schemas.field_for`, with a ``@validates_schema`` hook that collects the
 completeness problems.
 """
 
@@ -40,8 +40,8 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import EXCLUDE, Schema, ValidationError, validates_schema
 
-from forms.schemas import field_for
-from forms.spec import FieldSpec, FormSpec, load_spec
+from sharewise.forms.schemas import field_for
+from sharewise.forms.spec import FieldSpec, FormSpec, load_spec
 
 __all__ = ["Problem", "describe_invalid", "rule_of", "today_in", "validate"]
 

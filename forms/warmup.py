@@ -3,7 +3,7 @@
 A reader worker (:mod:`forms.sandbox`) parses a few PDFs before it takes uploads, so that a real
 upload does not pay for first-time work: pypdf's code paths for an incremental update, the
 reader's value conversions, and the reader's reuse cache of parsed objects (see
-:mod:`forms.reader`), which only learns the objects a viewer writes the same way for every
+:mod:`sharewise.forms.reader`), which only learns the objects a viewer writes the same way for every
 record from a file that viewer saved. The blank template teaches it none of those, so the
 worker also reads two samples (:data:`WARMUP_PATHS`), each the template prefilled by
 :func:`forms.prefill.prefill` for the made-up record ``warm-up`` (:data:`WARMUP_PREFILL`, no
@@ -18,11 +18,11 @@ it (an incremental update):
   those objects, and a complete one the buttons of other options.
 
 Run ``python -m tests.forms.build_warmup`` after rebuilding the template
-(``python -m forms.template``); it rewrites the committed samples. Building needs the test
+(``python -m sharewise.forms.template``); it rewrites the committed samples. Building needs the test
 extras (pypdfium2, pikepdf) and the test suite's PDFium filler, which is why the builder lives
 under ``tests/``; reading the samples needs neither, only :mod:`forms.reader`. PDFium appends
 its changes to the prefilled file as an incremental update, so each sample starts with the
-exact bytes :func:`forms.prefill.prefill` makes for :data:`WARMUP_PREFILL`;
+exact bytes :func:`sharewise.forms.prefill.prefill` makes for :data:`WARMUP_PREFILL`;
 ``tests/forms/test_warmup.py`` checks that, so a spec, template or prefill change cannot leave
 a stale sample behind (a new PDFium release that saves differently does not make them stale).
 
@@ -92,6 +92,6 @@ WARMUP_PREFILL: dict[str, Any] = {
 
 def warmup_shown() -> dict[str, str]:
     """The read-only fields' text as the sample shows them (the reader's tamper reference)."""
-    from forms.reader import expected_display
+    from sharewise.forms.reader import expected_display
 
     return expected_display(WARMUP_RECORD_ID, WARMUP_PREFILL)

@@ -11,7 +11,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-#: ``/<first segment>/<token>``: the link paths of :mod:`plugin.links`.
+#: ``/<first segment>/<token>``: the link paths of :mod:`sharewise.plugin.links`.
 _TOKEN_PATH = re.compile(r"^(/(?:form|upload|status)/)[^/?\s]+")
 #: The same paths anywhere in a message (gunicorn quotes a bad request line in its error log).
 _TOKEN_ANYWHERE = re.compile(r"(/(?:form|upload|status)/)[^/?\s'\"]+")

@@ -2,7 +2,7 @@
 
 Configuration layers: the defaults (``config/defaults.toml``), then the ``config`` mapping
 passed in (tests), then ``SHAREWISE_<KEY>`` environment variables, then derived values
-(:func:`plugin.settings.finalise`). On start the database is migrated to head (unless
+(:func:`sharewise.plugin.settings.finalise`). On start the database is migrated to head (unless
 ``MIGRATE_ON_START`` is false). Concerns register their blueprints in :data:`BLUEPRINTS`.
 """
 
@@ -17,15 +17,15 @@ from typing import Any
 from flask import Flask, Request, Response, jsonify
 from flask.sessions import SessionInterface
 
-from plugin import db, problems, settings, storage, tenants
-from plugin.celery import celery_init_app
+from sharewise.plugin import db, problems, settings, storage, tenants
+from sharewise.plugin.celery import celery_init_app
 
 #: ``"module:attribute"`` of every blueprint; each concern adds one line.
 BLUEPRINTS: list[str] = [
-    "plugin.webhooks.views:bp",
-    "plugin.records.views:bp",
-    "plugin.outbox.demo_host:bp",
-    "plugin.practitioner.views:bp",
+    "sharewise.plugin.webhooks.views:bp",
+    "sharewise.plugin.records.views:bp",
+    "sharewise.plugin.outbox.demo_host:bp",
+    "sharewise.plugin.practitioner.views:bp",
 ]
 
 

@@ -23,11 +23,16 @@ from typing import Any
 
 import click
 
-from plugin import settings
-from plugin.outbox.cli import deliveries
-from plugin.practitioner.cli import links_cmd
-from plugin.reminders.cli import reminders
-from plugin.tenants import load_tenants, resolve_tenants_path, tenant_block, write_demo_tenants
+from sharewise.plugin import settings
+from sharewise.plugin.outbox.cli import deliveries
+from sharewise.plugin.practitioner.cli import links_cmd
+from sharewise.plugin.reminders.cli import reminders
+from sharewise.plugin.tenants import (
+    load_tenants,
+    resolve_tenants_path,
+    tenant_block,
+    write_demo_tenants,
+)
 
 
 def _set_env(**values: Any) -> None:
@@ -50,7 +55,7 @@ def _prepare(host: str | None = None, port: int | None = None) -> dict[str, Any]
 
 
 def _migrate(cfg: dict[str, Any]) -> None:
-    from plugin.db import make_engine, upgrade
+    from sharewise.plugin.db import make_engine, upgrade
 
     engine = make_engine(cfg["DATABASE_URL"])
     try:
@@ -68,15 +73,15 @@ def _web_argv(cfg: dict[str, Any]) -> list[str]:
         "--worker-class", "gthread",
         "--graceful-timeout", "10",
         "--access-logfile", "-",
-        "--logger-class", "plugin.accesslog.RedactingLogger",
+        "--logger-class", "sharewise.plugin.accesslog.RedactingLogger",
         "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
-        "plugin.wsgi:app",
+        "sharewise.plugin.wsgi:app",
     ]
 
 
 def _worker_argv(cfg: dict[str, Any]) -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "tasks.worker", "worker",
+        sys.executable, "-m", "celery", "-A", "sharewise.tasks.worker", "worker",
         "--loglevel", str(cfg["LOG_LEVEL"]),
         "--concurrency", str(cfg["WORKER_CONCURRENCY"]),
         "--hostname", f"sharewise-{os.getpid()}@%h",
@@ -85,7 +90,7 @@ def _worker_argv(cfg: dict[str, Any]) -> list[str]:
 
 def _beat_argv(cfg: dict[str, Any]) -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "tasks.worker", "beat",
+        sys.executable, "-m", "celery", "-A", "sharewise.tasks.worker", "beat",
         "--loglevel", str(cfg["LOG_LEVEL"]),
         "--schedule", str(Path(cfg["DATA_DIR"]) / "celerybeat-schedule"),
     ]
@@ -178,7 +183,7 @@ def demo(url: str | None, tenant: str | None) -> None:
     """Play the host: sign and send a sample share.requested, print the practitioner link."""
     import httpx
 
-    from plugin.demo import sample_event, signed_request
+    from sharewise.plugin.demo import sample_event, signed_request
 
     cfg = settings.load()
     path = resolve_tenants_path(cfg)
@@ -220,7 +225,7 @@ def tenants() -> None:
 @click.option("--name", default=None, help="Display name (default: the slug).")
 def tenants_add(slug: str, name: str | None) -> None:
     """Print a new tenant block with fresh secrets (append it to the tenants file)."""
-    from plugin.tenants import TenantsError
+    from sharewise.plugin.tenants import TenantsError
 
     try:
         click.echo(tenant_block(slug, name), nl=False)

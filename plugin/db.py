@@ -8,7 +8,7 @@
   (a 201 to the host, an upload's result) survives a power loss. ``NORMAL`` skips that fsync
   (about 0.3 ms per commit here) and can lose the last commits on power loss: the host would
   hold a 201 and links for a record that no longer exists, and would not retry. SQLite's
-  automatic WAL checkpoints are off: :mod:`plugin.walcheckpoint` takes them outside the
+  automatic WAL checkpoints are off: :mod:`sharewise.plugin.walcheckpoint` takes them outside the
   write lock (an automatic one ran inside the commit that crossed 1000 pages).
 * PostgreSQL runs through psycopg 3 (``postgresql+psycopg://``).
 * :func:`session_scope` is the unit of work for requests, Celery tasks and CLI commands:
@@ -40,7 +40,7 @@ from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from plugin.walcheckpoint import WalCheckpointer
+from sharewise.plugin.walcheckpoint import WalCheckpointer
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from plugin.signing import sign_headers
+from sharewise.plugin.signing import sign_headers
 
 
 def sample_event(

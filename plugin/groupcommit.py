@@ -208,7 +208,7 @@ class GroupCommitter(Generic[T, R]):
         again when the batch is retried on a fresh connection). Returns one outcome per
         item: its result, or the exception of an item that alone broke a constraint.
         Raises what failed the whole batch (the connection is then dropped). Used by
-        :meth:`submit`'s leaders and by a writer process (:mod:`plugin.writerprocess`).
+        :meth:`submit`'s leaders and by a writer process (:mod:`sharewise.plugin.writerprocess`).
         """
         if self._conn is not None and time.monotonic() - self._last_used > self.idle:
             spare, self._conn = self._conn, None  # unused for a while: back to the pool,

@@ -3,10 +3,10 @@
 Each concern adds one import line here.
 """
 
-from plugin.db import Base
-from plugin.outbox.models import Delivery, DeliveryAttempt, TenantState  # noqa: F401
-from plugin.records.models import AuditEntry, Record, WebhookEvent
-from plugin.reminders.models import Digest, DigestRun, Reminder  # noqa: F401
-from plugin.uploads.models import UploadVersion  # noqa: F401
+from sharewise.plugin.db import Base
+from sharewise.plugin.outbox.models import Delivery, DeliveryAttempt, TenantState  # noqa: F401
+from sharewise.plugin.records.models import AuditEntry, Record, WebhookEvent
+from sharewise.plugin.reminders.models import Digest, DigestRun, Reminder  # noqa: F401
+from sharewise.plugin.uploads.models import UploadVersion  # noqa: F401
 
 __all__ = ["AuditEntry", "Base", "Record", "WebhookEvent"]

@@ -15,10 +15,11 @@ import tomllib
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-DEFAULTS_PATH = Path(__file__).resolve().parent.parent / "config" / "defaults.toml"
+DEFAULTS = resources.files("sharewise.config").joinpath("defaults.toml")
 ENV_PREFIX = "SHAREWISE"
 
 
@@ -39,7 +40,7 @@ class Setting:
 @cache
 def settings() -> tuple[Setting, ...]:
     """Every documented setting, in file order."""
-    with DEFAULTS_PATH.open("rb") as f:
+    with DEFAULTS.open("rb") as f:
         raw = tomllib.load(f)
     return tuple(Setting(key, v["default"], v.get("doc", "")) for key, v in raw.items())
 

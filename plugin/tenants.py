@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, current_app
 
-from plugin.signing import generate_secret, secret_bytes
+from sharewise.plugin.signing import generate_secret, secret_bytes
 
 log = logging.getLogger(__name__)
 

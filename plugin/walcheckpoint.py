@@ -2,7 +2,7 @@
 
 SQLite's automatic checkpoint runs inside the ``COMMIT`` of whichever connection pushes the
 WAL past 1000 pages: it copies those pages into the database file and fsyncs both files
-before the commit returns. Sharewise's cross-process write lock (:class:`plugin.db.
+before the commit returns. Sharewise's cross-process write lock (:class:`sharewise.plugin.db.
 SQLiteWriteLock`) is held until the commit returns, so every writer of every process waited
 for that copy (about 4 MB, several times a second under intake load).
 

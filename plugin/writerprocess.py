@@ -1,7 +1,7 @@
 """A writer process: one process per SQLite database commits the writes of every web process.
 
 On the embedded default each web process commits its own group of intakes
-(:mod:`plugin.groupcommit`), and the processes hand SQLite's write lock to one another for
+(:mod:`sharewise.plugin.groupcommit`), and the processes hand SQLite's write lock to one another for
 every batch. A writer process takes the items of all web processes into one batch instead:
 fewer commits (one fsync each) and no hand-over of the lock between processes; the web
 processes' threads only wait for an answer. Measured with two intake servers, writer on and
@@ -69,7 +69,7 @@ from typing import Any
 
 import orjson
 
-from plugin.groupcommit import GroupCommitter, item_conflict
+from sharewise.plugin.groupcommit import GroupCommitter, item_conflict
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import os
 from celery import shared_task
 from flask import current_app
 
-from plugin.outbox import sender
-from tasks.sweeps import register_sweep
+from sharewise.plugin.outbox import sender
+from sharewise.tasks.sweeps import register_sweep
 
 SEND = "tasks.delivery.send"
 SWEEP = "tasks.delivery.sweep"

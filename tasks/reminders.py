@@ -1,7 +1,7 @@
 """Celery tasks of the reminders concern: the beat scan and the send tasks.
 
 * ``tasks.reminders.scan`` (beat, every ``REMINDER_SCAN_INTERVAL`` seconds, default 60): one
-  :func:`plugin.reminders.services.run_scan`.
+  :func:`sharewise.plugin.reminders.services.run_scan`.
 * ``tasks.reminders.send`` / ``tasks.reminders.send_digest`` (reminder or digest id, claim
   token): ``acks_late`` and ``reject_on_worker_lost`` (a message whose worker died is
   redelivered where the broker can), retried on transient SMTP errors with capped exponential
@@ -19,8 +19,8 @@ from typing import Any
 from celery import Task, shared_task
 from flask import current_app
 
-from plugin.reminders.services import SendOutcome, run_scan, send_digest, send_reminder
-from tasks.sweeps import register_sweep
+from sharewise.plugin.reminders.services import SendOutcome, run_scan, send_digest, send_reminder
+from sharewise.tasks.sweeps import register_sweep
 
 SCAN_TASK = "tasks.reminders.scan"
 

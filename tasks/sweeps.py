@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import shared_task
 
-from plugin.storage import storage
+from sharewise.plugin.storage import storage
 
 #: name -> {"task": task name, "seconds": interval or None for SWEEP_INTERVAL, "args": (...)}
 SWEEPS: dict[str, dict[str, Any]] = {}

@@ -1,4 +1,4 @@
-"""The Celery application the worker and beat run: ``celery -A tasks.worker worker|beat``.
+"""The Celery application the worker and beat run: ``celery -A sharewise.tasks.worker worker|beat``.
 
 Builds the Flask app (settings from the environment), its Celery app, imports every task
 module (:data:`TASK_MODULES`; each concern adds one line) and installs the beat sweeps.
@@ -13,9 +13,9 @@ from flask import Flask
 
 #: Every module defining tasks or sweeps.
 TASK_MODULES: list[str] = [
-    "tasks.sweeps",
-    "tasks.reminders",
-    "tasks.delivery",
+    "sharewise.tasks.sweeps",
+    "sharewise.tasks.reminders",
+    "sharewise.tasks.delivery",
 ]
 
 
@@ -28,7 +28,7 @@ def load_task_modules() -> None:
 def install(flask_app: Flask) -> Celery:
     """The app's Celery application with every task and the beat schedule."""
     load_task_modules()
-    from tasks.sweeps import beat_schedule
+    from sharewise.tasks.sweeps import beat_schedule
 
     celery_app: Celery = flask_app.extensions["celery"]
     celery_app.conf.beat_schedule = beat_schedule(float(flask_app.config["SWEEP_INTERVAL"]))
@@ -37,7 +37,7 @@ def install(flask_app: Flask) -> Celery:
 
 def make_celery() -> Celery:
     """Create the Flask app from the environment and return its Celery application."""
-    from plugin.app import create_app
+    from sharewise.plugin.app import create_app
 
     return install(create_app())
 

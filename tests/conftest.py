@@ -12,7 +12,7 @@
 * ``client``: the Flask test client. ``db_session``: a SQLAlchemy session on the app's database
   (on SQLite its transactions BEGIN deferred, so holding it open never blocks the app; call
   ``db_session.expire_all()`` or ``rollback()`` to see the app's later writes).
-* ``tenant`` / ``other_tenant``: the two :class:`plugin.tenants.Tenant` objects.
+* ``tenant`` / ``other_tenant``: the two :class:`sharewise.plugin.tenants.Tenant` objects.
 * ``sample_event(request_id=None, urgency="routine", **data_overrides)``: a valid
   ``share.requested`` body (Unicode names).
 * ``signed_post(tenant, event, webhook_id=None, secret=None, timestamp=None, headers=None)``:
@@ -42,7 +42,7 @@ SKIP_SERVICES = "needs PostgreSQL/Redis/RabbitMQ: set SHAREWISE_TEST_SERVICES=1 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
-from plugin.signing import generate_secret  # noqa: E402
+from sharewise.plugin.signing import generate_secret  # noqa: E402
 from tests.polling import wait_until  # noqa: E402
 
 TENANT_SECRETS = {
@@ -86,7 +86,7 @@ def _clean_environment() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from plugin.db import make_engine, upgrade
+    from sharewise.plugin.db import make_engine, upgrade
 
     path = tmp_path_factory.mktemp("sqlite-template") / "sharewise.db"
     engine = make_engine(f"sqlite:///{path}")
@@ -101,7 +101,7 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _pg_database() -> Iterator[str]:
     import sqlalchemy as sa
 
-    from plugin.db import make_engine, upgrade
+    from sharewise.plugin.db import make_engine, upgrade
 
     name = f"sharewise_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -122,8 +122,8 @@ def _pg_database() -> Iterator[str]:
 def _truncate_all(url: str) -> None:
     import sqlalchemy as sa
 
-    import plugin.models  # noqa: F401
-    from plugin.db import Base
+    import sharewise.plugin.models  # noqa: F401
+    from sharewise.plugin.db import Base
 
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     engine = sa.create_engine(url)
@@ -198,8 +198,8 @@ def app_config(tmp_path: Path, backend: str, database_url: str) -> dict[str, Any
 
 @pytest.fixture
 def app(app_config: dict[str, Any]) -> Iterator[Any]:
-    from plugin.app import create_app
-    from plugin.db import engine_for
+    from sharewise.plugin.app import create_app
+    from sharewise.plugin.db import engine_for
 
     flask_app = create_app(app_config)
     yield flask_app
@@ -222,7 +222,7 @@ def client(app: Any) -> Any:
 
 @pytest.fixture
 def db_session(app: Any) -> Iterator[Any]:
-    from plugin.db import sessionmaker_for
+    from sharewise.plugin.db import sessionmaker_for
 
     # deferred BEGIN on SQLite: a test holding this session open never blocks the app's writers
     session = sessionmaker_for(app, readonly=True)()
@@ -235,28 +235,28 @@ def db_session(app: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def tenant(app: Any) -> Any:
-    from plugin.tenants import get_tenant
+    from sharewise.plugin.tenants import get_tenant
 
     return get_tenant("northshire", app)
 
 
 @pytest.fixture
 def other_tenant(app: Any) -> Any:
-    from plugin.tenants import get_tenant
+    from sharewise.plugin.tenants import get_tenant
 
     return get_tenant("southvale", app)
 
 
 @pytest.fixture
 def sample_event() -> Callable[..., dict[str, Any]]:
-    from plugin.demo import sample_event as make
+    from sharewise.plugin.demo import sample_event as make
 
     return make
 
 
 @pytest.fixture
 def signed_post(client: Any) -> Callable[..., Any]:
-    from plugin.demo import signed_request
+    from sharewise.plugin.demo import signed_request
 
     def post(tenant: Any, event: dict[str, Any] | bytes, webhook_id: str | None = None,
              secret: str | None = None, timestamp: int | None = None,
@@ -275,7 +275,7 @@ def signed_post(client: Any) -> Callable[..., Any]:
 def celery_worker(app: Any) -> Iterator[Any]:
     from celery.contrib.testing.worker import start_worker
 
-    from tasks.worker import install
+    from sharewise.tasks.worker import install
 
     celery_app = install(app)
     with start_worker(

@@ -12,7 +12,7 @@ timeout, 4xx replies) and :class:`PermanentMailError` (5xx replies such as an un
 
 from __future__ import annotations
 
-from plugin.mail.backends import (
+from sharewise.plugin.mail.backends import (
     ConsoleBackend,
     MailBackend,
     MailError,

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import context
 from sqlalchemy import create_engine
 
-import plugin.models  # noqa: F401  (registers every table on Base.metadata)
-from plugin.db import Base, UTCDateTime
+import sharewise.plugin.models  # noqa: F401  (registers every table on Base.metadata)
+from sharewise.plugin.db import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata

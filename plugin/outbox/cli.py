@@ -18,8 +18,8 @@ import click
 from flask import Flask, current_app
 from sqlalchemy import func, select
 
-from plugin.db import session_scope, utcnow
-from plugin.outbox.models import (
+from sharewise.plugin.db import session_scope, utcnow
+from sharewise.plugin.outbox.models import (
     DEAD,
     FAILED,
     PENDING,
@@ -29,15 +29,15 @@ from plugin.outbox.models import (
     DeliveryAttempt,
     TenantState,
 )
-from plugin.outbox.sender import enable_callback
-from plugin.outbox.services import send_soon
+from sharewise.plugin.outbox.sender import enable_callback
+from sharewise.plugin.outbox.services import send_soon
 
 
 def _app() -> Flask:
     try:
         return current_app._get_current_object()  # type: ignore[attr-defined]
     except RuntimeError:
-        from plugin.app import create_app
+        from sharewise.plugin.app import create_app
 
         return create_app()
 
@@ -59,7 +59,7 @@ def list_(state: str | None, tenant: str | None, limit: int) -> None:
     """List deliveries, newest first."""
     app = _app()
     with app.app_context(), session_scope(app) as session:
-        from plugin.records.models import Record
+        from sharewise.plugin.records.models import Record
 
         q = select(Delivery, Record.public_id).join(Record, Record.id == Delivery.record_id)
         if state:
@@ -89,7 +89,7 @@ def show(delivery_id: str) -> None:
     """Show one delivery and its attempts."""
     app = _app()
     with app.app_context(), session_scope(app) as session:
-        from plugin.records.models import Record
+        from sharewise.plugin.records.models import Record
 
         d = session.scalars(select(Delivery).where(Delivery.public_id == delivery_id)).first()
         if d is None:

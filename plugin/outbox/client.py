@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from plugin.outbox.schedule import parse_retry_after
-from plugin.signing import sign
+from sharewise.plugin.outbox.schedule import parse_retry_after
+from sharewise.plugin.signing import sign
 
 # httpx logs every request's full URL at INFO; a callback URL may carry a token in its query.
 logging.getLogger("httpx").setLevel(logging.WARNING)

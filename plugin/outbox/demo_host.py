@@ -4,7 +4,7 @@ When ``sharewise serve`` finds no tenants file it writes a demo tenant whose ``c
 ``<BASE_URL>/demo-host/callback``, so the whole loop (request, practitioner, post-back) can be
 watched on one machine without a real case system. This endpoint plays that host: it verifies
 the signature with the independent ``standardwebhooks`` package (as
-:mod:`plugin.outbox.hostsim` does), stores each ``webhook-id`` once (a file created
+:mod:`sharewise.plugin.outbox.hostsim` does), stores each ``webhook-id`` once (a file created
 exclusively under ``DATA_DIR/demo-host``, so several web processes agree), and prints a summary
 of what it stored to the service's console (ids, status, decision, PDF hash check; no names).
 
@@ -21,8 +21,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from plugin.outbox.hostsim import describe
-from plugin.tenants import all_tenants
+from sharewise.plugin.outbox.hostsim import describe
+from sharewise.plugin.tenants import all_tenants
 
 PATH = "/demo-host/callback"
 

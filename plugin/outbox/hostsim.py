@@ -19,7 +19,7 @@ It can be told to misbehave, one scripted reply per request, then back to ``200`
 - ``on_receipt`` is called after a record is stored and before the answer is written (tests
   use it to SIGKILL a worker at exactly that moment).
 
-Run it alone with ``python -m plugin.outbox.hostsim --secret whsec_... --port 8765``: it
+Run it alone with ``python -m sharewise.plugin.outbox.hostsim --secret whsec_... --port 8765``: it
 prints one line per request and a summary of each record it stores.
 """
 

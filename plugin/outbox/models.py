@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from plugin.db import Base, UTCDateTime, utcnow
+from sharewise.plugin.db import Base, UTCDateTime, utcnow
 
 PENDING = "pending"
 SENDING = "sending"

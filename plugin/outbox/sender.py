@@ -31,9 +31,9 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import and_, func, or_, select, update
 
-from plugin.db import session_scope, utcnow
-from plugin.outbox.client import AttemptOutcome, Verdict, post_signed
-from plugin.outbox.models import (
+from sharewise.plugin.db import session_scope, utcnow
+from sharewise.plugin.outbox.client import AttemptOutcome, Verdict, post_signed
+from sharewise.plugin.outbox.models import (
     DEAD,
     DELIVERED,
     FAILED,
@@ -45,9 +45,9 @@ from plugin.outbox.models import (
     DeliveryAttempt,
     TenantState,
 )
-from plugin.outbox.schedule import next_delay
-from plugin.outbox.services import PdfMismatch, body_bytes, send_soon
-from plugin.outbox.settings import OutboxSettings
+from sharewise.plugin.outbox.schedule import next_delay
+from sharewise.plugin.outbox.services import PdfMismatch, body_bytes, send_soon
+from sharewise.plugin.outbox.settings import OutboxSettings
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def _tenant_disabled(session: Any, tenant: str) -> bool:
 
 
 def _claim(app: Flask, public_id: str, token: str, cfg: OutboxSettings) -> _Claimed | str:
-    from plugin.records.models import Record
+    from sharewise.plugin.records.models import Record
 
     now = utcnow()
     with session_scope(app) as session:
@@ -145,8 +145,8 @@ def _prepare(app: Flask, c: _Claimed) -> tuple[str, str, bytes] | AttemptOutcome
 
     Runs outside any transaction: reading the PDF may be slow (S3).
     """
-    from plugin.storage import NotFound, StorageError, storage
-    from plugin.tenants import get_tenant
+    from sharewise.plugin.storage import NotFound, StorageError, storage
+    from sharewise.plugin.tenants import get_tenant
 
     tenant = get_tenant(c.tenant, app)
     if tenant is None:
@@ -320,9 +320,9 @@ def notify_operators(app: Flask, public_id: str) -> bool:
     Ids and codes only, never the body. Marks the row notified when done; returns False if
     the email could not be sent (the sweep tries again).
     """
-    from plugin.mail import MailError, make_message_id, send_mail
-    from plugin.records.models import Record
-    from plugin.tenants import get_tenant
+    from sharewise.plugin.mail import MailError, make_message_id, send_mail
+    from sharewise.plugin.records.models import Record
+    from sharewise.plugin.tenants import get_tenant
 
     with session_scope(app) as session:
         d = session.scalars(select(Delivery).where(Delivery.public_id == public_id)).one_or_none()

@@ -28,8 +28,8 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
-from plugin.db import utcnow
-from plugin.outbox.models import (
+from sharewise.plugin.db import utcnow
+from sharewise.plugin.outbox.models import (
     EVENT_TYPES,
     PENDING,
     RECORD_CANCELLED,
@@ -146,7 +146,7 @@ def send_soon(public_id: str, countdown: float | None = None, app: Flask | None 
     Uses ``app``'s Celery application, else the current app's, else Celery's default one. A
     failure is logged and otherwise ignored: the row is the truth and the sweep sends it.
     """
-    from plugin.celery import enqueue
+    from sharewise.plugin.celery import enqueue
 
     options: dict[str, Any] = {}
     if countdown:
@@ -183,7 +183,7 @@ def normalise_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     Codes stay codes, checkboxes become booleans (absent means ``False``), dates ISO strings;
     a field with no value is ``null``. Keys not in the spec are dropped.
     """
-    from forms.spec import load_spec
+    from sharewise.forms.spec import load_spec
 
     out: dict[str, Any] = {}
     for field in load_spec().fields:
@@ -199,7 +199,7 @@ def normalise_fields(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _audit(record: Any) -> list[dict[str, Any]]:
     """The record's audit trail as written so far (queried, so this transaction's entries too)."""
-    from plugin.records.models import AuditEntry
+    from sharewise.plugin.records.models import AuditEntry
 
     session = object_session(record)
     if session is not None and record.id is not None:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from plugin.outbox.schedule import DEFAULT_JITTER, MAX_RETRY_AFTER, STANDARD_SCHEDULE
+from sharewise.plugin.outbox.schedule import DEFAULT_JITTER, MAX_RETRY_AFTER, STANDARD_SCHEDULE
 
 FALLBACKS: dict[str, Any] = {
     "DELIVERY_TIMEOUT": 15,

@@ -11,7 +11,7 @@ import json
 
 import click
 
-from plugin import links
+from sharewise.plugin import links
 
 
 @click.command("links")
@@ -19,9 +19,9 @@ from plugin import links
 @click.option("--json", "as_json", is_flag=True, help="Print the links as a JSON object.")
 def links_cmd(record_id: str, as_json: bool) -> None:
     """Print fresh form, PDF, upload and status links for RECORD_ID (e.g. SR-...)."""
-    from plugin.app import create_app
-    from plugin.db import session_scope
-    from plugin.records.services import RecordNotFound, get_by_public_id
+    from sharewise.plugin.app import create_app
+    from sharewise.plugin.db import session_scope
+    from sharewise.plugin.records.services import RecordNotFound, get_by_public_id
 
     app = create_app()
     with app.app_context():

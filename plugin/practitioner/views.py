@@ -1,7 +1,7 @@
 """The practitioner's pages: the form page, the PDF download and the upload endpoint.
 
-Routes (the paths :mod:`plugin.links` hands out; ``status_url`` is served by
-:mod:`plugin.records.views`):
+Routes (the paths :mod:`sharewise.plugin.links` hands out; ``status_url`` is served by
+:mod:`sharewise.plugin.records.views`):
 
 ``GET /form/<token>``
     The page: case reference, what is asked, due date (tenant's time zone), status, a download
@@ -47,16 +47,16 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, current_app, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from forms.spec import load_spec
-from plugin import links
-from plugin.db import session_scope
-from plugin.problems import problem, wants_problem_json
-from plugin.records.models import CANCELLED, COMPLETE, INCOMPLETE, Record
-from plugin.records.services import RecordNotFound, get_by_public_id, prefilled_pdf
-from plugin.storage import NotFound, StorageError, storage
-from plugin.tenants import DEFAULT_TIMEZONE, get_tenant
-from plugin.uploads.models import REJECTED, UploadVersion
-from plugin.uploads.services import (
+from sharewise.forms.spec import load_spec
+from sharewise.plugin import links
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.problems import problem, wants_problem_json
+from sharewise.plugin.records.models import CANCELLED, COMPLETE, INCOMPLETE, Record
+from sharewise.plugin.records.services import RecordNotFound, get_by_public_id, prefilled_pdf
+from sharewise.plugin.storage import NotFound, StorageError, storage
+from sharewise.plugin.tenants import DEFAULT_TIMEZONE, get_tenant
+from sharewise.plugin.uploads.models import REJECTED, UploadVersion
+from sharewise.plugin.uploads.services import (
     REJECTION_STATUS,
     UploadResult,
     handle_upload,

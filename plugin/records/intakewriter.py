@@ -1,7 +1,7 @@
-"""The intake writer process: ``python -m plugin.records.intakewriter``.
+"""The intake writer process: ``python -m sharewise.plugin.records.intakewriter``.
 
 Started and kept running by a web process (:func:`plugin.records.services.use_writer_process`,
-through :class:`plugin.writerprocess.WriterSupervisor`), never by hand. It commits the
+through :class:`sharewise.plugin.writerprocess.WriterSupervisor`), never by hand. It commits the
 intakes of every web process on this SQLite database (:func:`services.write_intakes`, in
 shared transactions) and answers each sender; see :mod:`plugin.writerprocess`. Settings come
 from the environment, as for every other process; it exits with the web process that
@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import os
 
-from plugin import settings
-from plugin.db import database_file, make_engine
-from plugin.groupcommit import GroupCommitter
-from plugin.records.services import WIRE_VERSION, IntakeRows, write_intakes
-from plugin.writerprocess import WriterServer, address_for, die_with_parent, run_server
+from sharewise.plugin import settings
+from sharewise.plugin.db import database_file, make_engine
+from sharewise.plugin.groupcommit import GroupCommitter
+from sharewise.plugin.records.services import WIRE_VERSION, IntakeRows, write_intakes
+from sharewise.plugin.writerprocess import WriterServer, address_for, die_with_parent, run_server
 
-log = logging.getLogger("plugin.records.intakewriter")
+log = logging.getLogger("sharewise.plugin.records.intakewriter")
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column, relationship
 
-from plugin.db import Base, UTCDateTime, utcnow
+from sharewise.plugin.db import Base, UTCDateTime, utcnow
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 

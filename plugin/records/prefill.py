@@ -9,7 +9,7 @@ loaded through the form's own fields are not loaded twice, see ``trusted``), com
 hash prefill embeds and the warnings prefill reports, and intake stores the values and the
 hash. :func:`build_pdf`
 makes the PDF from them: :func:`forms.prefill.fill` is deterministic, so these are the bytes
-intake used to store. :func:`plugin.records.services.prefilled_pdf` serves and keeps it.
+intake used to store. :func:`sharewise.plugin.records.services.prefilled_pdf` serves and keeps it.
 
 Warnings without the PDF, identical to prefill's: a field's warnings depend only on its own
 shown text (prefill lays fields out independently), so fields a cheap check clears are left
@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from forms.fonts import field_font
-from forms.prefill import fill, fill_detailed
-from forms.prefill import normalise_prefill as normalise
-from forms.schemas import prefill_schema
-from forms.spec import load_spec
-from forms.values import values_hash
+from sharewise.forms.fonts import field_font
+from sharewise.forms.prefill import fill, fill_detailed
+from sharewise.forms.prefill import normalise_prefill as normalise
+from sharewise.forms.schemas import prefill_schema
+from sharewise.forms.spec import load_spec
+from sharewise.forms.values import values_hash
 
 #: The character the probe repeats (narrow, so the measured limit is within 1.5 pt at 6 pt).
 _PROBE_CHAR = "i"
@@ -53,9 +53,9 @@ _SINGLE_LINE = ("text", "email")
 class CheckedPrefill:
     """Prefill values the form library accepts: normalised, hashed, with prefill's warnings."""
 
-    values: dict[str, Any]  # as :func:`forms.prefill.normalise_prefill` returns them
-    prefill_hash: str  # what :func:`forms.prefill.prefill` embeds
-    warnings: tuple[str, ...]  # what :func:`forms.prefill.prefill` reports
+    values: dict[str, Any]  # as :func:`sharewise.forms.prefill.normalise_prefill` returns them
+    prefill_hash: str  # what :func:`sharewise.forms.prefill.prefill` embeds
+    warnings: tuple[str, ...]  # what :func:`sharewise.forms.prefill.prefill` reports
 
 
 def _schema() -> Any:
@@ -64,12 +64,12 @@ def _schema() -> Any:
 
 
 def check_prefill(data: Mapping[str, Any], *, trusted: Collection[str] = ()) -> CheckedPrefill:
-    """Validate ``data`` as :func:`forms.prefill.prefill` would; its hash and warnings.
+    """Validate ``data`` as :func:`sharewise.forms.prefill.prefill` would; its hash and warnings.
 
     Raises :class:`forms.prefill.FormDataError` for values prefill would refuse. ``trusted``:
     fields whose values the form's own fields loaded already (intake passes
-    :func:`plugin.records.schemas.trusted_prefill_fields`); they are not loaded again (see
-    :func:`forms.prefill.normalise_prefill`'s ``loaded``), which saves intake about 40 us.
+    :func:`sharewise.plugin.records.schemas.trusted_prefill_fields`); they are not loaded again (see
+    :func:`sharewise.forms.prefill.normalise_prefill`'s ``loaded``), which saves intake about 40 us.
     """
     values = normalise(data, loaded=trusted)
     return CheckedPrefill(values, values_hash(values), warnings(values))
@@ -101,7 +101,7 @@ def _single_line_limits() -> dict[str, float]:
 
 def _bisect(probe: Any, names: list[str]) -> dict[str, int]:
     """Per field, the largest ``k`` (up to :data:`_PROBE_MAX`) for which ``probe(name, k)``
-    is drawn unclipped by :func:`forms.prefill.fill_detailed` (one fill per round)."""
+    is drawn unclipped by :func:`sharewise.forms.prefill.fill_detailed` (one fill per round)."""
     low = dict.fromkeys(names, 0)  # known unclipped
     high = dict.fromkeys(names, _PROBE_MAX + 1)  # known clipped (or beyond the probe)
     while any(high[n] - low[n] > 1 for n in names):

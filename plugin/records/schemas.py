@@ -15,8 +15,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from forms.schemas import field_for
-from forms.spec import load_spec
+from sharewise.forms.schemas import field_for
+from sharewise.forms.spec import load_spec
 
 _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2100, 1, 1, tzinfo=UTC)

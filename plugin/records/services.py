@@ -25,14 +25,14 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from forms.prefill import FormDataError
-from plugin import links, writerprocess
-from plugin.bulkinsert import BulkInsert
-from plugin.db import database_file, engine_for, session_scope, utcnow
-from plugin.groupcommit import GroupCommitter
-from plugin.outbox.services import enqueue_record_cancelled
-from plugin.records import policy, prefill
-from plugin.records.models import (
+from sharewise.forms.prefill import FormDataError
+from sharewise.plugin import links, writerprocess
+from sharewise.plugin.bulkinsert import BulkInsert
+from sharewise.plugin.db import database_file, engine_for, session_scope, utcnow
+from sharewise.plugin.groupcommit import GroupCommitter
+from sharewise.plugin.outbox.services import enqueue_record_cancelled
+from sharewise.plugin.records import policy, prefill
+from sharewise.plugin.records.models import (
     AWAITING,
     CANCELLED,
     COMPLETE,
@@ -42,12 +42,12 @@ from plugin.records.models import (
     WebhookEvent,
     new_public_id,
 )
-from plugin.records.schemas import prefill_values, trusted_prefill_fields
-from plugin.reminders.models import REMINDER_COLUMNS, Reminder
-from plugin.reminders.services import reminder_rows
-from plugin.storage import NotFound, StorageError, storage
-from plugin.tenants import Tenant
-from plugin.writerprocess import (
+from sharewise.plugin.records.schemas import prefill_values, trusted_prefill_fields
+from sharewise.plugin.reminders.models import REMINDER_COLUMNS, Reminder
+from sharewise.plugin.reminders.services import reminder_rows
+from sharewise.plugin.storage import NotFound, StorageError, storage
+from sharewise.plugin.tenants import Tenant
+from sharewise.plugin.writerprocess import (
     WriterClient,
     WriterConflict,
     WriterFailed,
@@ -330,7 +330,7 @@ def prefilled_pdf(record: Record, app: Flask | None = None) -> bytes:
 
 
 def _as_field_errors(errors: Any) -> list[dict[str, str]]:
-    from plugin.records.schemas import flatten_errors
+    from sharewise.plugin.records.schemas import flatten_errors
 
     if isinstance(errors, dict):
         return flatten_errors(errors, "prefill")
@@ -402,7 +402,7 @@ class IntakeRows:
     event: tuple[Any, ...]
 
     def to_wire(self) -> list[Any]:
-        """As a JSON value, for the writer process (:mod:`plugin.writerprocess`)."""
+        """As a JSON value, for the writer process (:mod:`sharewise.plugin.writerprocess`)."""
         return [self.public_id, self.request_key, self.event_key, self.record, self.audit,
                 self.reminders, self.event]
 
@@ -453,7 +453,7 @@ def write_intakes(conn: Connection, items: Sequence[IntakeRows]) -> list[int]:
     """Insert ``items`` (one statement per table for all of them); their record ids, in order.
 
     Raises :class:`IntegrityError` when any of them repeats a request or a delivery; the
-    group committer then writes them one by one to find which (:mod:`plugin.groupcommit`).
+    group committer then writes them one by one to find which (:mod:`sharewise.plugin.groupcommit`).
     """
     # rows in key order: two processes' batches then take PostgreSQL's unique-key locks in the
     # same order and cannot deadlock on each other (SQLite has one writer at a time anyway)
@@ -482,7 +482,7 @@ def use_writer_process(app: Flask, start: bool = True) -> WriterSupervisor | Non
     """Send ``app``'s intakes to the database's writer process (:mod:`plugin.writerprocess`)
     and, with ``start``, keep one running from this process when it holds the writer lock.
 
-    Called once per web process by :mod:`plugin.wsgi`. Does nothing (``None``) unless
+    Called once per web process by :mod:`sharewise.plugin.wsgi`. Does nothing (``None``) unless
     ``INTAKE_WRITER`` is on, the database is a SQLite file and this is Linux. Intakes the
     writer cannot take are committed by this process's own group committer.
     """
@@ -497,7 +497,7 @@ def use_writer_process(app: Flask, start: bool = True) -> WriterSupervisor | Non
            "SHAREWISE_DATA_DIR": app.config["DATA_DIR"],
            "SHAREWISE_INTAKE_MAX_BATCH": str(app.config["INTAKE_MAX_BATCH"])}
     supervisor = WriterSupervisor(file + ".writer",
-                                  [sys.executable, "-m", "plugin.records.intakewriter"], env)
+                                  [sys.executable, "-m", "sharewise.plugin.records.intakewriter"], env)  # noqa: E501
     supervisor.start()
     return supervisor
 
@@ -696,7 +696,7 @@ def status_body(record: Record) -> dict[str, Any]:
     missing = list(record.missing or [])
     if record.status == AWAITING and not missing:
         # nothing uploaded yet: everything the prefilled form still lacks
-        from forms.validate import validate
+        from sharewise.forms.validate import validate
 
         missing = [p.as_dict() for p in validate(record.prefill or {})]
     return {

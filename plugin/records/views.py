@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from plugin import links
-from plugin.db import session_scope
-from plugin.problems import Problem
-from plugin.records import services
+from sharewise.plugin import links
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.problems import Problem
+from sharewise.plugin.records import services
 
 bp = Blueprint("records", __name__)
 

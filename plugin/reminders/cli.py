@@ -40,8 +40,8 @@ def reminders() -> None:
               help="Hand the sends to the Celery workers instead of sending in this process.")
 def scan_cmd(now_text: str | None, enqueue: bool) -> None:
     """Run one reminder scan by hand and send what is due."""
-    from plugin.app import create_app
-    from plugin.reminders.services import run_scan
+    from sharewise.plugin.app import create_app
+    from sharewise.plugin.reminders.services import run_scan
 
     now = parse_now(now_text)
     app = create_app()
@@ -56,8 +56,8 @@ def scan_cmd(now_text: str | None, enqueue: bool) -> None:
 @reminders.command("schedule-missing")
 def schedule_missing_cmd() -> None:
     """Write reminder rows for open records that have none (records made before reminders)."""
-    from plugin.app import create_app
-    from plugin.reminders.services import schedule_missing
+    from sharewise.plugin.app import create_app
+    from sharewise.plugin.reminders.services import schedule_missing
 
     app = create_app()
     with app.app_context():

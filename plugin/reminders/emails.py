@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from plugin.reminders.policy import Kind, Role
+from sharewise.plugin.reminders.policy import Kind, Role
 
 FOOTER = ("This email leaves out who the record is about on purpose: email is not a secure "
           "channel. Follow the link to see the record.")

@@ -25,7 +25,7 @@ from datetime import date, datetime
 from sqlalchemy import Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from plugin.db import Base, UTCDateTime, utcnow
+from sharewise.plugin.db import Base, UTCDateTime, utcnow
 
 PENDING = "pending"
 SENT = "sent"

@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from plugin.records.policy import is_working_day
+from sharewise.plugin.records.policy import is_working_day
 
 Role = Literal["practitioner", "manager"]
 Kind = Literal["due_soon", "due_now", "overdue"]
@@ -238,7 +238,7 @@ def parse_reminder_policy(policy: Mapping[str, Any] | None,
 
 
 def policy_for_tenant(tenant: Any) -> ReminderPolicy:
-    """The policy of a :class:`plugin.tenants.Tenant`, with its slug in any error."""
+    """The policy of a :class:`sharewise.plugin.tenants.Tenant`, with its slug in any error."""
     try:
         return parse_reminder_policy(tenant.policy, tenant.timezone)
     except ReminderPolicyError as exc:

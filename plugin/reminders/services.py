@@ -40,11 +40,11 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from plugin.db import session_scope, utcnow
-from plugin.mail import MailError, PermanentMailError, make_message_id, send_mail
-from plugin.records.models import AWAITING, FINAL_STATUSES, INCOMPLETE, Record
-from plugin.reminders.emails import RecordRef, digest_email, reminder_email
-from plugin.reminders.models import (
+from sharewise.plugin.db import session_scope, utcnow
+from sharewise.plugin.mail import MailError, PermanentMailError, make_message_id, send_mail
+from sharewise.plugin.records.models import AWAITING, FINAL_STATUSES, INCOMPLETE, Record
+from sharewise.plugin.reminders.emails import RecordRef, digest_email, reminder_email
+from sharewise.plugin.reminders.models import (
     CANCELLED,
     FAILED,
     PENDING,
@@ -54,7 +54,7 @@ from plugin.reminders.models import (
     DigestRun,
     Reminder,
 )
-from plugin.reminders.policy import (
+from sharewise.plugin.reminders.policy import (
     ReminderPolicyError,
     parse_reminder_policy,
     policy_for_tenant,
@@ -356,7 +356,7 @@ def _scan_digests(session: Session, *, now: datetime, clock: datetime,
 
 
 def _tenants(app: Flask) -> Mapping[str, Any]:
-    from plugin.tenants import all_tenants
+    from sharewise.plugin.tenants import all_tenants
 
     return all_tenants(app)
 
@@ -385,7 +385,7 @@ def run_scan(app: Flask | None = None, *, now: datetime | None = None,
             result.outcomes.append(outcome.state)
         return result
     if enqueue is None:
-        from plugin.celery import enqueue as celery_enqueue
+        from sharewise.plugin.celery import enqueue as celery_enqueue
 
         enqueue = celery_enqueue
     for i, (task, row_id, claim) in enumerate(jobs):
@@ -433,7 +433,7 @@ def _zone_of(app: Flask, slug: str) -> ZoneInfo:
 
 
 def _link(app: Flask, record: Record) -> str:
-    from plugin.links import link_url
+    from sharewise.plugin.links import link_url
 
     return link_url(record.tenant, record.public_id, "form", app)
 
@@ -522,12 +522,12 @@ def send_reminder(reminder_id: int, claim: str, *, app: Flask | None = None,
 
 def _record_sent(session: Session, record: Record, row: Reminder) -> None:
     """Audit entry and, for overdue steps, the ``share.record_overdue`` post-back row."""
-    from plugin.records.services import audit
+    from sharewise.plugin.records.services import audit
 
     audit(session, record, "sharewise", "reminder_sent",
           reason=f"{row.kind.replace('_', ' ')} reminder (step {row.step}) to the {row.recipient}")
     if row.kind == "overdue":
-        from plugin.outbox.services import enqueue_record_overdue
+        from sharewise.plugin.outbox.services import enqueue_record_overdue
 
         enqueue_record_overdue(session, record, escalated_to=row.recipient,
                                step=f"{row.step}:{row.recipient}")

@@ -1,8 +1,8 @@
 """File store interface for PDFs: keys like ``<tenant>/<record>/prefill-1.pdf``.
 
 ``storage_from_url(url)`` picks the backend: a local directory (a path or ``file://`` URL,
-:mod:`plugin.storage.local`) or S3-compatible object storage (``s3://bucket/prefix``,
-:mod:`plugin.storage.s3`). ``storage()`` is the current app's store.
+:mod:`sharewise.plugin.storage.local`) or S3-compatible object storage (``s3://bucket/prefix``,
+:mod:`sharewise.plugin.storage.s3`). ``storage()`` is the current app's store.
 """
 
 from __future__ import annotations
@@ -66,10 +66,10 @@ class Storage(ABC):
 def storage_from_url(url: str) -> Storage:
     """The store for ``url``: ``s3://bucket/prefix`` or a local directory (path / ``file://``)."""
     if url.startswith("s3://"):
-        from plugin.storage.s3 import S3Storage  # added by the practitioner-journey work
+        from sharewise.plugin.storage.s3 import S3Storage  # added by the practitioner-journey work
 
         return S3Storage.from_url(url)
-    from plugin.storage.local import LocalStorage
+    from sharewise.plugin.storage.local import LocalStorage
 
     path = url[len("file://") :] if url.startswith("file://") else url
     return LocalStorage(path)

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from plugin.storage import NotFound, Storage, check_key
+from sharewise.plugin.storage import NotFound, Storage, check_key
 
 
 class LocalStorage(Storage):

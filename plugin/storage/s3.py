@@ -25,7 +25,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from plugin.storage import NotFound, Storage, StorageError, check_key
+from sharewise.plugin.storage import NotFound, Storage, StorageError, check_key
 
 ENDPOINT_ENV = "SHAREWISE_S3_ENDPOINT_URL"
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}

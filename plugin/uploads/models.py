@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from plugin.db import Base, UTCDateTime, utcnow
-from plugin.records.models import JSONType, Record
+from sharewise.plugin.db import Base, UTCDateTime, utcnow
+from sharewise.plugin.records.models import JSONType, Record
 
 ACCEPTED = "accepted"
 INCOMPLETE = "incomplete"

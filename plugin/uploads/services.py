@@ -7,7 +7,7 @@ by the host's ``share.form_submitted`` event, so every route behaves the same:
    nothing a practitioner sent is lost.
 2. They are read with :func:`forms.reader.read_upload` in the reader sandbox (a separate worker
    process bounded in time and memory) and the values are checked with
-   :func:`forms.validate.validate` (the golden rules). No database lock is held meanwhile.
+   :func:`sharewise.forms.validate.validate` (the golden rules). No database lock is held meanwhile.
 3. In the caller's transaction: the record row is locked (``SELECT ... FOR UPDATE`` on
    PostgreSQL; SQLite transactions are ``BEGIN IMMEDIATE`` and so serialised already), the
    next version number is taken (``max + 1``, guarded by a unique constraint), and the version
@@ -38,12 +38,12 @@ from flask import Flask, current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from forms.reader import UploadRejected, read_upload
-from forms.spec import load_spec
-from forms.validate import Problem, validate
-from plugin.db import utcnow
-from plugin.outbox.services import enqueue_record_completed
-from plugin.records.models import (
+from sharewise.forms.reader import UploadRejected, read_upload
+from sharewise.forms.spec import load_spec
+from sharewise.forms.validate import Problem, validate
+from sharewise.plugin.db import utcnow
+from sharewise.plugin.outbox.services import enqueue_record_completed
+from sharewise.plugin.records.models import (
     AWAITING,
     CANCELLED,
     COMPLETE,
@@ -51,10 +51,10 @@ from plugin.records.models import (
     AuditEntry,
     Record,
 )
-from plugin.records.services import audit, transition
-from plugin.storage import storage
-from plugin.uploads.models import ACCEPTED, REJECTED, SOURCES, UploadVersion
-from plugin.uploads.models import INCOMPLETE as OUTCOME_INCOMPLETE
+from sharewise.plugin.records.services import audit, transition
+from sharewise.plugin.storage import storage
+from sharewise.plugin.uploads.models import ACCEPTED, REJECTED, SOURCES, UploadVersion
+from sharewise.plugin.uploads.models import INCOMPLETE as OUTCOME_INCOMPLETE
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ def _complete(
     app: Flask | None,
 ) -> None:
     """Make the record complete: final PDF, hash, audit row and post-back delivery row."""
-    from forms.finalise import finalise
+    from sharewise.forms.finalise import finalise
 
     merged = {**(record.prefill or {}), **values}
     transition(

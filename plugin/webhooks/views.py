@@ -20,12 +20,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from plugin import signing
-from plugin.db import session_scope
-from plugin.problems import PROBLEM_JSON, Problem
-from plugin.records import services
-from plugin.records.schemas import EventError, load_event
-from plugin.tenants import get_tenant
+from sharewise.plugin import signing
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.problems import PROBLEM_JSON, Problem
+from sharewise.plugin.records import services
+from sharewise.plugin.records.schemas import EventError, load_event
+from sharewise.plugin.tenants import get_tenant
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ bp = Blueprint("webhooks", __name__)
 bp.record_once(lambda state: services.init_app(state.app))  # intake's group committer
 
 #: Where ``share.form_submitted`` goes (the upload path of the practitioner journey).
-UPLOAD_HANDLER = "plugin.uploads.services:handle_upload"
+UPLOAD_HANDLER = "sharewise.plugin.uploads.services:handle_upload"
 
 
 #: A JSON escape of a UTF-16 surrogate. A pair decodes to one character; a lone one decodes to
@@ -118,7 +118,7 @@ def _upload_handler() -> Any | None:
     try:
         return getattr(importlib.import_module(module), attr, None)
     except ModuleNotFoundError as exc:
-        if exc.name in ("plugin.uploads", "plugin.uploads.services"):
+        if exc.name in ("sharewise.plugin.uploads", "sharewise.plugin.uploads.services"):
             return None
         raise
 

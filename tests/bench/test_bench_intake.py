@@ -66,7 +66,7 @@ def test_a_client_thread_that_fails_fails_the_run():
 
 @pytest.mark.parametrize("writer", ["true", "false"])
 def test_the_intake_server_keeps_one_writer_process_when_it_is_on(tmp_path, writer):
-    """``gunicorn plugin.wsgi:app`` as the benchmark (and ``sharewise web``) runs it: with
+    """``gunicorn sharewise.plugin.wsgi:app`` as the benchmark (and ``sharewise web``) runs it: with
     two web processes, exactly one writer process runs under the server, and it stops with
     the server; none with INTAKE_WRITER off."""
     from bench.bench_intake import SECRET, writer_pids
@@ -77,7 +77,7 @@ def test_the_intake_server_keeps_one_writer_process_when_it_is_on(tmp_path, writ
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
     env.update(SHAREWISE_DATA_DIR=str(tmp_path / "var"), SHAREWISE_TENANTS=str(tenants),
                SHAREWISE_PORT=str(port), SHAREWISE_INTAKE_WRITER=writer)
-    server = _start("plugin.wsgi:app", port, env, 2, 2)
+    server = _start("sharewise.plugin.wsgi:app", port, env, 2, 2)
     try:
         if writer == "true":
             # both web processes hold the writer lock file open: both have looked for it

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from forms.warmup import SPARSE_ANSWERS, WARMUP_PATHS, WARMUP_PREFILL
+from sharewise.forms.warmup import SPARSE_ANSWERS, WARMUP_PATHS, WARMUP_PREFILL
 
 __all__ = ["build_samples", "main"]
 
@@ -22,7 +22,7 @@ def build_samples() -> tuple[bytes, bytes]:
 
     Needs pypdfium2 and pikepdf (the test extras) and the test suite's filler.
     """
-    from forms.prefill import prefill
+    from sharewise.forms.prefill import prefill
     from tests.forms.viewers import ENTERED, fill_with_pdfium
 
     prefilled = prefill(WARMUP_PREFILL).pdf

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from forms.docs import DOCS_PATH, main, render
-from forms.spec import load_spec
+from sharewise.forms.docs import DOCS_PATH, main, render
+from sharewise.forms.spec import load_spec
 
 
 def test_committed_field_reference_matches_the_spec():
     assert DOCS_PATH.read_text(encoding="utf-8") == render(), (
-        "docs/fields.md is stale: run .venv/bin/python -m forms.docs"
+        "docs/fields.md is stale: run .venv/bin/python -m sharewise.forms.docs"
     )
 
 

@@ -11,10 +11,10 @@ import pypdfium2 as pdfium
 import pytest
 from pypdf import PdfReader
 
-from forms.finalise import finalise
-from forms.prefill import FormDataError, normalise_prefill
-from forms.spec import load_spec
-from forms.values import values_hash
+from sharewise.forms.finalise import finalise
+from sharewise.forms.prefill import FormDataError, normalise_prefill
+from sharewise.forms.spec import load_spec
+from sharewise.forms.values import values_hash
 from tests.forms.conftest import SAMPLE_PREFILL
 from tests.forms.render import has_ink, pdfium_text, render_pdfium, render_poppler, widget_map
 
@@ -123,7 +123,7 @@ def test_values_are_drawn_and_extract_as_the_same_text(final):
 
 def test_flattened_values_have_ink_in_both_engines(final):
     values, record = final
-    from forms.prefill import fill
+    from sharewise.forms.prefill import fill
 
     widgets = widget_map(fill(values, record_id="layout").pdf)
     for pages in (render_poppler(record.pdf), render_pdfium(record.pdf)):
@@ -180,7 +180,7 @@ def _fonts_embedded(pdf: bytes) -> list[str]:
 
 
 def test_every_font_is_embedded_in_template_and_final_record(final):
-    from forms.template import TEMPLATE_PATH
+    from sharewise.forms.template import TEMPLATE_PATH
 
     _, record = final
     assert set(_fonts_embedded(TEMPLATE_PATH.read_bytes())) == {"yes"}

@@ -9,9 +9,9 @@ import badpdfs  # tests/forms is on sys.path (rootdir conftest layout, no packag
 import pytest
 from pypdf.generic import ArrayObject, NameObject, TextStringObject
 
-from forms.prefill import normalise_prefill, prefill
-from forms.reader import ReadBack, UploadRejected, read_upload
-from forms.validate import Problem
+from sharewise.forms.prefill import normalise_prefill, prefill
+from sharewise.forms.reader import ReadBack, UploadRejected, read_upload
+from sharewise.forms.validate import Problem
 
 TIME_BOUND = 15.0  # seconds: a bound, not a speed target (CI is 2 shared cores)
 
@@ -117,7 +117,7 @@ def test_harmless_link_is_not_active_content(record):
 
 
 def test_every_spec_field_is_present_and_only_those(record):
-    from forms.spec import load_spec
+    from sharewise.forms.spec import load_spec
 
     result = read(record, record["pdf"], isolate=False)
     assert list(result.values) == list(load_spec().names)
@@ -290,7 +290,7 @@ def test_object_stream_uploads_read_and_checked_with_reuse(record):
 
 
 def test_reuse_keeps_no_field_values_of_past_uploads(record):
-    from forms import reader as reader_module
+    from sharewise.forms import reader as reader_module
 
     typed = badpdfs.set_text(record["pdf"], "decision_reasons", "Private reasons")
     for data in (typed, badpdfs.with_object_streams(typed)):
@@ -308,7 +308,7 @@ def test_an_upload_built_to_fill_the_reuse_cache_stays_within_its_bound(record):
     from pypdf import PdfReader, PdfWriter
     from pypdf.generic import DictionaryObject, NumberObject
 
-    from forms import reader as reader_module
+    from sharewise.forms import reader as reader_module
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(record["pdf"])))
     junk = ArrayObject()

@@ -12,9 +12,9 @@ import badpdfs
 import psutil
 import pytest
 
-from forms.prefill import normalise_prefill, prefill
-from forms.reader import UploadRejected, expected_display
-from forms.sandbox import ReaderPool
+from sharewise.forms.prefill import normalise_prefill, prefill
+from sharewise.forms.reader import UploadRejected, expected_display
+from sharewise.forms.sandbox import ReaderPool
 
 MiB = 1024 * 1024
 
@@ -173,7 +173,7 @@ def test_a_worker_that_fails_says_so_in_one_line_without_a_traceback():
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "forms.sandbox", "987", str(256 * MiB), "1"],
+        [sys.executable, "-m", "sharewise.forms.sandbox", "987", str(256 * MiB), "1"],
         capture_output=True, timeout=30, text=True,
     )
     assert proc.returncode == 1
@@ -187,7 +187,7 @@ def test_replies_are_json_checked_for_shape_and_never_unpickled():
     import socket
     from multiprocessing.connection import Connection
 
-    from forms.sandbox import _readback, _receive
+    from sharewise.forms.sandbox import _readback, _receive
 
     ours, theirs = socket.socketpair()
     left, right = Connection(ours.detach()), Connection(theirs.detach())
@@ -220,7 +220,7 @@ def test_a_refusal_from_a_worker_keeps_only_known_codes_and_messages():
     assert planted.code == "tampered" and "Zoë" not in planted.message
     assert UploadRejected.checked("rm -rf", "anything").code == "too_complex"
     assert UploadRejected.checked(["xfa"], None).code == "too_complex"
-    from forms.reader import _MESSAGES
+    from sharewise.forms.reader import _MESSAGES
 
     kept = UploadRejected.checked("active_content", _MESSAGES["attachments"])
     assert kept.message == _MESSAGES["attachments"]  # the reader's own variant survives
@@ -239,7 +239,7 @@ def test_a_worker_whose_parent_dies_exits_by_itself():
     fd = theirs.fileno()
     spawn = (
         "import os, subprocess, sys; "
-        f"p = subprocess.Popen([sys.executable, '-m', 'forms.sandbox', '{fd}', "
+        f"p = subprocess.Popen([sys.executable, '-m', 'sharewise.forms.sandbox', '{fd}', "
         f"'{256 * MiB}', '5', str(os.getpid())], pass_fds=({fd},), stdout=subprocess.DEVNULL, "
         "stderr=subprocess.DEVNULL); print(p.pid)"
     )

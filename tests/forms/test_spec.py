@@ -2,7 +2,7 @@
 
 import pytest
 
-from forms.spec import SpecError, load_spec, parse_spec
+from sharewise.forms.spec import SpecError, load_spec, parse_spec
 
 V1_FIELDS = """record_id host_request_id case_reference subject_name subject_date_of_birth
 subject_type request_direction urgency requested_at practitioner_name practitioner_email
@@ -37,7 +37,7 @@ def test_prefilled_identity_fields_are_read_only():
 def test_spec_rejects_condition_on_unknown_field():
     import tomllib
 
-    from forms.spec import SPEC_PATH
+    from sharewise.forms.spec import SPEC_PATH
 
     data = tomllib.loads(SPEC_PATH.read_text())
     data["fields"][20]["required_when"] = {"no_such_field": ["x"]}
@@ -69,7 +69,7 @@ def test_choice_codes_are_the_v1_contract():
 def test_spec_rejects_a_choice_code_that_is_not_a_plain_pdf_name():
     import tomllib
 
-    from forms.spec import SPEC_PATH
+    from sharewise.forms.spec import SPEC_PATH
 
     data = tomllib.loads(SPEC_PATH.read_text())
     decision = next(f for f in data["fields"] if f["name"] == "decision")

@@ -8,9 +8,9 @@ import pytest
 from pypdf import PdfReader
 from pypdf.generic import DictionaryObject, IndirectObject, StreamObject
 
-from forms.fonts import FONT_RESOURCE, REPLACEMENT, SUBSET_RANGES, FieldFont, field_font
-from forms.spec import load_spec
-from forms.template import (
+from sharewise.forms.fonts import FONT_RESOURCE, REPLACEMENT, SUBSET_RANGES, FieldFont, field_font
+from sharewise.forms.spec import load_spec
+from sharewise.forms.template import (
     FF_COMBO,
     FF_MULTILINE,
     FF_RADIO,

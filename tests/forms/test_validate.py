@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 import time_machine
 
-from forms.spec import load_spec
-from forms.validate import Problem, rule_of, validate
+from sharewise.forms.spec import load_spec
+from sharewise.forms.validate import Problem, rule_of, validate
 
 TODAY = date(2026, 3, 20)
 

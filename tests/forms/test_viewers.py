@@ -16,9 +16,9 @@ from viewers import (
     pdfium_field_values,
 )
 
-from forms.prefill import normalise_prefill, prefill
-from forms.reader import read_upload
-from forms.validate import validate
+from sharewise.forms.prefill import normalise_prefill, prefill
+from sharewise.forms.reader import read_upload
+from sharewise.forms.validate import validate
 
 TODAY = date(2026, 11, 24)  # the sample request was made on 20/11/2026
 
@@ -133,7 +133,7 @@ def test_drop_down_picked_in_pdfium_when_editable(record):
     # make the urgency drop-down editable (combo flag only), as a modified copy would be
     from pypdf.generic import NumberObject
 
-    from forms.reader import UploadRejected
+    from sharewise.forms.reader import UploadRejected
 
     editable = badpdfs.set_entries(record["pdf"], "urgency", {"/Ff": NumberObject(1 << 17)},
                                    incremental=False)
@@ -150,7 +150,7 @@ def test_pdfium_update_on_top_of_an_xref_stream_is_refused_cleanly(record):
     asking for a fresh save, never an exception. Our prefill writes classic xref tables."""
     from pypdf.generic import NumberObject
 
-    from forms.reader import UploadRejected
+    from sharewise.forms.reader import UploadRejected
 
     with_stream = badpdfs.set_entries(record["pdf"], "urgency",
                                       {"/Ff": NumberObject(1 << 17)})  # an xref stream section

@@ -7,13 +7,13 @@ import pytest
 from pypdf.generic import IndirectObject, NameObject
 from viewers import ENTERED, NORMALISED, fill_with_pdfium
 
-import forms.reader as reader_module
-from forms import sandbox, warmup
-from forms.prefill import normalise_prefill, prefill
-from forms.reader import UploadRejected, expected_display, read_pdf, read_upload
-from forms.sandbox import ReaderPool
-from forms.spec import SPEC_PATH, load_spec
-from forms.warmup import (
+import sharewise.forms.reader as reader_module
+from sharewise.forms import sandbox, warmup
+from sharewise.forms.prefill import normalise_prefill, prefill
+from sharewise.forms.reader import UploadRejected, expected_display, read_pdf, read_upload
+from sharewise.forms.sandbox import ReaderPool
+from sharewise.forms.spec import SPEC_PATH, load_spec
+from sharewise.forms.warmup import (
     SPARSE_ANSWERS,
     WARMUP_PATHS,
     WARMUP_PREFILL,

@@ -246,7 +246,7 @@ class _Session:
 
 def _label_map() -> dict[str, dict[str, str]]:
     """Export value -> shown label for every choice of the spec (a person picks labels)."""
-    from forms.spec import load_spec
+    from sharewise.forms.spec import load_spec
 
     return {f.name: {o.value: o.label for o in f.options} for f in load_spec().fields}
 

@@ -4,7 +4,7 @@ import logging
 
 from gunicorn.config import Config
 
-from plugin.accesslog import RedactingLogger, redact, redact_text
+from sharewise.plugin.accesslog import RedactingLogger, redact, redact_text
 
 TOKEN = "eyJyIjoiU1ItQUJDIn0.Z2x1ZQ.c2lnbmF0dXJl"
 

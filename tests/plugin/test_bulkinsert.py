@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from plugin.bulkinsert import BulkInsert
-from plugin.db import engine_for, session_scope
-from plugin.records.models import AuditEntry, Record, WebhookEvent
+from sharewise.plugin.bulkinsert import BulkInsert
+from sharewise.plugin.db import engine_for, session_scope
+from sharewise.plugin.records.models import AuditEntry, Record, WebhookEvent
 
 EVENT_COLUMNS = ("tenant", "webhook_id", "event_type", "record_id", "received_at",
                  "response_status", "response_body")

@@ -108,8 +108,8 @@ def test_serve_demo_pdf_duplicates_and_clean_stop(served, tmp_path):
     assert (tmp_path / "var" / "tenants.toml").exists()
 
     # concurrent duplicates against the real server: one 201, the rest 200
-    from plugin.demo import sample_event, signed_request
-    from plugin.tenants import load_tenants
+    from sharewise.plugin.demo import sample_event, signed_request
+    from sharewise.plugin.tenants import load_tenants
 
     secret = load_tenants(tmp_path / "var" / "tenants.toml")["demo"].webhook_secrets[0]
     event = sample_event(request_id="REQ-LIVE-RACE")

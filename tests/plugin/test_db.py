@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 import pytest
 import sqlalchemy as sa
 
-from plugin.db import current_revision, make_engine, upgrade
+from sharewise.plugin.db import current_revision, make_engine, upgrade
 
 HEAD = "0004_reminders"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -61,7 +61,7 @@ def test_processes_starting_at_once_migrate_once(empty_database_url):
 
 
 def _insert_many(url: str, barrier, n: int) -> None:
-    from plugin.db import session_scope  # noqa: F401  (same module the app uses)
+    from sharewise.plugin.db import session_scope  # noqa: F401  (same module the app uses)
 
     engine = make_engine(url)
     barrier.wait()
@@ -87,7 +87,7 @@ def test_sqlite_writers_in_several_processes(tmp_path):
 
 
 def test_datetimes_come_back_aware_utc(app, db_session):
-    from plugin.records.models import WebhookEvent
+    from sharewise.plugin.records.models import WebhookEvent
 
     local = datetime(2026, 6, 1, 12, 0, tzinfo=timezone(timedelta(hours=1)))
     db_session.add(WebhookEvent(tenant="t", webhook_id="w", event_type="x", received_at=local,
@@ -113,8 +113,8 @@ def test_sqlite_text_of_utc_datetime_is_what_sqlalchemy_stores(monkeypatch):
 
     from sqlalchemy.dialects import sqlite
 
-    from plugin import db
-    from plugin.db import UTCDateTime, sqlite_utc_text
+    from sharewise.plugin import db
+    from sharewise.plugin.db import UTCDateTime, sqlite_utc_text
 
     monkeypatch.setattr(db, "_recent_text", {})  # nothing remembered from other tests
     dialect = sqlite.dialect()
@@ -186,7 +186,7 @@ def test_sqlite_text_of_utc_datetime_is_what_sqlalchemy_stores(monkeypatch):
 
 
 def test_write_lock_nested_in_one_thread_times_out(tmp_path):
-    from plugin.db import SQLiteWriteLock
+    from sharewise.plugin.db import SQLiteWriteLock
 
     lock = SQLiteWriteLock(str(tmp_path / "x.writelock"), timeout=0.2)
     lock.acquire()
@@ -277,7 +277,7 @@ def test_failed_begin_raises_sqlalchemy_error_and_frees_the_lock(tmp_path):
 def test_database_file_of_sqlite_names(database, query, expected):
     from sqlalchemy.engine import URL
 
-    from plugin.db import _database_file
+    from sharewise.plugin.db import _database_file
 
     url = URL.create("sqlite", database=database, query=query)
     assert _database_file(url) == expected
@@ -300,7 +300,7 @@ def test_json_columns_store_what_the_standard_library_reads_back(tmp_path):
     write is still a ``StatementError`` (``TypeError``), not stored."""
     import json
 
-    from plugin.db import json_text
+    from sharewise.plugin.db import json_text
 
     engine = make_engine(f"sqlite:///{tmp_path / 'j.db'}")
     table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),

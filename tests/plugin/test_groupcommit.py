@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from plugin.db import engine_for
-from plugin.groupcommit import GroupCommitter
-from plugin.records.models import WebhookEvent
+from sharewise.plugin.db import engine_for
+from sharewise.plugin.groupcommit import GroupCommitter
+from sharewise.plugin.records.models import WebhookEvent
 from tests.polling import wait_until
 
 EVENTS = WebhookEvent.__table__
@@ -338,7 +338,7 @@ def test_a_lost_sqlite_connection_at_begin_is_replaced(app, backend, caplog):
     committer = GroupCommitter(engine_for(app), _write)
     assert committer.submit("first") == "ok:first"
     committer._conn.connection.driver_connection.close()  # kept for the next batch: now dead
-    with caplog.at_level("WARNING", logger="plugin.groupcommit"):
+    with caplog.at_level("WARNING", logger="sharewise.plugin.groupcommit"):
         assert committer.submit("second") == "ok:second"
     assert "connection lost; the batch is tried again" in caplog.text
     assert _keys(app) == ["first", "second"]

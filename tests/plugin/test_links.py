@@ -6,7 +6,7 @@ import pytest
 import time_machine
 from flask import Flask
 
-from plugin import links
+from sharewise.plugin import links
 
 
 @pytest.fixture

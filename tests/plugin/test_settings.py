@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from plugin import settings
-from plugin.cli import README_END, README_START, main
+from sharewise.plugin import settings
+from sharewise.plugin.cli import README_END, README_START, main
 
 
 def test_defaults_and_derived(tmp_path, monkeypatch):

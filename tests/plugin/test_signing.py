@@ -7,7 +7,7 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from plugin import signing
+from sharewise.plugin import signing
 
 BODY = '{"type":"share.requested","data":{"name":"Zoë"}}'.encode()
 

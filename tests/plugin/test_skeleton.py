@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from plugin.celery import enqueue
-from plugin.db import current_revision, engine_for
-from plugin.storage import storage
+from sharewise.plugin.celery import enqueue
+from sharewise.plugin.db import current_revision, engine_for
+from sharewise.plugin.storage import storage
 
 
 def test_migrated_to_head(app):

@@ -7,9 +7,9 @@ import tomllib
 import pytest
 from click.testing import CliRunner
 
-from plugin.cli import main
-from plugin.signing import secret_bytes
-from plugin.tenants import TenantsError, parse_tenants
+from sharewise.plugin.cli import main
+from sharewise.plugin.signing import secret_bytes
+from sharewise.plugin.tenants import TenantsError, parse_tenants
 
 
 def test_tenants_add_prints_a_valid_block():
@@ -50,7 +50,7 @@ def test_example_file_parses():
 
 
 def test_demo_tenants_file_written_once(tmp_path):
-    from plugin.tenants import load_tenants, write_demo_tenants
+    from sharewise.plugin.tenants import load_tenants, write_demo_tenants
 
     path = tmp_path / "var" / "tenants.toml"
     write_demo_tenants(path, "http://127.0.0.1:8000")

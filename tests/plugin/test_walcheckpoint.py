@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from plugin import db
-from plugin.walcheckpoint import WalCheckpointer
+from sharewise.plugin import db
+from sharewise.plugin.walcheckpoint import WalCheckpointer
 from tests.polling import wait_until
 
 ROW = "x" * 3000  # most of a 4 KB page: every committed row adds WAL frames
@@ -145,7 +145,7 @@ def test_a_failed_checkpoint_is_logged_and_tried_again(tmp_path, caplog):
     path = tmp_path / "not-a-database.db"
     path.write_bytes(b"this is not SQLite" * 100)
     checkpointer = WalCheckpointer(str(path), interval=0, idle=0.2)
-    with caplog.at_level(logging.WARNING, logger="plugin.walcheckpoint"):
+    with caplog.at_level(logging.WARNING, logger="sharewise.plugin.walcheckpoint"):
         checkpointer.committed()
         wait_until(lambda: checkpointer.stats[2] >= 1, timeout=5)
         checkpointer.committed()
@@ -157,7 +157,7 @@ def test_a_failed_checkpoint_is_logged_and_tried_again(tmp_path, caplog):
 
 def test_a_removed_database_is_skipped_quietly(tmp_path, caplog):
     checkpointer = WalCheckpointer(str(tmp_path / "gone.db"), interval=0, idle=0.1)
-    with caplog.at_level(logging.WARNING, logger="plugin.walcheckpoint"):
+    with caplog.at_level(logging.WARNING, logger="sharewise.plugin.walcheckpoint"):
         checkpointer.committed()
         wait_until(lambda: checkpointer._thread is None, timeout=5)
     assert checkpointer.stats == [0, 0, 0] and not caplog.records
@@ -188,7 +188,7 @@ def test_a_write_lock_that_times_out_is_a_logged_failure(tmp_path, caplog):
         yield  # pragma: no cover
 
     checkpointer = WalCheckpointer(str(path), stuck, restart_frames=10, interval=0, idle=0.2)
-    with caplog.at_level(logging.WARNING, logger="plugin.walcheckpoint"):
+    with caplog.at_level(logging.WARNING, logger="sharewise.plugin.walcheckpoint"):
         checkpointer.committed()
         wait_until(lambda: checkpointer.stats[2] >= 1, timeout=5)
     assert "failed (TimeoutError; 1 failures so far)" in caplog.text
@@ -244,7 +244,7 @@ def test_uri_and_memory_databases_keep_sqlites_own_checkpoints(tmp_path, monkeyp
 def test_a_tail_pass_a_reader_blocks_backs_off(tmp_path):
     """A reader on an old snapshot keeps frames from being copied: the tail pass under the
     lock cannot finish, so the next passes skip it (no write lock taken) for TAIL_BACKOFF."""
-    from plugin.walcheckpoint import TAIL_BACKOFF
+    from sharewise.plugin.walcheckpoint import TAIL_BACKOFF
 
     path = tmp_path / "raw.db"
     conn = _raw_wal_db(path, rows=5)

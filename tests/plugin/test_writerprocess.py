@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from plugin.db import database_file, engine_for
-from plugin.groupcommit import GroupCommitter
-from plugin.records.models import WebhookEvent
-from plugin.writerprocess import (
+from sharewise.plugin.db import database_file, engine_for
+from sharewise.plugin.groupcommit import GroupCommitter
+from sharewise.plugin.records.models import WebhookEvent
+from sharewise.plugin.writerprocess import (
     SUPPORTED,
     WriterClient,
     WriterConflict,
@@ -436,7 +436,7 @@ def test_frames_over_the_limit_are_refused():
 
 SLEEPER = """
 import os, sys, time
-from plugin.writerprocess import die_with_parent
+from sharewise.plugin.writerprocess import die_with_parent
 die_with_parent(int(os.environ["SHAREWISE_WRITER_PARENT"]))
 with open(sys.argv[1], "a") as f:
     f.write(f"{os.getpid()}\\n")
@@ -486,7 +486,7 @@ def test_the_writer_exits_when_the_supervising_process_dies(tmp_path):
     started = tmp_path / "started"
     script = f"""
 import os, sys, time
-from plugin.writerprocess import WriterSupervisor
+from sharewise.plugin.writerprocess import WriterSupervisor
 WriterSupervisor({str(tmp_path / 'db.writer')!r},
                  [sys.executable, "-c", {SLEEPER!r}, {str(started)!r}]).start()
 time.sleep(120)

@@ -1,6 +1,6 @@
 """The delivery tasks under crashes: worker SIGKILL, broker message loss, database restart.
 
-These run the worker as a real separate process (``celery -A tasks.worker worker``, exactly
+These run the worker as a real separate process (``sharewise worker``, exactly
 what ``sharewise worker`` runs), configured through ``SHAREWISE_*`` variables like production.
 The host simulator kills that process at the worst moment (after it stored the post, before the
 worker could mark the delivery delivered). The schedule, lease and re-enqueue delay are shrunk.
@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from plugin.celery import enqueue
-from plugin.db import engine_for, session_scope, utcnow
-from plugin.outbox.models import DELIVERED, PENDING, SENDING
-from plugin.outbox.services import build_record_overdue, enqueue_event
-from plugin.records.models import Record
+from sharewise.plugin.celery import enqueue
+from sharewise.plugin.db import engine_for, session_scope, utcnow
+from sharewise.plugin.outbox.models import DELIVERED, PENDING, SENDING
+from sharewise.plugin.outbox.services import build_record_overdue, enqueue_event
+from sharewise.plugin.records.models import Record
 from tests import polling
 from tests.plugin.outbox.conftest import (  # noqa: F401
     app_config,
@@ -53,7 +53,7 @@ def overdue(app: Any, record: Record, step: str) -> str:
 
 
 class WorkerProcess:
-    """``celery -A tasks.worker worker`` in its own process group, configured by environment."""
+    """``sharewise worker``'s Celery in its own process group, configured by environment."""
 
     def __init__(self, config: dict[str, Any], log_path: Path) -> None:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
@@ -69,7 +69,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tasks.worker", "worker",
+            [sys.executable, "-m", "celery", "-A", "sharewise.tasks.worker", "worker",
              "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
              "--without-gossip", "--without-mingle", "--without-heartbeat",
              "-n", f"delivery-test-{uuid.uuid4().hex[:6]}@%h"],
@@ -142,7 +142,7 @@ def run_sweep(app: Any) -> None:
 
 
 def test_delivery_sweep_is_in_the_beat_schedule(app):
-    from tasks.worker import install
+    from sharewise.tasks.worker import install
 
     schedule = install(app).conf.beat_schedule
     assert schedule["delivery"]["task"] == "tasks.delivery.sweep"

@@ -28,10 +28,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from plugin.celery import enqueue
-from plugin.db import session_scope
-from plugin.reminders.models import Reminder
-from plugin.reminders.services import run_scan
+from sharewise.plugin.celery import enqueue
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.reminders.models import Reminder
+from sharewise.plugin.reminders.services import run_scan
 from tests import polling
 from tests.plugin.reminders.conftest import (  # noqa: F401
     app_config,
@@ -63,7 +63,7 @@ def settle(smtp_sink: Any, expected: int, grace: float = 0.6) -> None:
 
 
 def test_beat_schedule_has_the_scan(app):
-    from tasks.worker import install
+    from sharewise.tasks.worker import install
 
     schedule = install(app).conf.beat_schedule
     assert schedule["reminders-scan"]["task"] == "tasks.reminders.scan"
@@ -122,8 +122,8 @@ def test_digests_through_the_worker_once_per_manager(digests_on, app, smtp, make
     from datetime import datetime as dt
     from zoneinfo import ZoneInfo
 
-    from plugin.reminders.models import Digest
-    from plugin.reminders.policy import shift_working_days
+    from sharewise.plugin.reminders.models import Digest
+    from sharewise.plugin.reminders.policy import shift_working_days
 
     london = ZoneInfo("Europe/London")
     real = datetime.now(UTC)
@@ -154,7 +154,7 @@ def test_digests_through_the_worker_once_per_manager(digests_on, app, smtp, make
 
 
 class WorkerProcess:
-    """``celery -A tasks.worker worker`` (what ``sharewise worker`` runs) in its own group."""
+    """The Celery worker ``sharewise worker`` runs, in its own process group."""
 
     def __init__(self, config: dict[str, Any], log_path: Path) -> None:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
@@ -169,7 +169,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "tasks.worker", "worker",
+                [sys.executable, "-m", "celery", "-A", "sharewise.tasks.worker", "worker",
                  "--pool", "solo", "--loglevel", "INFO", "--without-gossip",
                  "--without-mingle", "--without-heartbeat",
                  "-n", f"reminders-test-{uuid.uuid4().hex[:6]}@%h"],
@@ -255,7 +255,7 @@ def test_worker_killed_mid_send_then_restarted(stage, arrivals, workers, app, sm
 
 
 def test_backoff_grows_is_capped_and_jittered():
-    from tasks.reminders import backoff
+    from sharewise.tasks.reminders import backoff
 
     for n in range(12):
         ceiling = min(60.0, 2.0 * 2 ** n)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from plugin.mail import (
+from sharewise.plugin.mail import (
     ConsoleBackend,
     PermanentMailError,
     TransientMailError,
@@ -129,7 +129,7 @@ def test_tls_modes_verify_the_certificate(tmp_path, mode):
 
 
 def test_console_backend_prints_and_is_announced(caplog):
-    caplog.set_level(logging.INFO, logger="plugin.mail.backends")
+    caplog.set_level(logging.INFO, logger="sharewise.plugin.mail.backends")
     backend = backend_from_config({"SMTP_URL": ""})
     assert isinstance(backend, ConsoleBackend)
     out = io.StringIO()

@@ -1,6 +1,6 @@
 """Fixtures for the delivery tests: a real host simulator wired in as northshire's callback.
 
-* ``host``: a running :class:`plugin.outbox.hostsim.HostSimulator` (its own secret).
+* ``host``: a running :class:`sharewise.plugin.outbox.hostsim.HostSimulator` (its own secret).
 * ``app_config`` (extends the root one): the tenants file points northshire's callback at
   ``host`` with ``host``'s secret; the retry schedule is shrunk so that ten attempts take well
   under a second (``FAST``), the client timeout is short.
@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from plugin.db import session_scope
-from plugin.outbox.hostsim import HostSimulator
-from plugin.outbox.models import Delivery, DeliveryAttempt
-from plugin.signing import generate_secret
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.outbox.hostsim import HostSimulator
+from sharewise.plugin.outbox.models import Delivery, DeliveryAttempt
+from sharewise.plugin.signing import generate_secret
 
 #: Ten attempts, milliseconds apart: the Standard Webhooks schedule's shape, made short.
 FAST = "0,0.05,0.05,0.05,0.05,0.05,0.05,0.05,0.05,0.05"
@@ -86,8 +86,8 @@ def app_config(
 def make_record(app: Any, signed_post: Any, sample_event: Any, tenant: Any) -> Any:
     from sqlalchemy import select
 
-    from plugin.db import session_scope
-    from plugin.records.models import Record
+    from sharewise.plugin.db import session_scope
+    from sharewise.plugin.records.models import Record
 
     def make(**overrides: Any) -> Record:
         event = sample_event(request_id=f"REQ-{uuid.uuid4().hex[:10]}", **overrides)
@@ -102,7 +102,7 @@ def make_record(app: Any, signed_post: Any, sample_event: Any, tenant: Any) -> A
 
 @pytest.fixture
 def stored_pdf(app: Any) -> Any:
-    from plugin.storage import storage
+    from sharewise.plugin.storage import storage
 
     def put(record: Any) -> tuple[str, str, int]:
         data = b"%PDF-1.7\n" + os.urandom(3000) + b"\n%%EOF\n"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from plugin.outbox.client import (
+from sharewise.plugin.outbox.client import (
     AttemptOutcome,
     InvalidCallbackURL,
     Verdict,
@@ -16,7 +16,7 @@ from plugin.outbox.client import (
     classify,
     post_signed,
 )
-from plugin.outbox.hostsim import HostSimulator
+from sharewise.plugin.outbox.hostsim import HostSimulator
 
 
 def new_secret() -> str:

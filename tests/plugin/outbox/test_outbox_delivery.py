@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from plugin.db import session_scope
-from plugin.outbox.models import (
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.outbox.models import (
     DEAD,
     DELIVERED,
     FAILED,
@@ -28,13 +28,13 @@ from plugin.outbox.models import (
     Delivery,
     TenantState,
 )
-from plugin.outbox.sender import sweep
-from plugin.outbox.services import (
+from sharewise.plugin.outbox.sender import sweep
+from sharewise.plugin.outbox.services import (
     build_record_overdue,
     enqueue_event,
     enqueue_record_completed,
 )
-from plugin.records.models import Record
+from sharewise.plugin.records.models import Record
 from tests import polling
 from tests.plugin.outbox.conftest import load_delivery
 
@@ -136,7 +136,7 @@ def test_400_is_a_final_failure_and_not_retried(app, host, make_record, celery_w
 
 
 def test_redirect_is_not_followed(app, host, make_record, celery_worker):
-    from plugin.outbox.hostsim import HostSimulator
+    from sharewise.plugin.outbox.hostsim import HostSimulator
 
     record = make_record()
     with HostSimulator("whsec_" + base64.b64encode(b"x" * 24).decode()) as elsewhere:
@@ -195,7 +195,7 @@ def test_410_disables_the_callback_until_an_operator_enables_it(app, host, make_
 
 
 def _cli() -> Any:
-    from plugin.cli import main
+    from sharewise.plugin.cli import main
 
     return main
 
@@ -205,7 +205,7 @@ def test_dead_letter_after_the_last_retry_then_operator_resend(app, host, make_r
     record = make_record()
     host.always(503)
     wid = overdue(app, record)
-    with caplog.at_level("ERROR", logger="plugin.outbox.sender"):
+    with caplog.at_level("ERROR", logger="sharewise.plugin.outbox.sender"):
         wait_until(state_is(app, wid, DEAD))
         wait_until(lambda: load(app, wid)[0].operators_notified_at is not None)
     d, attempts = load(app, wid)
@@ -242,7 +242,7 @@ def test_dead_letter_after_the_last_retry_then_operator_resend(app, host, make_r
 
 def test_overdue_notice_for_a_record_that_became_final_is_skipped(app, host, make_record):
     """No worker: the row waits; the record is cancelled; the send then skips it."""
-    from plugin.outbox.sender import attempt_delivery
+    from sharewise.plugin.outbox.sender import attempt_delivery
 
     record = make_record()
     wid = overdue(app, record)
@@ -254,7 +254,7 @@ def test_overdue_notice_for_a_record_that_became_final_is_skipped(app, host, mak
 
 def test_record_completed_body_carries_the_pdf_and_every_field(app, host, make_record,
                                                               stored_pdf, celery_worker):
-    from forms.spec import load_spec
+    from sharewise.forms.spec import load_spec
 
     record = make_record()
     key, sha, size = stored_pdf(record)
@@ -287,7 +287,7 @@ def test_record_completed_body_carries_the_pdf_and_every_field(app, host, make_r
 
 
 def test_a_changed_pdf_is_never_sent(app, host, make_record, stored_pdf, celery_worker):
-    from plugin.storage import storage
+    from sharewise.plugin.storage import storage
 
     record = make_record()
     key, sha, size = stored_pdf(record)

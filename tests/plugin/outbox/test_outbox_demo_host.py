@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from plugin.signing import generate_secret, sign_headers
+from sharewise.plugin.signing import generate_secret, sign_headers
 
 SECRET = generate_secret()
 

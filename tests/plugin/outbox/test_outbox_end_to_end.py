@@ -12,9 +12,9 @@ import io
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from plugin.db import session_scope
-from plugin.outbox.models import DELIVERED, Delivery, DeliveryAttempt
-from plugin.storage import storage
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.outbox.models import DELIVERED, Delivery, DeliveryAttempt
+from sharewise.plugin.storage import storage
 from tests.forms.viewers import fill_with_pdfium
 from tests.plugin.outbox.test_outbox_delivery import wait_until
 from tests.plugin.uploads.journey import as_typed, complete_answers, path_of, record_row

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from plugin.db import session_scope
-from plugin.outbox.models import RECORD_CANCELLED, Delivery
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.outbox.models import RECORD_CANCELLED, Delivery
 
 
 def cancel_event(request_id: str, reason: str = "Request withdrawn by the police") -> dict:
@@ -40,7 +40,7 @@ def test_overdue_reminder_reaches_the_host_once_through_the_worker(app, host, ma
                                                                    celery_worker):
     from datetime import timedelta
 
-    from plugin.reminders.services import run_scan
+    from sharewise.plugin.reminders.services import run_scan
 
     due = datetime.now(UTC) - timedelta(days=8)
     record = make_record(due_at=due.isoformat())

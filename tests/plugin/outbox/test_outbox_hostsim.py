@@ -7,8 +7,8 @@ import json
 
 import httpx
 
-from plugin.outbox.hostsim import HostSimulator, describe
-from plugin.signing import generate_secret, sign_headers
+from sharewise.plugin.outbox.hostsim import HostSimulator, describe
+from sharewise.plugin.signing import generate_secret, sign_headers
 
 
 def test_unsigned_tampered_and_misaddressed_posts_are_not_stored():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugin.outbox.models import DELIVERED
+from sharewise.plugin.outbox.models import DELIVERED
 from tests.plugin.outbox.test_outbox_delivery import load, overdue, state_is, wait_until
 
 

@@ -6,7 +6,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from plugin.outbox.schedule import (
+from sharewise.plugin.outbox.schedule import (
     STANDARD_SCHEDULE,
     max_attempts,
     next_delay,

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from plugin.db import session_scope, sessionmaker_for, utcnow
-from plugin.outbox.models import (
+from sharewise.plugin.db import session_scope, sessionmaker_for, utcnow
+from sharewise.plugin.outbox.models import (
     DEAD,
     DELIVERED,
     FAILED,
@@ -18,9 +18,9 @@ from plugin.outbox.models import (
     Delivery,
     DeliveryAttempt,
 )
-from plugin.outbox.sender import attempt_delivery, due_ids
-from plugin.outbox.services import build_record_overdue, enqueue_event
-from plugin.records.models import Record
+from sharewise.plugin.outbox.sender import attempt_delivery, due_ids
+from sharewise.plugin.outbox.services import build_record_overdue, enqueue_event
+from sharewise.plugin.records.models import Record
 
 
 def write(app, record, step="due"):
@@ -152,7 +152,7 @@ def test_unknown_delivery_and_not_yet_due_are_no_ops(app, host, make_record):
 
 
 def test_operator_email_that_failed_is_sent_by_the_next_sweep(app, host, make_record, smtp):
-    from plugin.outbox.sender import sweep
+    from sharewise.plugin.outbox.sender import sweep
 
     record = make_record()
     wid = write(app, record)

@@ -16,7 +16,7 @@ def made(app, signed_post, sample_event):
 
 
 def test_sharewise_links_prints_fresh_working_links(app, client, made, monkeypatch):
-    from plugin.cli import main
+    from sharewise.plugin.cli import main
 
     for key in ("DATA_DIR", "TENANTS", "DATABASE_URL", "BASE_URL", "STORAGE_URL",
                 "BROKER_URL"):

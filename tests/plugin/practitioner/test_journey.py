@@ -11,9 +11,9 @@ import io
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from forms.values import values_hash
-from plugin.db import session_scope
-from plugin.outbox.models import Delivery
+from sharewise.forms.values import values_hash
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.outbox.models import Delivery
 from tests.forms.viewers import fill_with_pdfium
 from tests.plugin.uploads.journey import (
     PARTIAL_KEYS,

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 import time_machine
 
-from plugin import links
+from sharewise.plugin import links
 from tests.plugin.uploads.journey import create_record, path_of, record_row
 
 LINK_KINDS = {

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 from pypdf import PdfReader
 
-from plugin.storage import storage
+from sharewise.plugin.storage import storage
 from tests.plugin.uploads.journey import (
     complete_answers,
     create_record,

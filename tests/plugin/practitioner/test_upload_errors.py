@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from forms.reader import UploadRejected
-from plugin.storage import storage
+from sharewise.forms.reader import UploadRejected
+from sharewise.plugin.storage import storage
 from tests.forms import badpdfs
 from tests.plugin.uploads.journey import (
     complete_answers,
@@ -172,13 +172,13 @@ def test_declared_length_over_the_limit_is_refused_without_reading_the_body(app,
 def test_over_the_size_limit_with_a_small_limit_on_the_page(app_config, signed_post,
                                                             sample_event):
     """A multipart upload over a (configured) limit gets the page with 413."""
-    from plugin.app import create_app
+    from sharewise.plugin.app import create_app
 
     app_config["MAX_BODY_BYTES"] = 200_000
     app = create_app(app_config)
     client = app.test_client()
-    from plugin.demo import signed_request
-    from plugin.tenants import get_tenant
+    from sharewise.plugin.demo import signed_request
+    from sharewise.plugin.tenants import get_tenant
 
     secret = get_tenant("northshire", app).webhook_secrets[0]
     body, headers = signed_request(secret, sample_event())
@@ -254,8 +254,8 @@ def test_no_personal_data_in_any_refusal(app, client, made, signed_post, sample_
 
 
 def test_file_store_failure_is_503_and_records_nothing(app, client, made, monkeypatch):
-    from plugin.storage import StorageError
-    from plugin.storage.local import LocalStorage
+    from sharewise.plugin.storage import StorageError
+    from sharewise.plugin.storage.local import LocalStorage
 
     def broken_put(self, key, data):
         raise StorageError("disk unavailable")
@@ -284,9 +284,9 @@ def test_chunked_body_over_the_limit_is_413_not_a_truncated_upload(app_config, s
     reader the first MAX_BODY_BYTES: a complete form followed by padding was read (and could
     complete the record) instead of being refused.
     """
-    from plugin.app import create_app
-    from plugin.demo import signed_request
-    from plugin.tenants import get_tenant
+    from sharewise.plugin.app import create_app
+    from sharewise.plugin.demo import signed_request
+    from sharewise.plugin.tenants import get_tenant
 
     app_config["MAX_BODY_BYTES"] = 600_000
     app = create_app(app_config)

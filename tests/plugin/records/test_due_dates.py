@@ -7,7 +7,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from plugin.records.policy import add_working_days, due_at, is_working_day, next_working_day
+from sharewise.plugin.records.policy import (
+    add_working_days,
+    due_at,
+    is_working_day,
+    next_working_day,
+)
 
 LONDON = ZoneInfo("Europe/London")
 

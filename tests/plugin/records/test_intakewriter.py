@@ -14,19 +14,19 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from plugin.db import database_file, engine_for
-from plugin.demo import signed_request
-from plugin.groupcommit import GroupCommitter
-from plugin.records.models import AuditEntry, Record, WebhookEvent
-from plugin.records.services import (
+from sharewise.plugin.db import database_file, engine_for
+from sharewise.plugin.demo import signed_request
+from sharewise.plugin.groupcommit import GroupCommitter
+from sharewise.plugin.records.models import AuditEntry, Record, WebhookEvent
+from sharewise.plugin.records.services import (
     WIRE_VERSION,
     IntakeRows,
     intake_committer,
     use_writer_process,
     write_intakes,
 )
-from plugin.reminders.models import Reminder
-from plugin.writerprocess import SUPPORTED, WriterClient, WriterServer, address_for
+from sharewise.plugin.reminders.models import Reminder
+from sharewise.plugin.writerprocess import SUPPORTED, WriterClient, WriterServer, address_for
 from tests.concurrent import post_all_at_once
 from tests.polling import wait_until
 
@@ -196,7 +196,7 @@ def test_a_failed_writer_batch_is_written_by_the_web_process(app, tenant, signed
 
 
 def _captured_rows(app, tenant, signed_post, sample_event, monkeypatch):
-    from plugin.records import services
+    from sharewise.plugin.records import services
 
     captured = []
     real = services._write_intake
@@ -254,7 +254,7 @@ def test_a_writer_stuck_past_the_timeout_that_commits_still_gives_201(
         app, backend, tenant, signed_post, sample_event, db_session, monkeypatch):
     """The sender gives up on the writer (deadline + grace), its own write times out behind
     the writer's lock, and the writer then commits: found under the intake's own id."""
-    import plugin.writerprocess as wp
+    import sharewise.plugin.writerprocess as wp
 
     monkeypatch.setattr(wp, "GRACE", 0.2)
     app.config["INTAKE_TIMEOUT"] = 0.5

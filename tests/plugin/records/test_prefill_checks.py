@@ -11,19 +11,19 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from forms.fonts import field_font
-from forms.prefill import FormDataError, normalise_prefill, prefill
-from plugin.demo import sample_event as demo_event
-from plugin.records import prefill as checks
-from plugin.records import services
-from plugin.records.models import Record
-from plugin.records.schemas import (
+from sharewise.forms.fonts import field_font
+from sharewise.forms.prefill import FormDataError, normalise_prefill, prefill
+from sharewise.plugin.demo import sample_event as demo_event
+from sharewise.plugin.records import prefill as checks
+from sharewise.plugin.records import services
+from sharewise.plugin.records.models import Record
+from sharewise.plugin.records.schemas import (
     load_event,
     prefill_leaves,
     prefill_values,
     trusted_prefill_fields,
 )
-from plugin.storage import StorageError, storage
+from sharewise.plugin.storage import StorageError, storage
 
 
 def _values(**overrides):
@@ -206,8 +206,8 @@ def test_prefill_values_take_each_leaf_from_where_the_form_field_loaded_it():
 def test_prefill_values_are_in_the_forms_order_and_take_the_fast_path():
     """Stored in the form's order, as before the walk; and intake's values are all text, so
     the trusted fields really are taken as loaded (the full load is only a fallback)."""
-    from forms.prefill import _taken_as_loaded
-    from forms.spec import load_spec
+    from sharewise.forms.prefill import _taken_as_loaded
+    from sharewise.forms.spec import load_spec
 
     values = _values()
     order = [f.name for f in load_spec().prefilled_fields]

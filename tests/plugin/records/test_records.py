@@ -6,10 +6,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 
-from plugin import links
-from plugin.db import session_scope
-from plugin.records import services
-from plugin.records.models import (
+from sharewise.plugin import links
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.records import services
+from sharewise.plugin.records.models import (
     AppendOnlyError,
     AuditEntry,
     Record,

@@ -64,10 +64,10 @@ def app_config(app_config: dict[str, Any], smtp: SmtpSink,
 
 @pytest.fixture
 def make_record(app: Any) -> Callable[..., int]:
-    from plugin.db import session_scope
-    from plugin.records.models import Record
-    from plugin.reminders.services import schedule_reminders
-    from plugin.tenants import get_tenant
+    from sharewise.plugin.db import session_scope
+    from sharewise.plugin.records.models import Record
+    from sharewise.plugin.reminders.services import schedule_reminders
+    from sharewise.plugin.tenants import get_tenant
 
     def make(*, tenant: str = "northshire", due_at: datetime | None = None,
              status: str = "awaiting_completion", manager: str = "manager.one@team.example",

@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from plugin.mail import ConsoleBackend, make_message_id, send_mail
-from plugin.reminders.emails import digest_email, ref_from_values, reminder_email
+from sharewise.plugin.mail import ConsoleBackend, make_message_id, send_mail
+from sharewise.plugin.reminders.emails import digest_email, ref_from_values, reminder_email
 
 LONDON = ZoneInfo("Europe/London")
 

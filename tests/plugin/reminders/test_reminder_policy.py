@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from plugin.records.policy import due_at
-from plugin.reminders.policy import (
+from sharewise.plugin.records.policy import due_at
+from sharewise.plugin.reminders.policy import (
     ReminderPolicyError,
     parse_offset,
     parse_reminder_policy,

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from plugin.db import session_scope
-from plugin.mail import make_message_id
-from plugin.records.models import Record
-from plugin.reminders.models import Digest, Reminder
-from plugin.reminders.services import run_scan, scan, send_reminder
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.mail import make_message_id
+from sharewise.plugin.records.models import Record
+from sharewise.plugin.reminders.models import Digest, Reminder
+from sharewise.plugin.reminders.services import run_scan, scan, send_reminder
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -67,7 +67,7 @@ def test_each_step_is_sent_once_with_its_message_id(app, smtp, make_record):
 
 
 def test_late_scan_sends_only_the_latest_step_per_recipient(app, smtp, make_record):
-    from plugin.outbox.models import Delivery
+    from sharewise.plugin.outbox.models import Delivery
 
     due = datetime(2026, 5, 22, 16, 0, tzinfo=UTC)  # Fri 17:00 BST before the bank holiday
     rid = make_record(due_at=due, practitioner="p@team.example", manager="m@team.example")
@@ -213,8 +213,8 @@ def test_digest_groups_by_manager_and_lists_only_overdue(digests_on, app, smtp, 
 def test_the_due_query_is_served_by_the_state_due_index(app, backend):
     """The scan's cost follows the due rows: its query is an index range scan, not a table scan
     (figures: bench/bench_scan.py and docs/performance.md)."""
-    from plugin.db import engine_for
-    from plugin.reminders.services import due_query
+    from sharewise.plugin.db import engine_for
+    from sharewise.plugin.reminders.services import due_query
 
     if backend != "sqlite":
         pytest.skip("the PostgreSQL planner's choice depends on table statistics (see the bench)")

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from plugin.reminders.services import run_scan
+from sharewise.plugin.reminders.services import run_scan
 
 LONDON = ZoneInfo("Europe/London")
 PRAC, MANAGER = "sian.oconnor@example.org", "dafydd.llyr@example.org"
@@ -97,9 +97,9 @@ def test_emergency_two_hours_then_cancelled(app, smtp, signed_post, sample_event
 
 
 def test_completion_stops_the_rest(app, smtp, signed_post, sample_event, tenant):
-    from plugin.db import session_scope
-    from plugin.records.models import Record
-    from plugin.records.services import transition
+    from sharewise.plugin.db import session_scope
+    from sharewise.plugin.records.models import Record
+    from sharewise.plugin.records.services import transition
 
     body = create(signed_post, sample_event, tenant, at(2026, 5, 22, 14, 30), "routine")
     assert timeline(app, smtp, [at(2026, 5, 26, 15, 0)]) == {
@@ -112,8 +112,8 @@ def test_completion_stops_the_rest(app, smtp, signed_post, sample_event, tenant)
 
 
 def _request_id(app, public_id):
-    from plugin.db import session_scope
-    from plugin.records.models import Record
+    from sharewise.plugin.db import session_scope
+    from sharewise.plugin.records.models import Record
 
     with session_scope(app) as s:
         return s.query(Record).filter_by(public_id=public_id).one().request_id

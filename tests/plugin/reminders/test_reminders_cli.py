@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from click.testing import CliRunner
 from sqlalchemy import delete, func, select
 
-from plugin.cli import main
-from plugin.db import session_scope
-from plugin.reminders.models import Reminder
+from sharewise.plugin.cli import main
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.reminders.models import Reminder
 
 
 def env_of(config, **overrides):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugin.storage import InvalidKey, NotFound, storage_from_url
+from sharewise.plugin.storage import InvalidKey, NotFound, storage_from_url
 
 
 def test_roundtrip(tmp_path):

@@ -13,9 +13,9 @@ import uuid
 
 import pytest
 
-from plugin.storage import InvalidKey, NotFound, Storage, storage_from_url
-from plugin.storage.local import LocalStorage
-from plugin.storage.s3 import ENDPOINT_ENV, S3Storage
+from sharewise.plugin.storage import InvalidKey, NotFound, Storage, storage_from_url
+from sharewise.plugin.storage.local import LocalStorage
+from sharewise.plugin.storage.s3 import ENDPOINT_ENV, S3Storage
 
 BUCKET = "sharewise-test"
 
@@ -181,7 +181,7 @@ def test_storage_url_selects_s3_with_the_endpoint_from_the_environment(
 
 
 def test_s3_url_without_bucket_is_refused():
-    from plugin.storage import StorageError
+    from sharewise.plugin.storage import StorageError
 
     with pytest.raises(StorageError):
         S3Storage.from_url("s3:///prefix")
@@ -190,10 +190,10 @@ def test_s3_url_without_bucket_is_refused():
 def test_the_service_keeps_its_pdfs_in_s3(moto_endpoint, monkeypatch, app_config):
     """The whole path on S3: intake stores the prefilled PDF, an upload its bytes, both in
     the bucket, and the download serves them back from there."""
-    from plugin.app import create_app
-    from plugin.db import engine_for
-    from plugin.demo import sample_event, signed_request
-    from plugin.tenants import get_tenant
+    from sharewise.plugin.app import create_app
+    from sharewise.plugin.db import engine_for
+    from sharewise.plugin.demo import sample_event, signed_request
+    from sharewise.plugin.tenants import get_tenant
 
     monkeypatch.setenv(ENDPOINT_ENV, moto_endpoint)
     bucket = f"sharewise-service-{uuid.uuid4().hex[:8]}"

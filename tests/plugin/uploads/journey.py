@@ -12,13 +12,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from forms.prefill import fill
-from plugin import links
+from sharewise.forms.prefill import fill
+from sharewise.plugin import links
 
 
 def as_typed(answers: dict[str, Any]) -> dict[str, Any]:
     """What a person types into the PDF: dates as DD/MM/YYYY, everything else as is."""
-    from forms.spec import load_spec
+    from sharewise.forms.spec import load_spec
 
     spec = load_spec()
     out: dict[str, Any] = {}
@@ -91,8 +91,8 @@ def token_of(url: str) -> str:
 
 
 def record_row(app: Any, record_id: str) -> Any:
-    from plugin.db import session_scope
-    from plugin.records.services import get_by_public_id
+    from sharewise.plugin.db import session_scope
+    from sharewise.plugin.records.services import get_by_public_id
 
     with app.app_context(), session_scope(app) as session:
         return get_by_public_id(session, record_id)
@@ -108,8 +108,8 @@ def filled_pdf(app: Any, record_id: str, answers: dict[str, Any]) -> bytes:
 def versions(app: Any, record_id: str) -> list[Any]:
     from sqlalchemy import select
 
-    from plugin.db import session_scope
-    from plugin.uploads.models import UploadVersion
+    from sharewise.plugin.db import session_scope
+    from sharewise.plugin.uploads.models import UploadVersion
 
     record = record_row(app, record_id)
     with app.app_context(), session_scope(app) as session:

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from plugin.db import session_scope
-from plugin.outbox.models import Delivery
-from plugin.records.models import AuditEntry
-from plugin.storage import storage
-from plugin.uploads import services
-from plugin.uploads.services import handle_upload
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.outbox.models import Delivery
+from sharewise.plugin.records.models import AuditEntry
+from sharewise.plugin.storage import storage
+from sharewise.plugin.uploads import services
+from sharewise.plugin.uploads.services import handle_upload
 from tests.forms import badpdfs
 from tests.plugin.uploads.journey import (
     complete_answers,
@@ -240,7 +240,7 @@ def test_form_submitted_by_the_host_goes_through_the_same_path(app, made, signed
 
 def test_no_database_lock_is_held_while_an_upload_is_read(app, client, made, monkeypatch):
     """A slow read (a large or hostile PDF) does not hold up other writers of the database."""
-    from plugin.records.services import audit as write_audit
+    from sharewise.plugin.records.services import audit as write_audit
 
     reading, release = threading.Event(), threading.Event()
     real_read = services.read_upload

@@ -6,8 +6,8 @@ import threading
 
 from sqlalchemy import func, select
 
-from plugin.demo import signed_request
-from plugin.records.models import AuditEntry, Record, WebhookEvent
+from sharewise.plugin.demo import signed_request
+from sharewise.plugin.records.models import AuditEntry, Record, WebhookEvent
 from tests.concurrent import post_all_at_once
 
 THREADS = 8
@@ -52,8 +52,8 @@ def test_concurrent_distinct_requests_all_created(app, tenant, sample_event, db_
 def test_one_group_commit_with_duplicates_inside(app, tenant, sample_event, db_session):
     """Intakes queued behind a held commit are written together; a repeat among them (same
     request, new webhook-id) gets 200 with the first answer while the others are created."""
-    from plugin.records.services import intake_committer
-    from plugin.reminders.models import Reminder
+    from sharewise.plugin.records.services import intake_committer
+    from sharewise.plugin.reminders.models import Reminder
     from tests.polling import wait_until
 
     committer = intake_committer(app)
@@ -93,7 +93,7 @@ def test_a_write_not_taken_in_time_is_a_503_and_nothing_is_stored(app, client, t
                                                                     sample_event, db_session):
     """An intake still queued when INTAKE_TIMEOUT runs out is withdrawn: 503, nothing kept,
     and the host's repeat creates the record then."""
-    from plugin.records.services import intake_committer
+    from sharewise.plugin.records.services import intake_committer
 
     committer = intake_committer(app)
     write, release, holding = committer.write, threading.Event(), threading.Event()

@@ -10,9 +10,9 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from plugin.records.models import AuditEntry, Record, WebhookEvent
-from plugin.signing import generate_secret, sign
-from plugin.storage import storage
+from sharewise.plugin.records.models import AuditEntry, Record, WebhookEvent
+from sharewise.plugin.signing import generate_secret, sign
+from sharewise.plugin.storage import storage
 
 PROBLEM = "application/problem+json"
 
@@ -92,7 +92,7 @@ def test_a_repeat_gets_the_first_links_though_no_row_keeps_them(tenant, signed_p
                                                                monkeypatch):
     """Stored answers hold the second the links were issued at, not the links (bearer
     credentials); a repeat an hour later gets the first links back, byte for byte."""
-    from plugin import links
+    from sharewise.plugin import links
 
     first = signed_post(tenant, sample_event(request_id="REQ-L"), webhook_id="msg_a")
     later = links.issued_now() + 3600
@@ -122,7 +122,7 @@ def test_after_a_link_key_rotation_a_repeat_gets_links_that_open(app, client, te
 
 def test_an_answer_stored_whole_is_repeated_as_stored(app, tenant, signed_post, sample_event):
     """Rows written before links were left out of stored answers still answer repeats."""
-    from plugin.db import session_scope
+    from sharewise.plugin.db import session_scope
 
     old = {"record_id": "SR-OLD", "status": "awaiting_completion",
            "form_url": "http://old.example/form/t", "form_pdf_url": "http://old.example/p",
@@ -140,7 +140,7 @@ def test_an_answer_stored_whole_is_repeated_as_stored(app, tenant, signed_post, 
                                     {"links_issued_at": 1764000000},
                                     {"links_issued_at": 1764000000, "record_id": 7}])
 def test_a_stored_answer_this_code_did_not_write_is_repeated_as_stored(stored):
-    from plugin.records.services import answer_body
+    from sharewise.plugin.records.services import answer_body
 
     assert answer_body(stored, "northshire") == stored
 
@@ -393,7 +393,7 @@ def test_garbage_headers_never_500(tenant, signed_post, sample_event, headers):
 
 def test_unexpected_error_is_a_bare_problem(app, client, tenant, signed_post, sample_event,
                                             monkeypatch, caplog):
-    from plugin.records import services
+    from sharewise.plugin.records import services
 
     def boom(*a, **k):
         raise RuntimeError("Zoë Ångström secret detail")
@@ -408,13 +408,14 @@ def test_unexpected_error_is_a_bare_problem(app, client, tenant, signed_post, sa
 
 def test_values_refused_by_the_form_library_are_422(tenant, signed_post, sample_event,
                                                     db_session, app, monkeypatch):
-    import forms.prefill
-    import plugin.records.prefill
+    import sharewise.forms.prefill
+    import sharewise.plugin.records.prefill
 
     def refuse(values, **_kwargs):
-        raise forms.prefill.FormDataError({"subject_name": ["Not a value the form can hold."]})
+        raise sharewise.forms.prefill.FormDataError(
+            {"subject_name": ["Not a value the form can hold."]})
 
-    monkeypatch.setattr(plugin.records.prefill, "normalise", refuse)
+    monkeypatch.setattr(sharewise.plugin.records.prefill, "normalise", refuse)
     resp = signed_post(tenant, sample_event())
     assert resp.status_code == 422 and resp.mimetype == PROBLEM
     assert resp.get_json()["errors"] == [
@@ -446,7 +447,7 @@ def test_one_log_line_per_event_with_its_outcome(client, tenant, signed_post, sa
         gone = signed_post(tenant, {"type": "share.cancelled", "timestamp": event["timestamp"],
                                     "data": {"request_id": "NOPE"}}, webhook_id="msg_log_3")
     assert (first.status_code, again.status_code, gone.status_code) == (201, 200, 404)
-    lines = [r.getMessage() for r in caplog.records if r.name == "plugin.webhooks.views"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "sharewise.plugin.webhooks.views"]
     record_id = first.get_json()["record_id"]
     assert lines == [
         f"webhook 'msg_log_1' for {tenant.slug}: share.requested -> 201 record {record_id}",
@@ -501,7 +502,7 @@ def test_many_unpaired_surrogates_are_listed_once_each_and_at_most_twenty(tenant
     fields = [e["field"] for e in resp.get_json()["errors"]]
     assert sorted(fields) == ["data.information_requested", "data.purpose",
                               "data.subject.name"]
-    from plugin.webhooks.views import MAX_LISTED, lone_surrogates
+    from sharewise.plugin.webhooks.views import MAX_LISTED, lone_surrogates
 
     many = {"k": [f"\ud800{i}" for i in range(100)], **{f"f{i}": "\udc00" for i in range(50)}}
     assert len(lone_surrogates(many, "data")) == MAX_LISTED

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
 import json
 import logging
 import re
@@ -26,14 +25,13 @@ from sharewise.plugin.problems import PROBLEM_JSON, Problem
 from sharewise.plugin.records import services
 from sharewise.plugin.records.schemas import EventError, load_event
 from sharewise.plugin.tenants import get_tenant
+from sharewise.plugin.uploads.services import handle_upload
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__)
 bp.record_once(lambda state: services.init_app(state.app))  # intake's group committer
 
-#: Where ``share.form_submitted`` goes (the upload path of the practitioner journey).
-UPLOAD_HANDLER = "sharewise.plugin.uploads.services:handle_upload"
 
 
 #: A JSON escape of a UTF-16 surrogate. A pair decodes to one character; a lone one decodes to
@@ -113,16 +111,6 @@ def _answer(result: services.IntakeResult) -> Response:
     return resp
 
 
-def _upload_handler() -> Any | None:
-    module, _, attr = UPLOAD_HANDLER.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr, None)
-    except ModuleNotFoundError as exc:
-        if exc.name in ("sharewise.plugin.uploads", "sharewise.plugin.uploads.services"):
-            return None
-        raise
-
-
 @bp.post("/webhooks/<tenant_slug>")
 def receive(tenant_slug: str) -> Response:
     """Receive one event from a host."""
@@ -200,11 +188,6 @@ def _form_submitted(tenant: Any, webhook_id: str, data: dict[str, Any]) -> servi
         pdf = base64.b64decode(data["pdf_base64"], validate=True)
     except (binascii.Error, ValueError):
         raise _invalid([{"field": "data.pdf_base64", "message": "Not valid base64."}]) from None
-    handler = _upload_handler()
-    if handler is None:
-        raise Problem(422, "Not yet supported",
-                      "share.form_submitted is not handled by this version.",
-                      slug="not-supported")
     with session_scope(readonly=True) as session:
         replay = services.find_replay(session, tenant.slug, webhook_id)
         if replay is not None:
@@ -214,7 +197,7 @@ def _form_submitted(tenant: Any, webhook_id: str, data: dict[str, Any]) -> servi
         if record is None:
             raise services.RecordNotFound(data["request_id"])
     with session_scope() as session:
-        result = handler(session, record, pdf, source="host", actor="host")
+        result = handle_upload(session, record, pdf, source="host", actor="host")
         pk = record.id
     status = result.http_status
     body = result.as_json()

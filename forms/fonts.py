@@ -28,6 +28,9 @@ from pathlib import Path
 
 from fontTools import subset as ft_subset
 from fontTools.ttLib import TTFont
+from pypdf import PdfReader
+
+from sharewise.forms.templatefile import TEMPLATE_PATH
 
 DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
 REGULAR_TTF = DEJAVU_DIR / "DejaVuSans.ttf"
@@ -207,8 +210,6 @@ def missing_warning(field_name: str, missing: Iterable[str]) -> str:
 
 
 def _program_from_template(path: Path) -> bytes:
-    from pypdf import PdfReader
-
     reader = PdfReader(str(path))
     acro = reader.trailer["/Root"]["/AcroForm"]
     font = acro["/DR"]["/Font"][f"/{FONT_RESOURCE}"].get_object()
@@ -219,8 +220,4 @@ def _program_from_template(path: Path) -> bytes:
 @cache
 def field_font(template: Path | None = None) -> FieldFont:
     """The field font, extracted from the committed template (parsed once per process)."""
-    if template is None:
-        from sharewise.forms.template import TEMPLATE_PATH
-
-        template = TEMPLATE_PATH
-    return FieldFont(_program_from_template(template))
+    return FieldFont(_program_from_template(template or TEMPLATE_PATH))

@@ -57,7 +57,7 @@ from pypdf.generic import DictionaryObject, IndirectObject, NameObject
 from sharewise.forms.fonts import FONT_RESOURCE, FieldFont, field_font, missing_warning
 from sharewise.forms.schemas import prefill_schema, prefill_schema_excluding
 from sharewise.forms.spec import FieldSpec, load_spec
-from sharewise.forms.template import MULTILINE_SIZE, TEMPLATE_PATH, TEXT_SIZE
+from sharewise.forms.templatefile import MULTILINE_SIZE, TEMPLATE_PATH, TEXT_SIZE
 from sharewise.forms.values import to_display, values_hash
 
 #: Smallest font size prefill shrinks text to before clipping it.
@@ -197,12 +197,6 @@ def _template() -> _Template:
         font_ref=_ref(font_ref),
         fields=fields,
     )
-
-
-def warm_up() -> None:
-    """Parse the template and its font now (for example at worker start), not on first fill."""
-    _template()
-    field_font()
 
 
 # ---------------------------------------------------------------- PDF text and appearances

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import (
@@ -58,8 +57,7 @@ from sharewise.forms.fonts import (
     subset_font_program,
 )
 from sharewise.forms.spec import FieldSpec, FormSpec, load_spec
-
-TEMPLATE_PATH = Path(__file__).with_name("decision_record.pdf")
+from sharewise.forms.templatefile import MULTILINE_SIZE, TEMPLATE_PATH, TEXT_SIZE
 
 PAGE_W, PAGE_H = A4
 MARGIN_X = 45.0
@@ -75,8 +73,6 @@ GUIDE_SIZE = 8.3
 GUIDE_LEAD = 10.6
 LINE_H = 17.0  # single-line field box height
 BUTTON = 10.0  # checkbox / radio button size
-TEXT_SIZE = 10.0  # /DA size of single-line fields and combos
-MULTILINE_SIZE = 9.0  # /DA size of multi-line fields
 
 # Field flags (PDF 32000-1:2008, 12.7.3.1, 12.7.4.2-4)
 FF_READ_ONLY = 1

@@ -180,7 +180,7 @@ def _fonts_embedded(pdf: bytes) -> list[str]:
 
 
 def test_every_font_is_embedded_in_template_and_final_record(final):
-    from sharewise.forms.template import TEMPLATE_PATH
+    from sharewise.forms.templatefile import TEMPLATE_PATH
 
     _, record = final
     assert set(_fonts_embedded(TEMPLATE_PATH.read_bytes())) == {"yes"}

@@ -13,7 +13,7 @@ from pypdf.generic import IndirectObject
 
 from sharewise.forms.prefill import MIN_SIZE, FormDataError, fill, normalise_prefill, prefill
 from sharewise.forms.spec import load_spec
-from sharewise.forms.template import TEMPLATE_PATH
+from sharewise.forms.templatefile import TEMPLATE_PATH
 from sharewise.forms.values import to_display, values_hash
 from tests.forms.render import has_ink, pdfium_fields, render_pdfium, render_poppler, widget_map
 

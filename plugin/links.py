@@ -2,29 +2,35 @@
 
 A token carries only the tenant slug and the opaque public record id, signed with a salt per
 purpose (``form``, ``pdf``, ``upload``, ``status``) so a token for one purpose never opens
-another. Keys come from ``SECRET_KEYS``: the first key signs, every key verifies (itsdangerous
-signs with the *last* key of its list, so the list is reversed here).
+another. Keys come from ``SECRET_KEYS``: the first key signs, every key verifies. Each purpose
+has one plain :class:`itsdangerous.URLSafeTimedSerializer`, given the key list oldest first as
+its documentation asks (it signs with the *last* key of its list, so the configured list is
+reversed here). Links are always signed now: the same record gives new links each time.
 
-The tokens are itsdangerous' own (``URLSafeTimedSerializer``, HMAC-SHA1, ``django-concat`` key
-derivation); only two costs are cut, as intake makes four links per record: each purpose's
-signer is made once per process and keeps its derived keys instead of hashing the salt and key
-again for every token, and the HMAC is computed by OpenSSL's one-shot :func:`hmac.digest`. A
-token from plain itsdangerous loads here and one made here loads there (tested).
+The payload is never compressed (itsdangerous compresses a payload when that makes it
+shorter, and decompresses any payload that starts with ``.``, without a bound): the service
+writes plain base64 JSON only, and :func:`load_token` refuses anything else.
+
+:func:`load_token` is the one place a token is decoded. Whatever a client sends, it returns
+``(tenant, record_public_id)`` or raises a :class:`LinkError` (never another exception), and
+it touches no database: the token's length and alphabet are bounded first, then its signature,
+age and payload are checked, and the payload must be exactly what :func:`make_token` writes
+(an object with the keys ``t`` and ``r``, a tenant slug and a record id in the formats the
+service makes them). A token signed with a valid key but carrying anything else (which the
+service never made) is :class:`LinkInvalid`, like a tampered one.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import re
 import time
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 from flask import Flask, current_app
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode, int_to_bytes, want_bytes
-from itsdangerous.signer import HMACAlgorithm
+from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
+from itsdangerous.serializer import Serializer
 
 PURPOSES = ("form", "pdf", "upload", "status")
 #: URL path of each purpose's link (the views registering them must use the same paths).
@@ -42,6 +48,22 @@ URL_KEYS = {
     "status": "status_url",
 }
 
+#: Longest token :func:`load_token` looks at. The longest the service makes (a 63-character
+#: tenant slug) is about 170 characters; anything longer is refused before it is decoded.
+MAX_TOKEN_LENGTH = 256
+#: What a token the service made looks like: three parts of URL-safe base64 (payload,
+#: timestamp, signature). A compressed payload starts with ``.`` and does not match.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+#: A tenant slug (the rule of :data:`sharewise.plugin.tenants.SLUG`, matched whole).
+TENANT_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+#: A record's public id as :func:`sharewise.plugin.records.models.new_public_id` makes it:
+#: ``SR-`` and 80 random bits in (unpadded) base32.
+RECORD_PUBLIC_ID = re.compile(r"SR-[A-Z2-7]{16}")
+#: Every error decoding a hostile token may raise (itsdangerous' own are :class:`BadData`;
+#: the others come from timestamps, JSON and text that do not fit).
+_DECODE_ERRORS = (BadData, ValueError, OverflowError, RecursionError, UnicodeError, OSError,
+                  TypeError)
+
 
 class LinkError(Exception):
     """A token did not load (see the subclasses)."""
@@ -52,98 +74,100 @@ class LinkExpired(LinkError):
 
 
 class LinkInvalid(LinkError):
-    """The token is malformed or its signature does not verify (tampered, or an old key)."""
+    """The token is malformed, its signature does not verify (tampered, or an old key), or it
+    carries a payload the service never makes."""
 
 
 class LinkWrongPurpose(LinkError):
     """The token is genuine but was issued for another purpose."""
 
 
-class _HMACSHA1(HMACAlgorithm):
-    """itsdangerous' default HMAC-SHA1, through OpenSSL's one-shot ``hmac.digest``."""
-
-    def __init__(self) -> None:
-        super().__init__(hashlib.sha1)
-
-    def get_signature(self, key: bytes, value: bytes) -> bytes:
-        return hmac.digest(key, value, "sha1")
-
-
-def _kept(owner: Any, store: str, key: Any, make: Callable[[], Any]) -> Any:
-    """``make()``, kept per ``key`` in ``owner``'s attribute ``store`` (made on first use)."""
-    kept: dict[Any, Any] = owner.__dict__.setdefault(store, {})
-    value = kept.get(key)
-    if value is None:
-        value = kept[key] = make()
-    return value
-
-
-class _Signer(TimestampSigner):
-    """itsdangerous' timestamp signer whose derived keys (salt and key only) are kept, and
-    which can sign as of a given second (:meth:`sign_at`)."""
-
-    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
-        derive = super().derive_key
-        return _kept(self, "_derived", secret_key, lambda: derive(secret_key))
-
-    def sign(self, value: str | bytes) -> bytes:
-        return self.sign_at(value, self.get_timestamp())
-
-    def sign_at(self, value: str | bytes, timestamp: int) -> bytes:
-        """What :meth:`TimestampSigner.sign` makes at ``timestamp`` (its own steps)."""
-        sep = want_bytes(self.sep)
-        value = want_bytes(value) + sep + base64_encode(int_to_bytes(timestamp))
-        return value + sep + self.get_signature(value)
-
-
 class _Serializer(URLSafeTimedSerializer):
-    """itsdangerous' serializer that makes its signer once per salt (it makes one per call)."""
+    """itsdangerous' URL-safe timed serializer without compression, either way."""
 
-    def make_signer(self, salt: str | bytes | None = None) -> Any:
-        make = super().make_signer
-        return _kept(self, "_signers", salt, lambda: make(salt))
+    def dump_payload(self, obj: Any) -> bytes:
+        """The JSON payload in URL-safe base64, never compressed."""
+        return base64_encode(Serializer.dump_payload(self, obj))
+
+    def load_payload(self, payload: bytes, *args: Any, **kwargs: Any) -> Any:
+        """Refuses a compressed payload (it would be inflated without a bound)."""
+        if payload.startswith(b"."):
+            raise BadData("compressed payloads are not accepted")
+        return super().load_payload(payload, *args, **kwargs)
 
 
 def _serializer(purpose: str, app: Flask | None = None) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown link purpose {purpose!r}")
-    return _cached_serializer(purpose, tuple((app or current_app).config["SECRET_KEYS"]))
+    return _serializer_for(purpose, tuple((app or current_app).config["SECRET_KEYS"]))
 
 
 @lru_cache(maxsize=64)
-def _cached_serializer(purpose: str, keys: tuple[str, ...]) -> URLSafeTimedSerializer:
-    return _Serializer(list(reversed(keys)), salt=f"sharewise.link.{purpose}",
-                       signer=_Signer, signer_kwargs={"algorithm": _HMACSHA1()})
+def _serializer_for(purpose: str, keys: tuple[str, ...]) -> URLSafeTimedSerializer:
+    # itsdangerous takes the keys oldest first and signs with the last: the first configured
+    # key (the newest) goes last
+    return _Serializer(list(reversed(keys)), salt=f"sharewise.link.{purpose}")
 
 
 def make_token(tenant: str, record_public_id: str, purpose: str, app: Flask | None = None) -> str:
-    """A signed token for one purpose."""
+    """A signed token for one purpose, signed now with the first configured key."""
     return _serializer(purpose, app).dumps({"t": tenant, "r": record_public_id})
 
 
+def _payload(data: Any) -> tuple[str, str]:
+    """``(tenant, record_public_id)`` from a loaded payload exactly as the service writes it,
+    or :class:`LinkInvalid`."""
+    if (type(data) is not dict or data.keys() != {"t", "r"} or type(data["t"]) is not str
+            or type(data["r"]) is not str or not TENANT_SLUG.fullmatch(data["t"])
+            or not RECORD_PUBLIC_ID.fullmatch(data["r"])):
+        raise LinkInvalid("this link is not valid")
+    return data["t"], data["r"]
+
+
+def _signed_for(token: str, purpose: str, app: Flask) -> bool:
+    """Whether ``token`` is a genuine token of ``purpose`` (however old; not dated ahead)."""
+    try:
+        data, signed = _serializer(purpose, app).loads(token, return_timestamp=True)
+        _payload(data)
+    except (LinkError, *_DECODE_ERRORS):
+        return False
+    return signed.timestamp() <= time.time()
+
+
 def load_token(token: str, purpose: str, app: Flask | None = None) -> tuple[str, str]:
-    """``(tenant, record_public_id)`` from a token; raises a :class:`LinkError` subclass."""
+    """``(tenant, record_public_id)`` from a token of ``purpose``; raises a :class:`LinkError`
+    subclass and nothing else, and touches no database.
+
+    :class:`LinkExpired`: genuine, but older than ``LINK_MAX_AGE``. :class:`LinkWrongPurpose`:
+    genuine, but made for another purpose. :class:`LinkInvalid`: anything else (too long,
+    not a token, tampered, signed with a key no longer configured, dated in the future, or a
+    payload the service does not make).
+    """
     app = app or current_app
+    serializer = _serializer(purpose, app)  # an unknown purpose is the caller's bug
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(
+            token):
+        raise LinkInvalid("this link is not valid")
     max_age = int(app.config["LINK_MAX_AGE"])
     try:
-        payload: Any = _serializer(purpose, app).loads(token, max_age=max_age)
-    except SignatureExpired:
+        return _payload(serializer.loads(token, max_age=max_age))
+    except SignatureExpired as exc:
+        # genuine, and either too old or dated in the future (which the service never does)
+        signed = exc.date_signed
+        if signed is None or signed.timestamp() > time.time() or exc.payload is None:
+            raise LinkInvalid("this link is not valid") from None
+        try:
+            _payload(serializer.load_payload(exc.payload))
+        except (LinkError, *_DECODE_ERRORS):
+            raise LinkInvalid("this link is not valid") from None
         raise LinkExpired("this link has expired") from None
     except BadSignature:
         for other in PURPOSES:
-            if other == purpose:
-                continue
-            try:
-                _serializer(other, app).loads(token)
-            except BadSignature:
-                continue
-            raise LinkWrongPurpose(f"this link is for {other}, not {purpose}") from None
+            if other != purpose and _signed_for(token, other, app):
+                raise LinkWrongPurpose(f"this link is for {other}, not {purpose}") from None
         raise LinkInvalid("this link is not valid") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("t"), str) or not isinstance(
-        payload.get("r"), str
-    ):
-        raise LinkInvalid("this link is not valid")
-    return payload["t"], payload["r"]
+    except _DECODE_ERRORS:
+        raise LinkInvalid("this link is not valid") from None
 
 
 def link_url(tenant: str, record_public_id: str, purpose: str, app: Flask | None = None) -> str:
@@ -153,51 +177,14 @@ def link_url(tenant: str, record_public_id: str, purpose: str, app: Flask | None
     return app.config["BASE_URL"] + PATHS[purpose].format(token=token)
 
 
-@lru_cache(maxsize=64)
-def _cached_signer(purpose: str, keys: tuple[str, ...]) -> Any:
-    return _cached_serializer(purpose, keys).make_signer()
-
-
 def make_links(record: Any, app: Flask | None = None) -> dict[str, str]:
     """``form_url``, ``form_pdf_url``, ``upload_url``, ``status_url`` for a record (anything
     with ``tenant`` and ``public_id``; see :func:`links_for`)."""
     return links_for(record.tenant, record.public_id, app)
 
 
-def issued_now() -> int:
-    """The second links made now carry (what itsdangerous would put in them)."""
-    return int(time.time())
-
-
-def links_for(tenant: str, record_public_id: str, app: Flask | None = None, *,
-              issued_at: int | None = None) -> dict[str, str]:
-    """:func:`make_links` from the tenant slug and the record's public id.
-
-    The same tokens as :func:`make_token` makes, with the payload serialised once for the
-    four of them and each purpose's signer built once per process (intake's hot path).
-    ``issued_at`` (seconds since the epoch, default now) is the time the tokens carry: the
-    same record, keys and ``issued_at`` give the same links, byte for byte, which is how a
-    stored answer is repeated without keeping its links (see ``records.services``).
-    """
+def links_for(tenant: str, record_public_id: str, app: Flask | None = None) -> dict[str, str]:
+    """:func:`make_links` from the tenant slug and the record's public id, signed now."""
     app = app or current_app
-    keys = tuple(app.config["SECRET_KEYS"])
-    payload = _cached_serializer(PURPOSES[0], keys).dump_payload(
-        {"t": tenant, "r": record_public_id})
-    base = app.config["BASE_URL"]
-    at = issued_now() if issued_at is None else issued_at
-    # what _Signer.sign_at does, with the signed value (the same for the four) made once
-    value = payload + b"." + base64_encode(int_to_bytes(at))
-    out = {}
-    for purpose, key in zip(PURPOSES, _signing_keys(keys), strict=True):
-        token = value + b"." + base64_encode(hmac.digest(key, value, "sha1"))
-        out[URL_KEYS[purpose]] = base + PATHS[purpose].format(token=token.decode("ascii"))
-    return out
-
-
-@lru_cache(maxsize=16)
-def _signing_keys(keys: tuple[str, ...]) -> tuple[bytes, ...]:
-    """Each purpose's derived signing key (itsdangerous' own derivation, for the first key)."""
-    signers = [_cached_signer(p, keys) for p in PURPOSES]
-    if not all(want_bytes(s.sep) == b"." and isinstance(s.algorithm, _HMACSHA1) for s in signers):
-        raise RuntimeError("links_for assumes itsdangerous' '.' separator and HMAC-SHA1")
-    return tuple(s.derive_key() for s in signers)
+    return {URL_KEYS[purpose]: link_url(tenant, record_public_id, purpose, app)
+            for purpose in PURPOSES}

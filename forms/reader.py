@@ -1,9 +1,12 @@
-"""Read back an untrusted, practitioner-completed decision form.
+"""Read back an untrusted, practitioner-completed decision form: the parse and its checks.
 
-``read_upload(data, record_id=..., expected=...)`` turns the bytes of an uploaded PDF into the
-record's normalised values (:class:`ReadBack`) or refuses it with :class:`UploadRejected`,
-whose ``code`` says why and whose ``message`` a practitioner can act on (no stack trace, no
-personal data).
+:func:`read_pdf` turns the bytes of an uploaded PDF into the record's normalised values
+(:class:`ReadBack`) or refuses it with :class:`UploadRejected`, whose ``code`` says why and
+whose ``message`` a practitioner can act on (no stack trace, no personal data). The service
+does not call it directly: :func:`sharewise.forms.sandbox.read_upload` runs :func:`precheck`
+here and then :func:`read_pdf` in a sandbox worker (this module knows nothing of the sandbox).
+It uses only pypdf's public API (``PdfReader``, the ``pypdf.generic`` objects,
+``apply_configuration``).
 
 Only the fields the spec names are read (``/AcroForm /Fields`` and their ``/Kids``; field names
 are the flat spec names): text ``/V`` (pypdf decodes PDFDocEncoding and UTF-16 with a BOM),
@@ -22,7 +25,7 @@ code           when
 ============== ==============================================================================
 empty          zero bytes (or only whitespace)
 too_large      more than ``max_bytes`` (12 MB by default)
-not_pdf        no ``%PDF-`` header in the first 1024 bytes
+not_pdf        the first five bytes are not ``%PDF-`` (see below)
 malformed      pypdf cannot parse it (truncated, broken cross-reference, nonsense objects)
 too_complex    a parser limit was hit (decompression bomb, huge or deeply nested trees, a
                loop) or the sandbox's time or memory bound ended the parse
@@ -45,15 +48,23 @@ tampered       a read-only field's text differs from what prefill wrote
                (:func:`sharewise.forms.values.to_display` of the record's ``expected`` value)
 ============== ==============================================================================
 
-The first three are checked in the caller; parsing runs in :mod:`forms.sandbox` (a warm worker
-process under a time and memory bound) unless ``isolate=False``. pypdf's own resource limits
-are tightened for the parse (:data:`PYPDF_LIMITS`).
+The first three are :func:`precheck`, done in the calling process before any parsing; the
+rest are :func:`read_pdf`, which the service runs in :mod:`sharewise.forms.sandbox` (a worker
+process under a time and memory bound). pypdf's own resource limits are tightened for the
+parse (:data:`PYPDF_LIMITS`).
+
+The header rule is deliberately stricter than PDF readers are. They tolerate bytes before
+``%PDF-`` (Acrobat looks for the header anywhere in the first kilobyte; pypdf finds the objects
+whatever comes first), so a ZIP archive that stores the form uncompressed, or the form behind
+a byte order mark, whitespace or any other prefix, would parse as the form. The product rule
+is that an upload is a PDF file, and a PDF file starts with ``%PDF-``: no PDF viewer writes
+anything before it, so anything else (a UTF-8 BOM or leading whitespace added by a script
+included) is refused as ``not_pdf`` before pypdf sees it.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -69,7 +80,6 @@ from pypdf.generic import (
     IndirectObject,
     NameObject,
     StreamObject,
-    read_object,
 )
 
 from sharewise.forms.spec import FieldSpec, FormSpec, load_spec
@@ -77,14 +87,16 @@ from sharewise.forms.validate import Problem, describe_invalid, rule_of
 from sharewise.forms.values import from_display, to_display
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
     "HASH_KEY",
+    "PDF_HEADER",
     "RECORD_KEY",
     "SCHEMA_KEY",
     "ReadBack",
     "UploadRejected",
     "expected_display",
+    "precheck",
     "read_pdf",
-    "read_upload",
 ]
 
 SCHEMA_KEY = "/SharewiseSchema"
@@ -92,6 +104,8 @@ RECORD_KEY = "/SharewiseRecord"
 HASH_KEY = "/SharewisePrefillHash"
 
 DEFAULT_MAX_BYTES = 12 * 1024 * 1024
+#: What an upload's first bytes must be (see the module docstring).
+PDF_HEADER = b"%PDF-"
 
 #: pypdf limits applied while parsing an upload (``pypdf.apply_configuration``, scoped to the
 #: parse). The decision form needs a tiny fraction of each.
@@ -203,12 +217,13 @@ logging.getLogger("pypdf").addHandler(_WarningCapture(logging.WARNING))
 
 
 def precheck(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-    """The cheap refusals done before any parsing: empty, too large, not a PDF."""
+    """The cheap refusals done before any parsing: empty, too large, not a PDF (the first
+    bytes are not ``%PDF-``)."""
     if not data or data.isspace():
         raise UploadRejected("empty")
     if len(data) > max_bytes:
         raise UploadRejected("too_large")
-    if b"%PDF-" not in data[:1024]:
+    if not data.startswith(PDF_HEADER):
         raise UploadRejected("not_pdf")
 
 
@@ -228,37 +243,15 @@ def expected_display(
     return shown
 
 
-def read_upload(
-    data: bytes,
-    *,
-    record_id: str,
-    expected: Mapping[str, Any],
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    timeout: float = 5.0,
-    isolate: bool = True,
-) -> ReadBack:
-    """Read an uploaded decision form for ``record_id`` or raise :class:`UploadRejected`.
-
-    ``expected`` is the record's normalised prefilled values (read-only fields are compared
-    with them). With ``isolate=True`` (the default) the parse runs in a sandbox worker bounded
-    by ``timeout`` seconds and a memory limit; ``isolate=False`` parses in this process
-    (benchmarks, or a caller that is already sandboxed) and cannot enforce ``timeout``.
-    """
-    precheck(data, max_bytes)
-    shown = expected_display(record_id, expected)
-    if isolate:
-        from sharewise.forms import sandbox
-
-        return sandbox.read(data, record_id, shown, timeout=timeout)
-    return read_pdf(data, record_id, shown)
-
-
 def read_pdf(data: bytes, record_id: str, shown: Mapping[str, str]) -> ReadBack:
-    """Parse and check a PDF in this process (what the sandbox worker runs).
+    """Parse and check a PDF in this process (what a sandbox worker runs).
 
     ``shown`` is :func:`expected_display` for the record. Every failure is an
-    :class:`UploadRejected`; nothing else escapes.
+    :class:`UploadRejected`; nothing else escapes. The header rule of :func:`precheck` holds
+    here too: pypdf never sees bytes that do not start with ``%PDF-``.
     """
+    if not data.startswith(PDF_HEADER):
+        raise UploadRejected("not_pdf")
     if b"%%EOF" not in data[-1024:]:
         raise UploadRejected("malformed")  # cut off: every complete PDF ends with %%EOF
     sink: list[str] = []
@@ -290,18 +283,12 @@ def _exhausted(exc: BaseException) -> bool:
     return False
 
 
-# The document being read: references are resolved against it, not against the ``pdf`` an
-# ``IndirectObject`` carries, because reused dictionaries (below) are shared between uploads.
-_document: ContextVar[PdfReader | None] = ContextVar("sharewise_pdf_document", default=None)
-
-
 def _resolve(obj: Any) -> Any:
-    """Follow indirect references (a self-reference ends as ``None``)."""
-    document = _document.get()
+    """Follow indirect references (a chain that does not end is ``None``)."""
     for _ in range(8):
         if not isinstance(obj, IndirectObject):
             return obj
-        obj = document.get_object(obj) if document is not None else obj.get_object()
+        obj = obj.get_object()
     return None
 
 
@@ -311,202 +298,11 @@ def _get(d: Any, key: str) -> Any:
     return _resolve(d.get(key))
 
 
-# ------------------------------------------------------------------ parsed-object reuse
-#
-# Parsing object dictionaries is most of the cost of reading the form with pypdf (about 0.1 ms
-# each, and a read touches about 90). Uploads of the form are mostly the same objects over
-# and over: the template's, and the ones a given viewer rewrites the same way for every
-# record. So each process keeps the parse results of plain (non-stream) object dictionaries
-# keyed by the exact bytes between "N G obj" and "endobj", and a new upload whose object has
-# byte-identical text gets that dictionary instead of a fresh parse. Identical bytes parse
-# identically (encrypted files never take part), so nothing is trusted that was not checked:
-# the shared, read-only dictionary goes through every check a fresh parse would (its
-# references are resolved against the upload being read: see ``_resolve``). An entry is only
-# stored when the parse consumed exactly the text up to "endobj" (so a string containing
-# "endobj" cannot make two different objects share a key).
-#
-# What is kept is bounded and holds no form text: a dictionary whose ``/V`` is a value (text,
-# an array) rather than a name or a reference is never stored, so field values of one upload
-# are not kept for the next; and the stored text is capped in total bytes (parsed objects take
-# at most about 45 times their text in memory, so the cache stays under about 50 MB even when
-# an upload is built to fill it, well inside a sandbox worker's bound). When full it starts
-# afresh.
-
-_OBJECT_TEXT_LIMIT = 2 * 1024  # the form's dictionaries are under 1.5 KB
-_OBJECT_CACHE_BYTES = 1024 * 1024  # about 1,000 typical dictionaries; worst case about 50 MB
-_HEADER = re.compile(rb"\s*(\d+)\s+(\d+)\s+obj\b")
-# a header exactly where the xref points, then the whitespace pypdf would skip as well
-_WS = rb"[ \r\n\t\f\x00]"
-_PLAIN_HEADER = re.compile(rb"(\d{1,10})" + _WS + rb"+(\d{1,10})" + _WS + rb"+obj" + _WS + b"*")
-
-
-class _ObjectCache:
-    """Parsed plain dictionaries by their exact text, bounded in total text bytes."""
-
-    def __init__(self, limit: int = _OBJECT_CACHE_BYTES) -> None:
-        self.limit = limit
-        self.size = 0
-        self._items: dict[bytes, DictionaryObject] = {}
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def values(self) -> list[DictionaryObject]:
-        """The stored dictionaries (for tests)."""
-        return list(self._items.values())
-
-    def get(self, text: bytes) -> DictionaryObject | None:
-        """The dictionary parsed from exactly ``text`` before, if kept."""
-        return self._items.get(text)
-
-    def put(self, text: bytes, obj: Any) -> None:
-        """Keep ``obj`` (parsed from all of ``text``) if it may be shared between uploads."""
-        if type(obj) is not DictionaryObject or len(text) > _OBJECT_TEXT_LIMIT:
-            return
-        value = dict.get(obj, "/V")
-        if value is not None and not isinstance(value, NameObject | IndirectObject):
-            return  # a field value: never kept beyond the upload it came with
-        if self.size + len(text) > self.limit:
-            self.clear()
-        self._items[text] = _detached(obj)  # keeps no upload alive
-        self.size += len(text)
-
-    def clear(self) -> None:
-        """Forget everything."""
-        self._items = {}
-        self.size = 0
-
-
-_parsed_objects = _ObjectCache()
-
-
-def _detached(obj: Any) -> Any:
-    """A copy of a parsed object whose indirect references point into no document."""
-    if isinstance(obj, IndirectObject):
-        return IndirectObject(obj.idnum, obj.generation, None)  # type: ignore[arg-type]
-    if isinstance(obj, DictionaryObject):
-        copy = DictionaryObject()
-        for key, value in dict.items(obj):
-            dict.__setitem__(copy, key, _detached(value))
-        return copy
-    if isinstance(obj, ArrayObject):
-        return ArrayObject([_detached(value) for value in obj])
-    return obj  # names, strings, numbers, booleans, null: never modified by the reader
-
-
-class _Reader(PdfReader):
-    """pypdf's reader with parsed-object reuse for plain, unencrypted object dictionaries.
-
-    It also reads a well-formed object header (``12 0 obj``) with one regular expression
-    instead of pypdf's byte-by-byte loop (pypdf checks the header of every cross-reference
-    entry when not strict); anything unusual goes to pypdf's own code.
-    """
-
-    def read_object_header(self, stream: Any) -> tuple[int, int]:
-        data = getattr(self, "_data", None)
-        if data is not None and stream is self._source:
-            found = _PLAIN_HEADER.match(data, stream.tell())
-            if found is not None:
-                stream.seek(found.end(), 0)
-                return int(found[1]), int(found[2])
-        return super().read_object_header(stream)
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._source = BytesIO(data)
-        self._reuse = False
-        super().__init__(self._source, strict=False)
-        self._reuse = "/Encrypt" not in self.trailer
-        if self._reuse and self.xref_objStm:
-            self._prepare_object_streams()
-
-    def _prepare_object_streams(self) -> None:
-        """Resolve compressed objects (in ``/ObjStm`` streams) through the reuse cache too.
-
-        pypdf parses every object of an object stream when one is asked for; this does the
-        same up front, but takes a dictionary whose text it has seen from the cache and
-        parses (with pypdf's own ``read_object``) only the others. Anything unusual (bad
-        offsets, an object that does not parse or does not end at the next offset) is left
-        to pypdf, which parses it when it is asked for.
-        """
-        members: dict[int, set[int]] = {}
-        for num, (stream_num, _index) in self.xref_objStm.items():
-            members.setdefault(int(stream_num), set()).add(int(num))
-        budget = MAX_NODES
-        for stream_num, numbers in members.items():
-            stream = super().get_object(IndirectObject(stream_num, 0, self))
-            first = stream.get("/First") if isinstance(stream, StreamObject) else None
-            if not isinstance(first, int) or first < 0:
-                continue
-            data = stream.get_data()
-            head = data[:first].split()
-            if len(head) % 2 or not all(part.isdigit() for part in head):
-                continue
-            pairs = [(int(head[i]), int(head[i + 1])) for i in range(0, len(head), 2)]
-            offsets = [offset for _, offset in pairs]
-            if offsets != sorted(set(offsets)) or (offsets and first + offsets[-1] > len(data)):
-                continue
-            for i, (num, offset) in enumerate(pairs):
-                if num not in numbers or (0, num) in self.resolved_objects:
-                    continue
-                budget -= 1
-                if budget < 0:
-                    return
-                start = first + offset
-                end = first + pairs[i + 1][1] if i + 1 < len(pairs) else len(data)
-                text = data[start:end]
-                if len(text) > _OBJECT_TEXT_LIMIT:
-                    continue
-                known = _parsed_objects.get(text)
-                if known is not None:
-                    self.resolved_objects[(0, num)] = known  # shared: never modified
-                    continue
-                buffer = BytesIO(text)
-                try:
-                    obj = read_object(buffer, self)
-                except Exception:  # noqa: BLE001, S112 - left to pypdf, which parses it when asked
-                    continue
-                if type(obj) is not DictionaryObject or text[buffer.tell():].strip():
-                    continue
-                self.resolved_objects[(0, num)] = obj
-                _parsed_objects.put(text, obj)
-
-    def get_object(self, indirect_reference: int | IndirectObject) -> Any:
-        if not self._reuse:
-            return super().get_object(indirect_reference)
-        if isinstance(indirect_reference, int):
-            indirect_reference = IndirectObject(indirect_reference, 0, self)
-        gen, num = indirect_reference.generation, indirect_reference.idnum
-        if (gen, num) in self.resolved_objects or (gen == 0 and num in self.xref_objStm):
-            return super().get_object(indirect_reference)
-        start = self.xref.get(gen, {}).get(num)
-        header = _HEADER.match(self._data, start) if isinstance(start, int) else None
-        if header is None or int(header[1]) != num or int(header[2]) != gen:
-            return super().get_object(indirect_reference)
-        end = self._data.find(b"endobj", header.end(), header.end() + _OBJECT_TEXT_LIMIT)
-        if end < 0:
-            return super().get_object(indirect_reference)
-        text = self._data[header.end():end]
-        known = _parsed_objects.get(text)
-        if known is not None:
-            self.resolved_objects[(gen, num)] = known  # shared: never modified
-            return known
-        obj = super().get_object(indirect_reference)
-        stop = self.stream.tell()
-        if stop <= end and not self._data[stop:end].strip():
-            _parsed_objects.put(text, obj)
-        return obj
-
-
 def _read(
     data: bytes, record_id: str, shown: Mapping[str, str], form: FormSpec, warnings: list[str]
 ) -> ReadBack:
-    reader = _Reader(data)
-    token = _document.set(reader)
-    try:
-        return _check_and_read(reader, record_id, shown, form, warnings)
-    finally:
-        _document.reset(token)
+    reader = PdfReader(BytesIO(data), strict=False)
+    return _check_and_read(reader, record_id, shown, form, warnings)
 
 
 def _check_and_read(

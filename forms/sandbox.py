@@ -1,15 +1,19 @@
-"""Run the parse of an untrusted upload in a warm worker process under a time and memory bound.
+"""Read an untrusted upload: :func:`read_upload`, whose parse runs in a worker process under a
+time and memory bound.
 
 A PDF can be built to make a parser spin (a cross-reference that points at itself, object
 trees that never end) or to expand a few kilobytes into gigabytes (a decompression bomb).
-The upload path therefore never parses in the web process. :func:`read` hands the bytes to
-one of a small pool of worker processes and waits with a timeout.
+The upload path therefore never parses in the web process. :func:`read_upload` makes the
+cheap checks of :func:`sharewise.forms.reader.precheck` (empty, too large, not starting with
+``%PDF-``) here, then hands the bytes to one of a small pool of worker processes, which run
+:func:`sharewise.forms.reader.read_pdf`, and waits with a timeout. The dependency is one way:
+this module imports :mod:`sharewise.forms.reader`, never the reverse.
 
 Bounds (defaults; see :class:`ReaderPool`):
 
-- **time**: the caller waits ``timeout`` seconds (5 s by default, from
-  :func:`forms.reader.read_upload`); then the worker is killed (``SIGKILL``) and replaced, and
-  the upload is refused with ``UploadRejected("too_complex")``.
+- **time**: the caller waits ``timeout`` seconds (5 s by default, see :func:`read_upload`);
+  then the worker is killed (``SIGKILL``) and replaced, and the upload is refused with
+  ``UploadRejected("too_complex")``.
 - **memory**: each worker runs under ``RLIMIT_AS`` = 286 MiB (just under 300 MB) of address
   space. Resident memory can never exceed the address space, so no upload, of any size or
   shape, takes a worker above 300 MB resident. A warm worker maps about 60 MB and reading the
@@ -32,11 +36,9 @@ JSON, checked for shape and type, and a refusal keeps only a known code and one 
 reader's own messages, so nothing a worker that parsed a hostile file sends can run code or
 put text of its choosing in a response.
 
-Each worker loads the spec and reads the template and two completed sample forms
-(``forms/warmup_sample*.pdf``, see :mod:`sharewise.forms.warmup`) once at start (about half a
-second, paid when the pool starts or a killed worker is replaced), so even a fresh worker's
-first upload costs one pipe round trip (well under a millisecond) on top of an ordinary
-parse. Calls are thread-safe; a call waits for a
+Each worker loads the spec and reads the blank template once at start (through
+:func:`sharewise.forms.reader.read_pdf`, which refuses it as ``wrong_form``), so the modules a
+parse needs are imported before the first upload. Calls are thread-safe; a call waits for a
 free worker, and as every call ends within its timeout the wait is bounded too.
 
 The pool is created on first use (per process: a forked child gets its own); :func:`warm`
@@ -68,10 +70,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from sharewise.forms.reader import ReadBack, UploadRejected
+from sharewise.forms import reader
+from sharewise.forms.reader import DEFAULT_MAX_BYTES, ReadBack, UploadRejected
+from sharewise.forms.spec import load_spec
+from sharewise.forms.templatefile import TEMPLATE_PATH
 from sharewise.forms.validate import Problem
 
-__all__ = ["ReaderPool", "get_pool", "read", "shutdown", "warm"]
+__all__ = ["ReaderPool", "get_pool", "read", "read_upload", "shutdown", "warm"]
 
 DEFAULT_WORKERS = 2
 DEFAULT_MEMORY_LIMIT = 286 * 1024 * 1024  # 299.9 MB: under the 300 MB resident target
@@ -89,31 +94,13 @@ def _limit_memory(limit: int) -> None:
 
 
 def _warm_up() -> None:
-    """Load the spec and read the template and completed forms once, so that even the first
-    real call is as fast as later ones.
-
-    The samples (:mod:`forms.warmup`: the template prefilled and completed through PDFium, as
-    a real upload is, once fully and once sparsely) take the same code paths as an upload and
-    teach the reader's reuse cache the objects PDFium writes the same way for every record;
-    the blank template teaches it the template's own objects. A missing sample is skipped
-    (with none, this is the template alone, refused as ``wrong_form`` as expected).
-    """
-    from sharewise.forms import reader
-    from sharewise.forms.spec import SPEC_PATH, load_spec
-    from sharewise.forms.warmup import WARMUP_PATHS, WARMUP_RECORD_ID, warmup_shown
-
+    """Load the spec and read the blank template once, so that the modules and caches a parse
+    needs are ready before the first upload (the template is refused as ``wrong_form``)."""
     load_spec()
-    template = SPEC_PATH.with_name("decision_record.pdf")
-    sample_shown = warmup_shown()
-    reads = [(template, "warm-up", {})]
-    reads += [(path, WARMUP_RECORD_ID, sample_shown) for path in WARMUP_PATHS]
-    for path, record_id, shown in reads:
-        if not path.exists():
-            continue
-        try:
-            reader.read_pdf(path.read_bytes(), record_id, shown)
-        except UploadRejected:
-            pass
+    try:
+        reader.read_pdf(TEMPLATE_PATH.read_bytes(), "warm-up", {})
+    except UploadRejected:
+        pass
 
 
 def _peak_rss() -> int:
@@ -192,8 +179,6 @@ def worker_main(
     ``parent`` is the pid of the process that started the worker (default: the current
     parent); the worker exits when that process has gone.
     """
-    from sharewise.forms import reader
-
     _exit_with_parent(parent if parent is not None else os.getppid())
     # pypdf's recovery warnings describe the upload's structure only; keep them out of the
     # service's stderr (the reader still sees them through its own handler).
@@ -425,8 +410,32 @@ def get_pool() -> ReaderPool:
 
 
 def read(data: bytes, record_id: str, shown: Mapping[str, str], *, timeout: float) -> ReadBack:
-    """Parse an upload in the sandbox; see :func:`sharewise.forms.reader.read_upload`."""
+    """Parse an upload in the process's pool (``shown``: :func:`reader.expected_display`)."""
     return get_pool().read(data, record_id, shown, timeout)
+
+
+def read_upload(
+    data: bytes,
+    *,
+    record_id: str,
+    expected: Mapping[str, Any],
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float = 5.0,
+    isolate: bool = True,
+) -> ReadBack:
+    """Read an uploaded decision form for ``record_id`` or raise :class:`UploadRejected`.
+
+    ``expected`` is the record's normalised prefilled values (read-only fields are compared
+    with them). :func:`sharewise.forms.reader.precheck` runs first, in this process, before
+    any parsing. With ``isolate=True`` (the default) the parse runs in a sandbox worker bounded
+    by ``timeout`` seconds and a memory limit; ``isolate=False`` parses in this process
+    (benchmarks, or a caller that is already sandboxed) and cannot enforce ``timeout``.
+    """
+    reader.precheck(data, max_bytes)
+    shown = reader.expected_display(record_id, expected)
+    if isolate:
+        return read(data, record_id, shown, timeout=timeout)
+    return reader.read_pdf(data, record_id, shown)
 
 
 def warm() -> None:

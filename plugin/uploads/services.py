@@ -5,7 +5,7 @@ by the host's ``share.form_submitted`` event, so every route behaves the same:
 
 1. The bytes are written to the file store first, under a fresh key, whatever happens next:
    nothing a practitioner sent is lost.
-2. They are read with :func:`forms.reader.read_upload` in the reader sandbox (a separate worker
+2. They are read with :func:`forms.sandbox.read_upload` in the reader sandbox (a separate worker
    process bounded in time and memory) and the values are checked with
    :func:`sharewise.forms.validate.validate` (the golden rules). No database lock is held meanwhile.
 3. In the caller's transaction: the record row is locked (``SELECT ... FOR UPDATE`` on
@@ -38,11 +38,13 @@ from flask import Flask, current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sharewise.forms.reader import UploadRejected, read_upload
+from sharewise.forms.reader import UploadRejected
+from sharewise.forms.sandbox import read_upload
 from sharewise.forms.spec import load_spec
 from sharewise.forms.validate import Problem, validate
 from sharewise.plugin.db import utcnow
 from sharewise.plugin.outbox.services import enqueue_record_completed
+from sharewise.plugin.records.audit import audit, transition
 from sharewise.plugin.records.models import (
     AWAITING,
     CANCELLED,
@@ -51,7 +53,6 @@ from sharewise.plugin.records.models import (
     AuditEntry,
     Record,
 )
-from sharewise.plugin.records.services import audit, transition
 from sharewise.plugin.storage import storage
 from sharewise.plugin.uploads.models import ACCEPTED, REJECTED, SOURCES, UploadVersion
 from sharewise.plugin.uploads.models import INCOMPLETE as OUTCOME_INCOMPLETE

@@ -11,6 +11,7 @@ import io
 import os
 import re
 import struct
+import zipfile
 import zlib
 from functools import cache
 
@@ -81,6 +82,23 @@ def png_renamed() -> bytes:
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
         + chunk(b"IEND", b"")
     )
+
+
+def zip_stored(base: bytes, name: str = "decision.pdf") -> bytes:
+    """A ZIP archive holding the form uncompressed (``ZIP_STORED``): the PDF's bytes sit
+    whole inside it, after the archive's local file header."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr(name, base)
+    data = out.getvalue()
+    assert base in data and data.startswith(b"PK\x03\x04")
+    return data
+
+
+def prefixed(base: bytes, prefix: bytes) -> bytes:
+    """The form behind a few bytes (a UTF-8 byte order mark, whitespace): PDF readers skip
+    them, the product rule does not."""
+    return prefix + base
 
 
 def truncated(base: bytes) -> bytes:

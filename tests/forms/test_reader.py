@@ -10,7 +10,8 @@ import pytest
 from pypdf.generic import ArrayObject, NameObject, TextStringObject
 
 from sharewise.forms.prefill import normalise_prefill, prefill
-from sharewise.forms.reader import ReadBack, UploadRejected, read_upload
+from sharewise.forms.reader import ReadBack, UploadRejected, precheck, read_pdf
+from sharewise.forms.sandbox import read_upload
 from sharewise.forms.validate import Problem
 
 TIME_BOUND = 15.0  # seconds: a bound, not a speed target (CI is 2 shared cores)
@@ -33,6 +34,9 @@ def read(record, data, *, isolate=True, **kw):
 CORPUS = [
     ("zero_bytes", lambda r: badpdfs.zero_bytes(), "empty"),
     ("png_renamed", lambda r: badpdfs.png_renamed(), "not_pdf"),
+    ("zip_stored_form", lambda r: badpdfs.zip_stored(r["pdf"]), "not_pdf"),
+    ("utf8_bom_then_form", lambda r: badpdfs.prefixed(r["pdf"], b"\xef\xbb\xbf"), "not_pdf"),
+    ("whitespace_then_form", lambda r: badpdfs.prefixed(r["pdf"], b"\r\n "), "not_pdf"),
     ("truncated", lambda r: badpdfs.truncated(r["pdf"]), "malformed"),
     ("garbage", lambda r: badpdfs.garbage_after_header(), "malformed"),
     ("encrypted_empty_password", lambda r: badpdfs.encrypted(r["pdf"]), "encrypted"),
@@ -240,10 +244,45 @@ def test_rejection_is_picklable_and_readable():
     assert error.code == "xfa" and "XFA" in error.message
 
 
-# ---------------------------------------------------------------- parsed-object reuse
+# ---------------------------------------------------------------- the header rule
 
 
-def test_reuse_never_confuses_objects_that_share_text_up_to_a_quoted_endobj(record):
+@pytest.mark.parametrize("build", [
+    lambda pdf: badpdfs.zip_stored(pdf),
+    lambda pdf: badpdfs.prefixed(pdf, b"\xef\xbb\xbf"),
+    lambda pdf: badpdfs.prefixed(pdf, b"\n"),
+    lambda pdf: badpdfs.prefixed(pdf, b"junk %PDF-1.7\n"),
+], ids=["zip_stored", "bom", "newline", "junk"])
+def test_an_upload_not_starting_with_the_header_is_refused_before_any_parsing(
+    record, build, monkeypatch
+):
+    """The form inside a stored ZIP (or behind any prefix) would parse as the form: refused as
+    ``not_pdf`` by the pre-parse check and by the worker's own, pypdf never called."""
+    data = build(record["pdf"])
+    assert record["pdf"] in data  # the whole form is in there
+    import sharewise.forms.reader as reader_module
+
+    def no_parse(*args, **kwargs):
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(reader_module, "PdfReader", no_parse)
+    for check in (lambda: precheck(data), lambda: read_pdf(data, record["record_id"], {}),
+                  lambda: read(record, data, isolate=False)):
+        with pytest.raises(UploadRejected) as caught:
+            check()
+        assert caught.value.code == "not_pdf"
+        assert "not a PDF" in caught.value.message
+
+
+def test_the_form_itself_starts_with_the_header(record):
+    assert record["pdf"].startswith(b"%PDF-")
+    precheck(record["pdf"])  # no refusal
+
+
+# ---------------------------------------------------------------- other shapes of the form
+
+
+def test_a_quoted_endobj_does_not_hide_a_fields_action(record):
     innocent = badpdfs.with_raw_value(record["pdf"], "decision_reasons", b"(see endobj here)")
     hostile = badpdfs.with_raw_value(
         record["pdf"], "decision_reasons",
@@ -255,75 +294,21 @@ def test_reuse_never_confuses_objects_that_share_text_up_to_a_quoted_endobj(reco
     assert caught.value.code == "active_content"
 
 
-def test_reuse_keeps_each_records_values_apart(sample_prefill):
-    first = {**sample_prefill, "record_id": "rec_first", "subject_name": "Ada First"}
-    second = {**sample_prefill, "record_id": "rec_second", "subject_name": "Bo Second"}
-    for _ in range(2):
-        for data in (first, second):
-            expected = normalise_prefill(data)
-            pdf = badpdfs.set_text(prefill(data).pdf, "decision_reasons", data["record_id"])
-            result = read_upload(pdf, record_id=data["record_id"], expected=expected,
-                                 isolate=False)
-            assert result.values["subject_name"] == data["subject_name"]
-            assert result.values["decision_reasons"] == data["record_id"]
-
-
-def test_object_stream_uploads_read_and_checked_with_reuse(record):
+def test_object_stream_uploads_are_read_and_checked(record):
     innocent = badpdfs.with_object_streams(
         badpdfs.set_text(record["pdf"], "decision_reasons", "Plain reasons")
     )
     assert b"/ObjStm" in innocent
+    result = read(record, innocent, isolate=False)
+    assert result.values["decision_reasons"] == "Plain reasons"
+    assert result.values["subject_name"] == record["expected"]["subject_name"]
     hostile = badpdfs.with_object_streams(badpdfs.field_action(record["pdf"], "/JavaScript"))
-    for _ in range(2):  # the second time every dictionary of the innocent file is reused
-        result = read(record, innocent, isolate=False)
-        assert result.values["decision_reasons"] == "Plain reasons"
-        assert result.values["subject_name"] == record["expected"]["subject_name"]
-        with pytest.raises(UploadRejected) as caught:
-            read(record, hostile, isolate=False)
-        assert caught.value.code == "active_content"
+    with pytest.raises(UploadRejected) as caught:
+        read(record, hostile, isolate=False)
+    assert caught.value.code == "active_content"
     tampered = badpdfs.with_object_streams(
         badpdfs.set_text(record["pdf"], "subject_name", "Someone Else")
     )
     with pytest.raises(UploadRejected) as caught:
         read(record, tampered, isolate=False)
     assert caught.value.code == "tampered"
-
-
-def test_reuse_keeps_no_field_values_of_past_uploads(record):
-    from sharewise.forms import reader as reader_module
-
-    typed = badpdfs.set_text(record["pdf"], "decision_reasons", "Private reasons")
-    for data in (typed, badpdfs.with_object_streams(typed)):
-        read(record, data, isolate=False)
-        kept = reader_module._parsed_objects.values()
-        assert kept  # the template's and other plain dictionaries are reused
-        for obj in kept:
-            value = dict.get(obj, "/V")
-            assert value is None or isinstance(value, NameObject), value
-
-
-def test_an_upload_built_to_fill_the_reuse_cache_stays_within_its_bound(record):
-    import io
-
-    from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import DictionaryObject, NumberObject
-
-    from sharewise.forms import reader as reader_module
-
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(record["pdf"])))
-    junk = ArrayObject()
-    for i in range(700):  # 700 different dictionaries of about 1.9 KB each: about 1.3 MB
-        junk.append(writer._add_object(DictionaryObject({
-            NameObject("/N"): NumberObject(i),
-            NameObject("/A"): NameObject("/" + "a" * 1900),
-        })))
-    writer._root_object[NameObject("/Junk")] = writer._add_object(junk)
-    out = io.BytesIO()
-    writer.write(out)
-    hostile = badpdfs.with_object_streams(out.getvalue())
-    result = read(record, hostile, isolate=False)  # harmless junk: still our form
-    assert result.values["record_id"] == record["record_id"]
-    cache = reader_module._parsed_objects
-    assert 0 < cache.size <= cache.limit == 1024 * 1024
-    assert any(dict.get(obj, "/N") == 699 for obj in cache.values())  # it did fill and restart
-    assert read(record, record["pdf"], isolate=False).values["record_id"] == record["record_id"]

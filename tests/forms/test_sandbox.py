@@ -49,6 +49,16 @@ def test_timeout_kills_and_replaces_the_worker(pool, form):
     assert result.values["record_id"] == record_id
 
 
+def test_the_worker_refuses_bytes_that_do_not_start_with_the_header(pool, form):
+    """A caller that skipped the pre-parse check still gets ``not_pdf`` for the form inside a
+    stored ZIP: the worker checks the header before parsing too."""
+    pdf, record_id, shown = form
+    with pytest.raises(UploadRejected) as caught:
+        pool.read(badpdfs.zip_stored(pdf), record_id, shown, 5.0)
+    assert caught.value.code == "not_pdf"
+    assert pool.read(pdf, record_id, shown, 5.0).values["record_id"] == record_id
+
+
 def test_memory_bound_refuses_and_the_pool_recovers(form):
     pdf, record_id, shown = form
     small = ReaderPool(1, memory_limit=140 * MiB)

@@ -17,7 +17,7 @@ from viewers import (
 )
 
 from sharewise.forms.prefill import normalise_prefill, prefill
-from sharewise.forms.reader import read_upload
+from sharewise.forms.sandbox import read_upload
 from sharewise.forms.validate import validate
 
 TODAY = date(2026, 11, 24)  # the sample request was made on 20/11/2026

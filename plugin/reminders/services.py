@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from sharewise.plugin.db import session_scope, utcnow
 from sharewise.plugin.mail import MailError, PermanentMailError, make_message_id, send_mail
+from sharewise.plugin.records.audit import audit
 from sharewise.plugin.records.models import AWAITING, FINAL_STATUSES, INCOMPLETE, Record
 from sharewise.plugin.reminders.emails import RecordRef, digest_email, reminder_email
 from sharewise.plugin.reminders.models import (
@@ -522,8 +523,6 @@ def send_reminder(reminder_id: int, claim: str, *, app: Flask | None = None,
 
 def _record_sent(session: Session, record: Record, row: Reminder) -> None:
     """Audit entry and, for overdue steps, the ``share.record_overdue`` post-back row."""
-    from sharewise.plugin.records.services import audit
-
     audit(session, record, "sharewise", "reminder_sent",
           reason=f"{row.kind.replace('_', ' ')} reminder (step {row.step}) to the {row.recipient}")
     if row.kind == "overdue":

@@ -20,17 +20,16 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from sharewise.plugin import signing
-from sharewise.plugin.db import session_scope
 from sharewise.plugin.problems import PROBLEM_JSON, Problem
-from sharewise.plugin.records import services
+from sharewise.plugin.records.audit import InvalidTransition
 from sharewise.plugin.records.schemas import EventError, load_event
+from sharewise.plugin.records.services import RecordNotFound
 from sharewise.plugin.tenants import get_tenant
-from sharewise.plugin.uploads.services import handle_upload
+from sharewise.plugin.webhooks import services
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__)
-bp.record_once(lambda state: services.init_app(state.app))  # intake's group committer
 
 
 
@@ -169,14 +168,14 @@ def _dispatch(tenant: Any, webhook_id: str, event_type: str, timestamp: datetime
         return _form_submitted(tenant, webhook_id, data)
     except services.PrefillRejected as exc:
         raise _invalid(exc.errors, "Values not accepted by the form") from None
-    except services.RecordNotFound:
+    except RecordNotFound:
         raise Problem(404, "Unknown request", "No record exists for this request_id.",
                       slug="unknown-request") from None
     except services.ServiceBusy:
         raise Problem(503, "Service busy",
                       "The event was not stored in time. Send it again; a repeat is safe.",
                       slug="busy", headers={"Retry-After": "5"}) from None
-    except services.InvalidTransition as exc:
+    except InvalidTransition as exc:
         raise Problem(409, "Record is final",
                       f"The record is {exc.from_status} and cannot become {exc.to_status}.",
                       slug="record-final") from None
@@ -188,27 +187,4 @@ def _form_submitted(tenant: Any, webhook_id: str, data: dict[str, Any]) -> servi
         pdf = base64.b64decode(data["pdf_base64"], validate=True)
     except (binascii.Error, ValueError):
         raise _invalid([{"field": "data.pdf_base64", "message": "Not valid base64."}]) from None
-    with session_scope(readonly=True) as session:
-        replay = services.find_replay(session, tenant.slug, webhook_id)
-        if replay is not None:
-            return services.replay_result(replay)
-    with session_scope(readonly=True) as session:  # no write lock while the PDF is read
-        record = services.find_record(session, tenant.slug, data["request_id"])
-        if record is None:
-            raise services.RecordNotFound(data["request_id"])
-    with session_scope() as session:
-        result = handle_upload(session, record, pdf, source="host", actor="host")
-        pk = record.id
-    status = result.http_status
-    body = result.as_json()
-    if result.rejection_code is not None:
-        body = {
-            "type": f"urn:sharewise:problem:upload-{result.rejection_code.replace('_', '-')}",
-            "title": "Upload rejected",
-            "status": status,
-            "detail": result.message or "The PDF was not accepted.",
-            "code": result.rejection_code,
-            **body,
-        }
-    services.remember(tenant.slug, webhook_id, "share.form_submitted", pk, status, body)
-    return services.IntakeResult(status, body, result.record_id)
+    return services.form_submitted(tenant, webhook_id, data["request_id"], pdf)

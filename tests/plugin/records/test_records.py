@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from sharewise.plugin import links
 from sharewise.plugin.db import session_scope
-from sharewise.plugin.records import services
+from sharewise.plugin.records import audit, services
 from sharewise.plugin.records.models import (
     AppendOnlyError,
     AuditEntry,
@@ -46,11 +46,11 @@ def test_public_ids_are_opaque():
 def test_transitions_write_audit(app, created):
     with session_scope(app) as s:
         record = services.get_by_public_id(s, created["record_id"])
-        assert services.transition(s, record, "incomplete", "practitioner", "upload 1")
-        assert not services.transition(s, record, "incomplete", "practitioner")
-        services.transition(s, record, "complete", "practitioner")
-        with pytest.raises(services.InvalidTransition):
-            services.transition(s, record, "cancelled", "host")
+        assert audit.transition(s, record, "incomplete", "practitioner", "upload 1")
+        assert not audit.transition(s, record, "incomplete", "practitioner")
+        audit.transition(s, record, "complete", "practitioner")
+        with pytest.raises(audit.InvalidTransition):
+            audit.transition(s, record, "cancelled", "host")
     with session_scope(app) as s:
         record = services.get_by_public_id(s, created["record_id"])
         assert record.status == "complete" and record.completed_at is not None
@@ -93,7 +93,7 @@ def test_cancel(app, tenant, signed_post, created, db_session):
 
 def test_cancel_complete_record_is_409(app, tenant, signed_post, created):
     with session_scope(app) as s:
-        services.transition(s, services.get_by_public_id(s, created["record_id"]), "complete",
+        audit.transition(s, services.get_by_public_id(s, created["record_id"]), "complete",
                             "practitioner")
     resp = _cancel(signed_post, tenant, "REQ-C")
     assert resp.status_code == 409 and resp.mimetype == PROBLEM
@@ -120,15 +120,3 @@ def test_status_endpoint_tokens(app, client, created):
     with app.app_context():
         foreign = links.make_token("southvale", created["record_id"], "status")
     assert client.get(f"/status/{foreign}").status_code == 404
-
-
-def test_no_writer_process_when_switched_off_or_not_sqlite(app, backend):
-    """Intakes go to a writer process only on SQLite with INTAKE_WRITER on (the writer
-    itself: tests/plugin/records/test_intakewriter.py)."""
-    app.config["INTAKE_WRITER"] = False
-    assert services.use_writer_process(app) is None
-    assert app.extensions["sharewise.intake_writer"] is None
-    app.config["INTAKE_WRITER"] = True
-    if backend == "postgres":  # a database server takes concurrent writers itself
-        assert services.use_writer_process(app) is None
-        assert app.extensions["sharewise.intake_writer"] is None

@@ -98,8 +98,8 @@ def test_emergency_two_hours_then_cancelled(app, smtp, signed_post, sample_event
 
 def test_completion_stops_the_rest(app, smtp, signed_post, sample_event, tenant):
     from sharewise.plugin.db import session_scope
+    from sharewise.plugin.records.audit import transition
     from sharewise.plugin.records.models import Record
-    from sharewise.plugin.records.services import transition
 
     body = create(signed_post, sample_event, tenant, at(2026, 5, 22, 14, 30), "routine")
     assert timeline(app, smtp, [at(2026, 5, 26, 15, 0)]) == {

@@ -238,9 +238,50 @@ def test_form_submitted_by_the_host_goes_through_the_same_path(app, made, signed
                                                       "rejected"]
 
 
+def test_form_submitted_that_failed_to_commit_is_answered_first_on_the_retry(
+        app, made, signed_post, db_session):
+    """The delivery's answer commits with the upload's outcome: when that transaction fails
+    (here: the database refuses the commit once), nothing is kept, the host's retry
+    completes the record, and every later retry gets that same answer, never a 409."""
+    from sqlalchemy import event, func
+
+    from sharewise.plugin.db import sessionmaker_for
+    from sharewise.plugin.records.models import WebhookEvent
+    from sharewise.plugin.uploads.models import UploadVersion
+
+    rid = made["record_id"]
+    request_id = record_row(app, rid).request_id
+    delivery = _form_submitted(app, request_id, filled_pdf(app, rid, complete_answers()))
+    fail = {"once": True}
+
+    def refuse_commit(session):
+        stored = [*session.new, *session.identity_map.values()]
+        if any(isinstance(o, WebhookEvent) for o in stored) and fail.pop("once", False):
+            raise RuntimeError("the database went away at the commit")
+
+    factory = sessionmaker_for(app)
+    event.listen(factory, "before_commit", refuse_commit)
+    try:
+        failed = signed_post("northshire", delivery, "msg_submit")
+        assert failed.status_code == 500 and "Traceback" not in failed.get_data(True)
+        db_session.rollback()
+        assert db_session.scalar(select(func.count()).select_from(UploadVersion)) == 0
+        assert db_session.scalar(select(func.count()).select_from(WebhookEvent).where(
+            WebhookEvent.webhook_id == "msg_submit")) == 0
+        assert record_row(app, rid).status == "awaiting_completion"
+        retried = signed_post("northshire", delivery, "msg_submit")
+        again = signed_post("northshire", delivery, "msg_submit")
+    finally:
+        event.remove(factory, "before_commit", refuse_commit)
+    expected = {"record_id": rid, "status": "complete", "version": 1, "missing": []}
+    assert (retried.status_code, retried.get_json()) == (200, expected)
+    assert (again.status_code, again.get_json()) == (200, expected)
+    assert [v.outcome for v in versions(app, rid)] == ["accepted"]
+
+
 def test_no_database_lock_is_held_while_an_upload_is_read(app, client, made, monkeypatch):
     """A slow read (a large or hostile PDF) does not hold up other writers of the database."""
-    from sharewise.plugin.records.services import audit as write_audit
+    from sharewise.plugin.records.audit import audit as write_audit
 
     reading, release = threading.Event(), threading.Event()
     real_read = services.read_upload

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sharewise.plugin.records.models import AuditEntry, Record, WebhookEvent
 from sharewise.plugin.signing import generate_secret, sign
 from sharewise.plugin.storage import storage
+from tests.answers import same_answer, status_record_id
 
 PROBLEM = "application/problem+json"
 
@@ -65,48 +66,55 @@ def test_first_delivery_creates_record(client, tenant, signed_post, sample_event
                              "completed_at": None}
 
 
-def test_same_webhook_id_again_is_200_same_body(tenant, signed_post, sample_event, db_session):
+def test_same_webhook_id_again_is_200_same_body(client, tenant, signed_post, sample_event,
+                                                db_session):
     event = sample_event()
     first = signed_post(tenant, event, webhook_id="msg_same")
     again = signed_post(tenant, event, webhook_id="msg_same")
     assert (first.status_code, again.status_code) == (201, 200)
-    assert again.get_json() == first.get_json()
+    assert same_answer(again.get_json(), first.get_json())
+    assert status_record_id(client, again.json) == first.json["record_id"]
     assert _count(db_session, Record) == 1
     assert _count(db_session, AuditEntry) == 1
     assert _count(db_session, WebhookEvent) == 1
 
 
-def test_new_webhook_id_same_request_is_200_same_body(tenant, signed_post, sample_event,
+def test_new_webhook_id_same_request_is_200_same_body(client, tenant, signed_post, sample_event,
                                                        db_session):
     first = signed_post(tenant, sample_event(request_id="REQ-9"), webhook_id="msg_1")
     second = signed_post(tenant, sample_event(request_id="REQ-9"), webhook_id="msg_2")
     third = signed_post(tenant, sample_event(request_id="REQ-9"), webhook_id="msg_2")
     assert (first.status_code, second.status_code, third.status_code) == (201, 200, 200)
-    assert second.get_json() == first.get_json() == third.get_json()
+    assert same_answer(second.json, first.json) and same_answer(third.json, first.json)
+    assert {status_record_id(client, b.json) for b in (second, third)} == {first.json["record_id"]}
     assert _count(db_session, Record) == 1
     assert _count(db_session, WebhookEvent) == 2
 
 
-def test_a_repeat_gets_the_first_links_though_no_row_keeps_them(tenant, signed_post,
-                                                               sample_event, db_session,
-                                                               monkeypatch):
-    """Stored answers hold the second the links were issued at, not the links (bearer
-    credentials); a repeat an hour later gets the first links back, byte for byte."""
+def test_a_repeat_gets_fresh_links_to_the_record_though_no_row_keeps_them(
+        client, tenant, signed_post, sample_event, db_session, monkeypatch):
+    """Stored answers hold no links (bearer credentials); a repeat an hour later gets links
+    signed then, which open the same record."""
+    import itsdangerous
+
     from sharewise.plugin import links
 
+    earlier = int(time.time()) - 3600  # the first answer's links were signed an hour ago
+    monkeypatch.setattr(itsdangerous.TimestampSigner, "get_timestamp", lambda self: earlier)
     first = signed_post(tenant, sample_event(request_id="REQ-L"), webhook_id="msg_a")
-    later = links.issued_now() + 3600
-    monkeypatch.setattr(links, "issued_now", lambda: later)
+    monkeypatch.undo()
     same_id = signed_post(tenant, sample_event(request_id="REQ-L"), webhook_id="msg_a")
     new_id = signed_post(tenant, sample_event(request_id="REQ-L"), webhook_id="msg_b")
     assert (first.status_code, same_id.status_code, new_id.status_code) == (201, 200, 200)
-    assert same_id.data == new_id.data == first.data
+    assert same_answer(same_id.json, first.json) and same_answer(new_id.json, first.json)
+    assert same_id.json["status_url"] != first.json["status_url"]  # signed an hour later
+    for body in (first.json, same_id.json, new_id.json):
+        assert status_record_id(client, body) == first.json["record_id"]
     stored = db_session.scalars(select(WebhookEvent.response_body)).all()
     assert len(stored) == 2
     for body in stored:
         assert not set(body) & set(links.URL_KEYS.values())
         assert "http" not in json.dumps(body) and body["record_id"] == first.json["record_id"]
-        assert body["links_issued_at"] < later
 
 
 def test_after_a_link_key_rotation_a_repeat_gets_links_that_open(app, client, tenant,
@@ -120,29 +128,42 @@ def test_after_a_link_key_rotation_a_repeat_gets_links_that_open(app, client, te
         assert client.get(_path(body["status_url"])).json["record_id"] == first["record_id"]
 
 
-def test_an_answer_stored_whole_is_repeated_as_stored(app, tenant, signed_post, sample_event):
-    """Rows written before links were left out of stored answers still answer repeats."""
+@pytest.mark.parametrize("old_links", [
+    {"form_url": "http://old.example/form/t", "form_pdf_url": "http://old.example/p",
+     "upload_url": "http://old.example/u", "status_url": "http://old.example/s"},
+    {"links_issued_at": 1764000000},
+])
+def test_an_answer_stored_by_an_older_release_is_repeated_with_fresh_links(
+        app, client, tenant, signed_post, sample_event, old_links):
+    """Rows written by older releases (links stored whole, or the second they were issued
+    at) still answer repeats: the stored answer with links signed now."""
     from sharewise.plugin.db import session_scope
 
-    old = {"record_id": "SR-OLD", "status": "awaiting_completion",
-           "form_url": "http://old.example/form/t", "form_pdf_url": "http://old.example/p",
-           "upload_url": "http://old.example/u", "status_url": "http://old.example/s",
+    created = signed_post(tenant, sample_event(request_id="REQ-OLD"), webhook_id="msg_new").json
+    old = {"record_id": created["record_id"], "status": "awaiting_completion", **old_links,
            "due_at": "2026-12-01T09:30:00Z"}
     with app.app_context(), session_scope() as session:
         session.add(WebhookEvent(tenant=tenant.slug, webhook_id="msg_old",
                                  event_type="share.requested", response_status=201,
                                  response_body=old))
     again = signed_post(tenant, sample_event(request_id="REQ-OLD"), webhook_id="msg_old")
-    assert (again.status_code, again.json) == (200, old)
+    assert again.status_code == 200
+    assert list(again.json) == ["record_id", "status", "form_url", "form_pdf_url",
+                                "upload_url", "status_url", "due_at"]
+    assert again.json["due_at"] == "2026-12-01T09:30:00Z"
+    assert status_record_id(client, again.json) == created["record_id"]
 
 
-@pytest.mark.parametrize("stored", [{"links_issued_at": "soon", "record_id": "SR-1"},
-                                    {"links_issued_at": 1764000000},
-                                    {"links_issued_at": 1764000000, "record_id": 7}])
-def test_a_stored_answer_this_code_did_not_write_is_repeated_as_stored(stored):
-    from sharewise.plugin.records.services import answer_body
+@pytest.mark.parametrize("event_type, stored", [
+    ("share.requested", {"links_issued_at": 1764000000}),
+    ("share.requested", {"links_issued_at": 1764000000, "record_id": 7}),
+    ("share.cancelled", {"record_id": "SR-1", "status": "cancelled"}),
+    ("share.form_submitted", {"record_id": "SR-1", "status": "complete", "version": 2}),
+])
+def test_a_stored_answer_without_links_to_make_is_repeated_as_stored(event_type, stored):
+    from sharewise.plugin.webhooks.services import answer_body
 
-    assert answer_body(stored, "northshire") == stored
+    assert answer_body(event_type, stored, "northshire") == stored
 
 
 def test_same_request_id_in_two_tenants_are_two_records(tenant, other_tenant, signed_post,
@@ -393,7 +414,7 @@ def test_garbage_headers_never_500(tenant, signed_post, sample_event, headers):
 
 def test_unexpected_error_is_a_bare_problem(app, client, tenant, signed_post, sample_event,
                                             monkeypatch, caplog):
-    from sharewise.plugin.records import services
+    from sharewise.plugin.webhooks import services
 
     def boom(*a, **k):
         raise RuntimeError("Zoë Ångström secret detail")

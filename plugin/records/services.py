@@ -68,6 +68,9 @@ def prefilled_pdf(record: Record, app: Flask | None = None) -> bytes:
             return store.get(record.prefill_pdf_key)
         except NotFound:
             pass
+        except StorageError as exc:  # unreadable: made again from the values, as if missing
+            log.warning("record %s: prefilled PDF not read (%s); made from its values",
+                        record.public_id, exc)
     try:
         pdf = prefill.build_pdf(record.prefill or {}, record.prefill_hash)
     except FormDataError:
@@ -82,7 +85,7 @@ def prefilled_pdf(record: Record, app: Flask | None = None) -> bytes:
             store.put(record.prefill_pdf_key, pdf)
         except StorageError as exc:
             log.warning("record %s: prefilled PDF not stored (%s); served from its values",
-                        record.public_id, type(exc).__name__)
+                        record.public_id, exc)
     return pdf
 
 

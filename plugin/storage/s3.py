@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from sharewise.plugin.storage import NotFound, Storage, StorageError, check_key
 
@@ -85,11 +85,16 @@ class S3Storage(Storage):
             )
         except ClientError as exc:
             raise StorageError(f"S3 put failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:  # no answer: connection refused, timed out...
+            raise StorageError(f"S3 put failed: {type(exc).__name__}") from exc
 
     def get(self, key: str) -> bytes:
         """The bytes stored under ``key``; :class:`NotFound` when there are none."""
         with self.open(key) as body:
-            return body.read()
+            try:
+                return body.read()
+            except BotoCoreError as exc:  # the connection broke while the body streamed
+                raise StorageError(f"S3 get failed: {type(exc).__name__}") from exc
 
     def open(self, key: str) -> BinaryIO:
         """A streaming, readable body of ``key`` (close it); :class:`NotFound` if absent."""
@@ -99,6 +104,8 @@ class S3Storage(Storage):
             if _code(exc) in _NOT_FOUND:
                 raise NotFound(key) from None
             raise StorageError(f"S3 get failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 get failed: {type(exc).__name__}") from exc
         # botocore's StreamingBody is an io.IOBase with read(), close() and a context manager.
         return cast(BinaryIO, response["Body"])
 
@@ -109,6 +116,8 @@ class S3Storage(Storage):
             if _code(exc) in _NOT_FOUND:
                 return None
             raise StorageError(f"S3 head failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 head failed: {type(exc).__name__}") from exc
 
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``."""
@@ -127,6 +136,8 @@ class S3Storage(Storage):
             self.client.delete_object(Bucket=self.bucket, Key=self._object_key(key))
         except ClientError as exc:
             raise StorageError(f"S3 delete failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 delete failed: {type(exc).__name__}") from exc
 
 
 def _code(exc: ClientError) -> str:

@@ -24,6 +24,7 @@ from sharewise.plugin.problems import PROBLEM_JSON, Problem
 from sharewise.plugin.records.audit import InvalidTransition
 from sharewise.plugin.records.schemas import EventError, load_event
 from sharewise.plugin.records.services import RecordNotFound
+from sharewise.plugin.storage import StorageError
 from sharewise.plugin.tenants import get_tenant
 from sharewise.plugin.webhooks import services
 
@@ -171,6 +172,12 @@ def _dispatch(tenant: Any, webhook_id: str, event_type: str, timestamp: datetime
     except RecordNotFound:
         raise Problem(404, "Unknown request", "No record exists for this request_id.",
                       slug="unknown-request") from None
+    except StorageError as exc:  # nothing was recorded: the bytes are stored before any row
+        log.error("file store error on a %s event for %s: %s", event_type, tenant.slug, exc)
+        raise Problem(503, "File store unavailable",
+                      "The file store failed and nothing was recorded. Send the event again; "
+                      "a repeat is safe.", slug="storage-unavailable",
+                      headers={"Retry-After": "60"}) from None
     except services.ServiceBusy:
         raise Problem(503, "Service busy",
                       "The event was not stored in time. Send it again; a repeat is safe.",

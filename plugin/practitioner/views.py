@@ -23,12 +23,17 @@ Status codes of a refused upload (the page uses the same ones): ``400`` not a us
 ``Content-Length`` before the body is read, and while reading it), ``422`` a PDF that is not an
 acceptable decision form for this record (``encrypted``, ``xfa``, ``active_content``,
 ``wrong_form``, ``wrong_record``, ``tampered``, ``too_complex``), ``409`` the record is
-``complete`` or ``cancelled``. Every one of them is stored as a rejected version.
+``complete`` or ``cancelled``. Every one of them is stored as a rejected version. A body whose
+framing is broken (a malformed chunk) or that has an encoding Sharewise does not decode is
+``400`` ``malformed-body`` / ``415`` ``unsupported-encoding`` problem+json, and nothing is
+stored (:mod:`sharewise.plugin.problems` guards every request body).
 
 Link problems answer ``403`` with a page that says what happened and what to do (JSON clients:
 problem+json ``link-expired`` / ``link-invalid`` / ``link-wrong-purpose``). A token names its
 tenant and record; a record is only found within the token's tenant, so one tenant's link never
-opens another tenant's record (``403 link-invalid``). A cancelled record's page and download
+opens another tenant's record (``403 link-invalid``). A token Sharewise did not make, whatever
+it carries and even signed with its key, is ``link-invalid`` before any database query
+(:func:`sharewise.plugin.links.load_token`). A cancelled record's page and download
 answer ``410`` with a page saying it was cancelled.
 
 Pages carry ``Cache-Control: no-store``, ``Referrer-Policy: no-referrer`` (the token is in the

@@ -17,8 +17,8 @@ once with each of, interleaved so machine load hits all alike:
   the service uses (the process's pool of ``forms.sandbox`` workers, two by default, used in
   turn; includes the pipe round trip).
 
-Every read parses the file afresh (the reader keeps nothing between uploads), so all rounds
-measure the same work; the first round is also reported on its own.
+Every read parses the file afresh (the reader keeps nothing between uploads), so every round
+measures the same work.
 
 Finally: the peak resident size of a fresh worker that reads a 12 MB upload (the form plus a
 12 MB embedded stream, as a photo or font would add), with the command's target of 300 MB.
@@ -124,23 +124,17 @@ def main() -> None:
         files = uploads(args.records, incremental=incremental,
                         object_streams=object_streams, first=number * 1000)
         times: dict[str, list[float]] = {name: [] for name in runs}
-        first: dict[str, list[float]] = {name: [] for name in runs}
-        for round_no in range(args.rounds):
+        for _ in range(args.rounds):
             for item in files:
                 for name, run in runs.items():
                     started = time.perf_counter()
                     run(item)
-                    elapsed = time.perf_counter() - started
-                    times[name].append(elapsed)
-                    if round_no == 0:
-                        first[name].append(elapsed)
+                    times[name].append(time.perf_counter() - started)
         size = statistics.median(len(f[0]) for f in files) / 1024
         print(f"{len(files)} PDFium-completed uploads of different records, {kind}, "
               f"median {size:.0f} KB; {args.rounds} rounds")
         for name in runs:
-            print(f"  {labels[name]:<38} all: {summary(times[name])}")
-            if name != "baseline":
-                print(f"  {'':<32}first round: {summary(first[name])}")
+            print(f"  {labels[name]:<38} {summary(times[name])}")
     print("target: sandboxed read-back plus validation under 15 ms median")
     trips = []
     for _ in range(200):

@@ -10,6 +10,10 @@
   waits past the busy timeout gets "database is locked" (:func:`is_locked`), which callers
   answer with 503 and ``Retry-After``.
 * PostgreSQL runs through psycopg 3 (``postgresql+psycopg://``).
+* A forked process never uses its parent's connections: every engine made here is disposed
+  with ``close=False`` in the child of any ``fork`` (Celery's prefork pool, gunicorn's
+  workers, ``multiprocessing``), as SQLAlchemy documents for pools and ``os.fork()``; the
+  child opens its own connections and leaves the parent's alone.
 * :func:`session_scope` is the unit of work for requests, Celery tasks and CLI commands:
   commit on success, roll back on error, always close.
 * :func:`upgrade` applies the Alembic migrations in ``migrations/`` (``upgrade head``),
@@ -19,6 +23,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -75,6 +81,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: Every engine :func:`make_engine` made in this process (disposed in a forked child).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _fresh_pools_after_fork() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)  # forget the parent's connections without closing them
+
+
+os.register_at_fork(after_in_child=_fresh_pools_after_fork)
+
+
 def is_locked(exc: BaseException) -> bool:
     """Whether ``exc`` is SQLite's "database is locked": the busy timeout ran out."""
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
@@ -110,8 +128,10 @@ def make_engine(url: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": busy_timeout})
         _configure_sqlite(engine, busy_timeout)
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    _ENGINES.add(engine)
+    return engine
 
 
 def init_app(app: Flask) -> None:

@@ -164,3 +164,33 @@ def test_in_memory_uri_databases_leave_no_files(tmp_path, monkeypatch):
             conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
         engine.dispose()
     assert list(tmp_path.iterdir()) == []
+
+
+def _child_backend(url: str, engine, queue) -> None:
+    queue.put((engine.pool.checkedin(), _backend_id(engine)))
+
+
+def _backend_id(engine) -> object:
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        return id(conn.connection.dbapi_connection)
+
+
+def test_a_forked_child_opens_its_own_connections(database_url):
+    """After any fork the child's pool is empty (the parent's connections are left to the
+    parent, not closed and not shared), and the parent's connection still works."""
+    engine = make_engine(database_url)
+    parent = _backend_id(engine)
+    assert engine.pool.checkedin() == 1
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_backend, args=(database_url, engine, queue))
+    child.start()
+    checked_in, backend = queue.get(timeout=30)
+    child.join(30)
+    assert child.exitcode == 0 and checked_in == 0
+    if engine.dialect.name == "postgresql":
+        assert backend != parent
+    assert _backend_id(engine) == parent  # the parent's connection was not closed by the child
+    engine.dispose()

@@ -1,4 +1,5 @@
-"""Default settings (``defaults.toml``) and the example tenants file, shipped as package data.
+"""Configuration data shipped with the package: the example tenants file (``tenants.example.toml``).
 
-Read with :mod:`importlib.resources` (``sharewise.config``), so an installed wheel has them.
+The settings themselves (every ``SHAREWISE_*`` variable: default, type, check, documentation)
+are defined in code, in :mod:`sharewise.plugin.settings`.
 """

@@ -1,29 +1,47 @@
 """The Flask application factory.
 
-Configuration layers: the defaults (``config/defaults.toml``), then the ``config`` mapping
-passed in (tests), then ``SHAREWISE_<KEY>`` environment variables, then derived values
-(:func:`sharewise.plugin.settings.finalise`). On start the database is migrated to head (unless
-``MIGRATE_ON_START`` is false). The app registers every concern's blueprint, imported here:
-the factory is the one place that knows them all.
+Settings (:mod:`sharewise.plugin.settings`): the defaults, then the ``config`` mapping passed in
+(tests), then ``SHAREWISE_<KEY>`` environment variables, built once into a frozen
+:class:`~sharewise.plugin.settings.Settings` (``settings_of(app)``; the same typed values are in
+``app.config``). Keys of ``config`` that are not settings (``TESTING``, ``CELERY``,
+``BROKER_TRANSPORT_OPTIONS``...) go to ``app.config`` as given. On start the database is
+migrated to head (unless ``MIGRATE_ON_START`` is false); a database that cannot be reached
+raises :class:`~sharewise.plugin.settings.StartupError` (one line, password masked). The app
+registers every concern's blueprint, imported here: the factory is the one place that knows
+them all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import Flask, Response, jsonify
 
-from sharewise.plugin import db, problems, settings, storage, tenants
+from sharewise.plugin import db, problems, storage, tenants
 from sharewise.plugin.celery import celery_init_app
 from sharewise.plugin.outbox.demo_host import bp as demo_host_bp
 from sharewise.plugin.practitioner.views import bp as practitioner_bp
 from sharewise.plugin.records.views import bp as records_bp
+from sharewise.plugin.settings import (
+    KEYS,
+    Settings,
+    StartupError,
+    build,
+    install,
+    sqlite_file,
+    unreachable,
+)
 from sharewise.plugin.webhooks.views import bp as webhooks_bp
 
 BLUEPRINTS = (webhooks_bp, records_bp, demo_host_bp, practitioner_bp)
+#: Libraries whose INFO lines are routine chatter (Alembic: "Context impl SQLiteImpl", "Will
+#: assume transactional DDL", "Running upgrade ..."); the app logs one line of its own instead.
+QUIET_LOGGERS = ("alembic",)
 
 
 def configure_logging(level: str) -> None:
@@ -33,21 +51,27 @@ def configure_logging(level: str) -> None:
         logging.basicConfig(
             level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+    if level.upper() != "DEBUG":
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the Sharewise Flask app."""
+def create_app(config: Mapping[str, Any] | None = None, *,
+               settings: Settings | None = None) -> Flask:
+    """Build the Sharewise Flask app (``settings``: already built by the caller, e.g. the CLI;
+    else built here from ``config`` and the environment)."""
+    config = dict(config or {})
+    built = settings or build(config)
+    built = dataclasses.replace(built, secret_keys=built.signing_keys())
     app = Flask("plugin", root_path=str(Path(__file__).resolve().parent))
-    app.config.update(settings.defaults())
-    app.config.update(config or {})
-    app.config.from_prefixed_env(settings.ENV_PREFIX)
-    settings.finalise(app.config)
+    app.config.update({k: v for k, v in config.items() if k not in KEYS})
+    install(app, built)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    configure_logging(str(app.config.get("LOG_LEVEL", "INFO")))
+    configure_logging(built.log_level)
 
     db.init_app(app)
-    if app.config["MIGRATE_ON_START"]:
-        db.upgrade(db.engine_for(app))
+    if built.migrate_on_start:
+        migrate(db.engine_for(app), built.database_url)
     tenants.init_app(app)
     storage.init_app(app)
     problems.init_app(app)
@@ -56,6 +80,37 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.add_url_rule("/healthz", "healthz", _healthz)
     return app
+
+
+def existing_app(settings: Settings | None = None) -> Flask:
+    """The app of a command that works on an existing installation (``links``,
+    ``deliveries``, ``reminders``): it creates no data directory and no database; when they
+    do not exist, :class:`~sharewise.plugin.settings.StartupError` says so.
+
+    ``settings``: default, those the running ``sharewise`` command built, else the environment.
+    """
+    if settings is None:
+        ctx = click.get_current_context(silent=True)
+        settings = ctx.find_object(Settings) if ctx is not None else None
+    settings = settings or build()
+    first = "start `sharewise serve` or run `sharewise db upgrade` first"
+    if settings.uses_data_dir() and not settings.data_dir.is_dir():
+        raise StartupError(f"no data directory {settings.data_dir} (SHAREWISE_DATA_DIR); {first}")
+    file = sqlite_file(settings.database_url)
+    if file is not None and not file.is_file():
+        raise StartupError(f"no database {file} (SHAREWISE_DATABASE_URL); {first}")
+    return create_app(settings=settings)
+
+
+def migrate(engine: Any, url: str) -> None:
+    """``upgrade head`` on ``engine``; a database that cannot be reached is a
+    :class:`~sharewise.plugin.settings.StartupError` naming ``url`` (password masked)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    try:
+        db.upgrade(engine)
+    except (OperationalError, InterfaceError) as exc:
+        raise StartupError(unreachable("database", url, exc)) from None
 
 
 def _healthz() -> Response:

@@ -14,6 +14,8 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask, current_app
 
+from sharewise.plugin.settings import settings_of
+
 FILESYSTEM_PREFIX = "filesystem://"
 
 
@@ -48,7 +50,7 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
     conf: dict[str, Any] = {
-        **broker_settings(app.config["BROKER_URL"]),
+        **broker_settings(settings_of(app).broker_url),
         "task_ignore_result": True,
         "result_backend": None,
         "task_acks_late": True,
@@ -62,7 +64,7 @@ def celery_init_app(app: Flask) -> Celery:
         "worker_hijack_root_logger": False,
         "beat_schedule": {},
     }
-    conf["broker_transport_options"].update(app.config.get("BROKER_TRANSPORT_OPTIONS") or {})
+    conf["broker_transport_options"].update(settings_of(app).broker_transport_options)
     conf.update(app.config.get("CELERY") or {})
     celery_app.config_from_object(conf)
     celery_app.set_default()

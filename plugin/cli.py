@@ -8,6 +8,12 @@
 * ``demo``: plays the host: signs and sends a sample ``share.requested`` to a running service.
 * ``tenants add NAME``: prints a new tenant block with fresh secrets.
 * ``db upgrade``: applies the migrations; ``settings``: prints the settings table.
+
+The settings are built once, when the command starts (:func:`main`); a bad one, a database or
+broker that cannot be reached, or a malformed tenants file stops the command with one line on
+standard error and a non-zero exit, never a traceback. Only ``serve``, ``web``, ``worker``,
+``beat`` and ``db upgrade`` create the data directory; the other commands work on what exists
+(wherever they are run from: every path is absolute once the settings are built).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -27,12 +33,35 @@ from sharewise.plugin import settings
 from sharewise.plugin.outbox.cli import deliveries
 from sharewise.plugin.practitioner.cli import links_cmd
 from sharewise.plugin.reminders.cli import reminders
-from sharewise.plugin.tenants import (
-    load_tenants,
-    resolve_tenants_path,
-    tenant_block,
-    write_demo_tenants,
-)
+from sharewise.plugin.settings import Settings, SettingsError, StartupError, unreachable
+from sharewise.plugin.tenants import TenantsError, load_tenants, tenant_block, write_demo_tenants
+
+
+def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
+    click.echo(f"sharewise: {message}", err=True)
+    ctx.exit(code)
+
+
+class _Main(click.Group):
+    """The command group: turns the expected start-up failures into one line each."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; bad settings exit 2, unreachable services and the like exit 1."""
+        from kombu.exceptions import OperationalError as BrokerError
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            _fail(ctx, str(exc), 2)
+        except (StartupError, TenantsError) as exc:
+            _fail(ctx, str(exc), 1)
+        except (OperationalError, InterfaceError) as exc:
+            url = ctx.find_object(Settings).database_url  # type: ignore[union-attr]
+            _fail(ctx, unreachable("database", url, exc).replace("reach", "use", 1), 1)
+        except BrokerError as exc:
+            url = ctx.find_object(Settings).broker_url  # type: ignore[union-attr]
+            _fail(ctx, unreachable("broker", url, exc), 1)
 
 
 def _set_env(**values: Any) -> None:
@@ -41,35 +70,72 @@ def _set_env(**values: Any) -> None:
             os.environ[f"{settings.ENV_PREFIX}_{key}"] = str(value)
 
 
-def _prepare(host: str | None = None, port: int | None = None) -> dict[str, Any]:
-    """Settings for the processes about to start, exported so children see the same ones."""
-    _set_env(HOST=host, PORT=port)
-    cfg = settings.load()
-    tenants_path = resolve_tenants_path(cfg)
-    if not tenants_path.exists():
-        tenants_path = Path(cfg["DATA_DIR"]) / "tenants.toml"
-        write_demo_tenants(tenants_path, cfg["BASE_URL"])
-        click.echo(f"sharewise: no tenants file found; created a demo one at {tenants_path}")
-    _set_env(DATA_DIR=cfg["DATA_DIR"], TENANTS=tenants_path, HOST=cfg["HOST"], PORT=cfg["PORT"])
-    return settings.load()
+def _check_database(s: Settings) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import InterfaceError, OperationalError
 
+    from sharewise.plugin.db import make_engine
 
-def _migrate(cfg: dict[str, Any]) -> None:
-    from sharewise.plugin.db import make_engine, upgrade
-
-    engine = make_engine(cfg["DATABASE_URL"])
+    engine = make_engine(s.database_url)
     try:
-        upgrade(engine)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except (OperationalError, InterfaceError) as exc:
+        raise StartupError(unreachable("database", s.database_url, exc)) from None
     finally:
         engine.dispose()
 
 
-def _web_argv(cfg: dict[str, Any]) -> list[str]:
+def _check_broker(s: Settings) -> None:
+    """One connection attempt to a network broker (the filesystem one is a directory)."""
+    if s.broker_url.startswith(("filesystem://", "memory://")):
+        return
+    from kombu import Connection
+    from kombu.exceptions import OperationalError as BrokerError
+
+    with Connection(s.broker_url, connect_timeout=5) as conn:
+        try:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=10)
+        except BrokerError as exc:
+            raise StartupError(unreachable("broker", s.broker_url, exc)) from None
+
+
+def _migrate(s: Settings) -> None:
+    from sharewise.plugin.app import migrate
+    from sharewise.plugin.db import make_engine
+
+    engine = make_engine(s.database_url)
+    try:
+        migrate(engine, s.database_url)
+    finally:
+        engine.dispose()
+
+
+def _starting(ctx: click.Context, host: str | None = None, port: int | None = None) -> Settings:
+    """The settings of a process about to start (``serve``, ``web``, ``worker``, ``beat``):
+    ``--host`` / ``--port`` applied, the data directory created, the database migrated here
+    (once) and the broker reached; exported, so the processes started see the same values."""
+    s: Settings = ctx.find_object(Settings)  # type: ignore[assignment]
+    if host is not None or port is not None:
+        _set_env(HOST=host, PORT=port)
+        s = settings.build()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    if s.migrate_on_start:
+        _migrate(s)
+    else:
+        _check_database(s)
+    _check_broker(s)
+    os.environ.update(s.environment())
+    os.environ[f"{settings.ENV_PREFIX}_MIGRATE_ON_START"] = "false"  # done above, once
+    return s
+
+
+def _web_argv(s: Settings) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn",
-        "--bind", f"{cfg['HOST']}:{cfg['PORT']}",
-        "--workers", str(cfg["WEB_WORKERS"]),
-        "--threads", str(cfg["WEB_THREADS"]),
+        "--bind", f"{s.host}:{s.port}",
+        "--workers", str(s.web_workers),
+        "--threads", str(s.web_threads),
         "--worker-class", "gthread",
         "--graceful-timeout", "10",
         "--access-logfile", "-",
@@ -79,36 +145,42 @@ def _web_argv(cfg: dict[str, Any]) -> list[str]:
     ]
 
 
-def _worker_argv(cfg: dict[str, Any]) -> list[str]:
+def _worker_argv(s: Settings) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "sharewise.tasks.worker", "worker",
-        "--loglevel", str(cfg["LOG_LEVEL"]),
-        "--concurrency", str(cfg["WORKER_CONCURRENCY"]),
+        "--loglevel", s.log_level,
+        "--concurrency", str(s.worker_concurrency),
         "--hostname", f"sharewise-{os.getpid()}@%h",
     ]
 
 
-def _beat_argv(cfg: dict[str, Any]) -> list[str]:
+def _beat_argv(s: Settings) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "sharewise.tasks.worker", "beat",
-        "--loglevel", str(cfg["LOG_LEVEL"]),
-        "--schedule", str(Path(cfg["DATA_DIR"]) / "celerybeat-schedule"),
+        "--loglevel", s.log_level,
+        "--schedule", str(s.data_dir / "celerybeat-schedule"),
     ]
 
 
-@click.group()
-def main() -> None:
+@click.group(cls=_Main)
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Sharewise: information-sharing decision records for case-management systems."""
+    ctx.obj = settings.build()
 
 
 @main.command()
 @click.option("--host", default=None, help="Listening address (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Listening port (default 8000).")
-def serve(host: str | None, port: int | None) -> None:
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run web, worker and beat together on the embedded defaults."""
-    cfg = _prepare(host, port)
-    _migrate(cfg)
-    os.environ[f"{settings.ENV_PREFIX}_MIGRATE_ON_START"] = "false"  # done above, once
+    s = _starting(ctx, host, port)
+    if not s.tenants.exists():
+        if s.tenants != s.data_dir / "tenants.toml":
+            raise StartupError(f"no tenants file {s.tenants} (SHAREWISE_TENANTS)")
+        write_demo_tenants(s.tenants, s.base_url)
+        click.echo(f"sharewise: no tenants file found; created a demo one at {s.tenants}")
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
@@ -118,13 +190,13 @@ def serve(host: str | None, port: int | None) -> None:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    for name, argv in (("web", _web_argv(cfg)), ("worker", _worker_argv(cfg)),
-                       ("beat", _beat_argv(cfg))):
+    for name, argv in (("web", _web_argv(s)), ("worker", _worker_argv(s)),
+                       ("beat", _beat_argv(s))):
         children[name] = subprocess.Popen(argv, start_new_session=True)
     pids = ", ".join(f"{name} pid {child.pid}" for name, child in children.items())
     click.echo(
-        f"sharewise: serving on {cfg['BASE_URL']} ({pids}; data in {cfg['DATA_DIR']}; tenants "
-        f"{os.environ[settings.ENV_PREFIX + '_TENANTS']}); Ctrl-C stops", err=True
+        f"sharewise: serving on {s.base_url} ({pids}; data in {s.data_dir}; tenants "
+        f"{s.tenants}); Ctrl-C stops", err=True
     )
     code = 0
     while not stopping:
@@ -154,46 +226,48 @@ def serve(host: str | None, port: int | None) -> None:
 @main.command()
 @click.option("--host", default=None, help="Listening address (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Listening port (default 8000).")
-def web(host: str | None, port: int | None) -> None:
+@click.pass_context
+def web(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the web app under gunicorn."""
-    _set_env(HOST=host, PORT=port)
-    cfg = settings.load()
-    argv = _web_argv(cfg)
+    argv = _web_argv(_starting(ctx, host, port))
     os.execv(argv[0], argv)  # noqa: S606 (replace this process; argv is ours)
 
 
 @main.command()
-def worker() -> None:
+@click.pass_context
+def worker(ctx: click.Context) -> None:
     """Run a Celery worker."""
-    argv = _worker_argv(settings.load())
+    argv = _worker_argv(_starting(ctx))
     os.execv(argv[0], argv)  # noqa: S606 (replace this process; argv is ours)
 
 
 @main.command()
-def beat() -> None:
+@click.pass_context
+def beat(ctx: click.Context) -> None:
     """Run Celery beat (one per installation)."""
-    argv = _beat_argv(settings.load())
+    argv = _beat_argv(_starting(ctx))
     os.execv(argv[0], argv)  # noqa: S606 (replace this process; argv is ours)
 
 
 @main.command()
 @click.option("--url", default=None, help="Base URL of the running service (default BASE_URL).")
 @click.option("--tenant", default=None, help="Tenant slug (default: the first in the file).")
-def demo(url: str | None, tenant: str | None) -> None:
+@click.pass_context
+def demo(ctx: click.Context, url: str | None, tenant: str | None) -> None:
     """Play the host: sign and send a sample share.requested, print the practitioner link."""
     import httpx
 
     from sharewise.plugin.demo import sample_event, signed_request
 
-    cfg = settings.load()
-    path = resolve_tenants_path(cfg)
+    s: Settings = ctx.find_object(Settings)  # type: ignore[assignment]
+    path = s.tenants
     tenants = load_tenants(path)
     if not tenants:
         raise click.ClickException(f"no tenants in {path}; start `sharewise serve` first")
     slug = tenant or next(iter(tenants))
     if slug not in tenants:
         raise click.ClickException(f"no tenant {slug!r} in {path}")
-    base = (url or cfg["BASE_URL"]).rstrip("/")
+    base = (url or s.base_url).rstrip("/")
     body, headers = signed_request(tenants[slug].webhook_secrets[0], sample_event())
     target = f"{base}/webhooks/{slug}"
     click.echo(f"POST {target}")
@@ -225,8 +299,6 @@ def tenants() -> None:
 @click.option("--name", default=None, help="Display name (default: the slug).")
 def tenants_add(slug: str, name: str | None) -> None:
     """Print a new tenant block with fresh secrets (append it to the tenants file)."""
-    from sharewise.plugin.tenants import TenantsError
-
     try:
         click.echo(tenant_block(slug, name), nl=False)
     except TenantsError as exc:
@@ -239,10 +311,12 @@ def db() -> None:
 
 
 @db.command("upgrade")
-def db_upgrade() -> None:
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
     """Apply the migrations (upgrade head)."""
-    cfg = settings.load()
-    _migrate(cfg)
+    s: Settings = ctx.find_object(Settings)  # type: ignore[assignment]
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    _migrate(s)
     click.echo("database is at head")
 
 

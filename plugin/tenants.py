@@ -3,7 +3,8 @@
 Keys: ``name``, ``webhook_secret`` (or ``webhook_secrets``, a list, for rotation: any verifies),
 ``callback_url``, ``callback_secret``, ``timezone`` (default Europe/London), ``admin_email``,
 and a ``policy`` table (due dates and reminder steps; see :mod:`plugin.records.policy` and the
-reminders concern). The file is re-read when it changes on disk.
+reminders concern). The file is re-read when it changes on disk. Its path is the ``TENANTS``
+setting (default ``{DATA_DIR}/tenants.toml``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, current_app
 
+from sharewise.plugin.settings import settings_of
 from sharewise.plugin.signing import generate_secret, secret_bytes
 
 log = logging.getLogger(__name__)
@@ -150,18 +152,9 @@ class TenantRegistry:
         return self._tenants.get(slug)
 
 
-def resolve_tenants_path(config: dict[str, Any] | Any) -> Path:
-    """The tenants file to use: ``TENANTS`` if it exists, else ``DATA_DIR/tenants.toml``."""
-    configured = Path(config["TENANTS"])
-    if configured.exists():
-        return configured
-    fallback = Path(config["DATA_DIR"]) / "tenants.toml"
-    return fallback if fallback.exists() else configured
-
-
 def init_app(app: Flask) -> None:
-    """Load the app's tenants (``app.extensions['sharewise.tenants']``)."""
-    path = resolve_tenants_path(app.config)
+    """Load the app's tenants from ``TENANTS`` (``app.extensions['sharewise.tenants']``)."""
+    path = settings_of(app).tenants
     app.config["TENANTS_IN_USE"] = str(path)
     app.extensions["sharewise.tenants"] = TenantRegistry(path)
 
@@ -201,7 +194,8 @@ def write_demo_tenants(path: Path, base_url: str) -> None:
     )
     text = (
         "# Demo tenants file created by `sharewise serve` because no tenants file was found.\n"
-        "# Copy config/tenants.example.toml to config/tenants.toml for a real setup.\n\n"
+        "# For a real setup, replace it with your own (`sharewise tenants add SLUG` prints a\n"
+        "# block; config/tenants.example.toml shows every key) or set SHAREWISE_TENANTS.\n\n"
         + block
     )
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tenants.")

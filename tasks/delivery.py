@@ -3,13 +3,10 @@
 Both are thin: the work is :mod:`plugin.outbox.sender`. ``send`` is ``acks_late`` and rejected
 (redelivered) when its worker is lost; whether or not the broker redelivers, the sweep finds a
 row whose lease ran out and sends it again with the same webhook-id. The sweep runs every
-``SHAREWISE_DELIVERY_SWEEP_INTERVAL`` seconds (default 30; read from the environment when the
-task module is imported, because the beat schedule is built before the Flask app exists).
+``DELIVERY_SWEEP_INTERVAL`` seconds (default 30; beat reads it from its app's settings).
 """
 
 from __future__ import annotations
-
-import os
 
 from celery import shared_task
 from flask import current_app
@@ -33,11 +30,4 @@ def sweep() -> dict[str, int]:
     return sender.sweep(current_app._get_current_object())
 
 
-def _interval() -> float:
-    try:
-        return float(os.environ.get("SHAREWISE_DELIVERY_SWEEP_INTERVAL", "30"))
-    except ValueError:
-        return 30.0
-
-
-register_sweep("delivery", SWEEP, seconds=_interval())
+register_sweep("delivery", SWEEP, every="delivery_sweep_interval")

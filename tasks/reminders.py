@@ -12,14 +12,13 @@
 
 from __future__ import annotations
 
-import os
 import random
 from typing import Any
 
 from celery import Task, shared_task
-from flask import current_app
 
 from sharewise.plugin.reminders.services import SendOutcome, run_scan, send_digest, send_reminder
+from sharewise.plugin.settings import settings_of
 from sharewise.tasks.sweeps import register_sweep
 
 SCAN_TASK = "tasks.reminders.scan"
@@ -34,17 +33,16 @@ def backoff(retries: int, base: float, cap: float) -> float:
 def _retry_or_return(task: Task, outcome: SendOutcome) -> str:
     if outcome.retry_in is None:
         return outcome.state
-    cfg = current_app.config
-    if task.request.retries >= int(cfg.get("REMINDER_MAX_RETRIES", 12)):
+    settings = settings_of()
+    if task.request.retries >= settings.reminder_max_retries:
         return outcome.state  # the claim was released (or its lease runs out): the scan resumes
-    delay = outcome.retry_in or backoff(task.request.retries,
-                                        float(cfg.get("REMINDER_RETRY_BASE", 2)),
-                                        float(cfg.get("REMINDER_RETRY_CAP", 60)))
+    delay = outcome.retry_in or backoff(task.request.retries, settings.reminder_retry_base,
+                                        settings.reminder_retry_cap)
     raise task.retry(countdown=delay, max_retries=None)
 
 
 def _final(task: Task) -> bool:
-    return task.request.retries >= int(current_app.config.get("REMINDER_MAX_RETRIES", 12))
+    return task.request.retries >= settings_of().reminder_max_retries
 
 
 @shared_task(name=SCAN_TASK, ignore_result=True)
@@ -67,13 +65,6 @@ def send_digest_task(self: Task, digest_id: int, claim: str) -> str:
     return _retry_or_return(self, send_digest(digest_id, claim, final_attempt=_final(self)))
 
 
-def _interval() -> float:
-    try:
-        return float(os.environ.get("SHAREWISE_REMINDER_SCAN_INTERVAL", "60"))
-    except ValueError:
-        return 60.0
-
-
-register_sweep("reminders-scan", SCAN_TASK, seconds=_interval())
+register_sweep("reminders-scan", SCAN_TASK, every="reminder_scan_interval")
 
 __all__: list[Any] = ["backoff", "scan", "send", "send_digest_task"]

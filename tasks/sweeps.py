@@ -2,8 +2,8 @@
 
 A sweep re-enqueues work that the database says is due and not done (the broker may lose a
 message; the row never is). Register one with :func:`register_sweep` at import time of your
-task module; ``tasks.worker`` puts every registered sweep into Celery's ``beat_schedule``
-(interval ``SWEEP_INTERVAL`` seconds unless given).
+task module, naming the setting that holds its interval; ``tasks.worker`` puts every registered
+sweep into Celery's ``beat_schedule`` with the app's settings (``SWEEP_INTERVAL`` unless named).
 """
 
 from __future__ import annotations
@@ -12,30 +12,31 @@ from typing import Any
 
 from celery import shared_task
 
+from sharewise.plugin.settings import Settings
 from sharewise.plugin.storage import storage
 
-#: name -> {"task": task name, "seconds": interval or None for SWEEP_INTERVAL, "args": (...)}
+#: name -> {"task": task name, "every": the setting holding its interval, "args": (...)}
 SWEEPS: dict[str, dict[str, Any]] = {}
 
 
 def register_sweep(
-    name: str, task: str, seconds: float | None = None, args: tuple[Any, ...] = ()
+    name: str, task: str, every: str = "sweep_interval", args: tuple[Any, ...] = ()
 ) -> None:
-    """Add (or replace) a periodic sweep."""
-    SWEEPS[name] = {"task": task, "seconds": seconds, "args": args}
+    """Add (or replace) a periodic sweep, run every ``every`` seconds (a :class:`Settings`
+    field such as ``"delivery_sweep_interval"``)."""
+    if every not in Settings.__dataclass_fields__:
+        raise ValueError(f"no setting {every!r}")
+    SWEEPS[name] = {"task": task, "every": every, "args": args}
 
 
-def beat_schedule(default_seconds: float) -> dict[str, dict[str, Any]]:
-    """Celery's ``beat_schedule`` for every registered sweep."""
-    return {
-        name: {
-            "task": s["task"],
-            "schedule": float(s["seconds"] or default_seconds),
-            "args": tuple(s["args"]),
-            "options": {"expires": float(s["seconds"] or default_seconds)},
-        }
-        for name, s in SWEEPS.items()
-    }
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Celery's ``beat_schedule`` for every registered sweep, intervals from ``settings``."""
+    schedule = {}
+    for name, s in SWEEPS.items():
+        seconds = getattr(settings, s["every"])
+        schedule[name] = {"task": s["task"], "schedule": seconds, "args": tuple(s["args"]),
+                          "options": {"expires": seconds}}
+    return schedule
 
 
 @shared_task(name="sharewise.ping")

@@ -1,15 +1,24 @@
 """The Celery application the worker and beat run: ``celery -A sharewise.tasks.worker worker|beat``.
 
 Builds the Flask app (settings from the environment), its Celery app, imports every task
-module (:data:`TASK_MODULES`; each concern adds one line) and installs the beat sweeps.
+module (:data:`TASK_MODULES`; each concern adds one line) and installs the beat sweeps with the
+intervals of the app's settings. A bad setting or an unreachable database stops the process
+with one line (no traceback). In beat, the routine "Scheduler: Sending due task" lines are
+logged at DEBUG (:class:`RoutineBeatLines`, installed on the ``celery.beat`` logger when beat
+starts: Celery's ``beat_init`` signal).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+from typing import Any
 
 from celery import Celery
+from celery.signals import beat_init
 from flask import Flask
+
+from sharewise.plugin.settings import SettingsError, StartupError, settings_of
 
 #: Every module defining tasks or sweeps.
 TASK_MODULES: list[str] = [
@@ -31,7 +40,7 @@ def install(flask_app: Flask) -> Celery:
     from sharewise.tasks.sweeps import beat_schedule
 
     celery_app: Celery = flask_app.extensions["celery"]
-    celery_app.conf.beat_schedule = beat_schedule(float(flask_app.config["SWEEP_INTERVAL"]))
+    celery_app.conf.beat_schedule = beat_schedule(settings_of(flask_app))
     return celery_app
 
 
@@ -39,7 +48,30 @@ def make_celery() -> Celery:
     """Create the Flask app from the environment and return its Celery application."""
     from sharewise.plugin.app import create_app
 
-    return install(create_app())
+    try:
+        return install(create_app())
+    except (SettingsError, StartupError) as exc:
+        raise SystemExit(f"sharewise: {exc}") from None
+
+
+class RoutineBeatLines(logging.Filter):
+    """Logs beat's "Scheduler: Sending due task ..." (every sweep, every minute) at DEBUG."""
+
+    ROUTINE = "Scheduler: Sending due task"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Demote the routine line; show it only when the logger is at DEBUG."""
+        if isinstance(record.msg, str) and record.msg.startswith(self.ROUTINE):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+@beat_init.connect
+def _quiet_routine_beat_lines(sender: Any = None, **_kwargs: Any) -> None:
+    beat_logger = logging.getLogger("celery.beat")
+    if not any(isinstance(f, RoutineBeatLines) for f in beat_logger.filters):
+        beat_logger.addFilter(RoutineBeatLines())
 
 
 _celery: Celery | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import smtplib
 import ssl
 import sys
@@ -57,11 +58,11 @@ class SmtpSettings:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout: float = DEFAULT_TIMEOUT
-    ca_file: str | None = None
+    ca_file: str | os.PathLike[str] | None = None
 
 
 def parse_smtp_url(url: str, *, timeout: float = DEFAULT_TIMEOUT,
-                   ca_file: str | None = None) -> SmtpSettings | None:
+                   ca_file: str | os.PathLike[str] | None = None) -> SmtpSettings | None:
     """Parse ``smtp://``, ``smtp+starttls://`` or ``smtps://`` URLs.
 
     Returns ``None`` for an empty URL or ``console://`` (use the console backend). The error for a
@@ -252,8 +253,8 @@ def _config_of(app_or_config: Any) -> Mapping[str, Any]:
 def backend_from_config(app_or_config: Any) -> MailBackend:
     """The backend the settings ask for; logs (once per process) which one is in use."""
     config = _config_of(app_or_config)
-    timeout = float(config.get("SMTP_TIMEOUT") or DEFAULT_TIMEOUT)
-    settings = parse_smtp_url(str(config.get("SMTP_URL") or ""), timeout=timeout,
+    timeout = config.get("SMTP_TIMEOUT") or DEFAULT_TIMEOUT
+    settings = parse_smtp_url(config.get("SMTP_URL") or "", timeout=timeout,
                               ca_file=config.get("SMTP_CA_FILE") or None)
     if settings is None:
         _announce("console", "mail backend: console (SHAREWISE_SMTP_URL is empty or console://): "
@@ -273,7 +274,7 @@ def send_mail(app_or_config: Any, to: str | Sequence[str], subject: str, text: s
     :class:`PermanentMailError`.
     """
     config = _config_of(app_or_config)
-    sender = str(config.get("MAIL_FROM") or "sharewise@localhost")
+    sender = config.get("MAIL_FROM") or "sharewise@localhost"
     recipients = (to,) if isinstance(to, str) else tuple(to)
     if not recipients:
         raise PermanentMailError("no recipient")

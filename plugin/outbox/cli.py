@@ -37,9 +37,9 @@ def _app() -> Flask:
     try:
         return current_app._get_current_object()  # type: ignore[attr-defined]
     except RuntimeError:
-        from sharewise.plugin.app import create_app
+        from sharewise.plugin.app import existing_app
 
-        return create_app()
+        return existing_app()
 
 
 def _ts(value: Any) -> str:

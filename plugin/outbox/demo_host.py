@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from sharewise.plugin.outbox.hostsim import describe
+from sharewise.plugin.settings import settings_of
 from sharewise.plugin.tenants import all_tenants
 
 PATH = "/demo-host/callback"
@@ -30,7 +30,7 @@ bp = Blueprint("demo_host", __name__)
 
 
 def _secrets_for_this_endpoint() -> list[str]:
-    base = str(current_app.config.get("BASE_URL", "")).rstrip("/")
+    base = settings_of().base_url
     return [
         t.callback_secret
         for t in all_tenants().values()
@@ -65,7 +65,7 @@ def callback() -> Response:
     if not isinstance(body, dict):
         return _json(401, {"error": "bad signature"})
     webhook_id = headers["webhook-id"]
-    folder = Path(current_app.config["DATA_DIR"]) / "demo-host"
+    folder = settings_of().data_dir / "demo-host"
     folder.mkdir(parents=True, exist_ok=True)
     name = "".join(c for c in webhook_id if c.isalnum() or c in "_-")[:80] or "unnamed"
     try:

@@ -48,6 +48,7 @@ from sharewise.plugin.outbox.models import (
 from sharewise.plugin.outbox.schedule import next_delay
 from sharewise.plugin.outbox.services import PdfMismatch, body_bytes, send_soon
 from sharewise.plugin.outbox.settings import OutboxSettings
+from sharewise.plugin.settings import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def attempt_delivery(
     ``skipped``), ``parked`` (its tenant's callback is disabled) or ``not_due`` (nothing to do:
     not found, already done, not due yet, or another worker holds it).
     """
-    cfg = OutboxSettings.from_config(app.config)
+    cfg = OutboxSettings.of(app)
     token = secrets.token_hex(16)
     claimed = _claim(app, public_id, token, cfg)
     if isinstance(claimed, str):
@@ -351,7 +352,7 @@ def notify_operators(app: Flask, public_id: str) -> bool:
             f"See its attempts with: sharewise deliveries show {public_id}\n"
         )
         try:
-            sender = str(app.config.get("MAIL_FROM") or "sharewise@localhost")
+            sender = settings_of(app).mail_from
             send_mail(app, tenant.admin_email, subject, text,
                       message_id=make_message_id(f"outbox:{public_id}:{state}:{attempts}", sender))
         except MailError as exc:
@@ -366,7 +367,7 @@ def notify_operators(app: Flask, public_id: str) -> bool:
 
 def due_ids(app: Flask, *, now: datetime | None = None, limit: int | None = None) -> list[str]:
     """Ids of deliveries the sweep should hand to the broker now."""
-    cfg = OutboxSettings.from_config(app.config)
+    cfg = OutboxSettings.of(app)
     now = now or utcnow()
     stale = now - timedelta(seconds=cfg.requeue_after)
     with session_scope(app) as session:

@@ -12,6 +12,7 @@ import json
 import click
 
 from sharewise.plugin import links
+from sharewise.plugin.settings import settings_of
 
 
 @click.command("links")
@@ -19,11 +20,11 @@ from sharewise.plugin import links
 @click.option("--json", "as_json", is_flag=True, help="Print the links as a JSON object.")
 def links_cmd(record_id: str, as_json: bool) -> None:
     """Print fresh form, PDF, upload and status links for RECORD_ID (e.g. SR-...)."""
-    from sharewise.plugin.app import create_app
+    from sharewise.plugin.app import existing_app
     from sharewise.plugin.db import session_scope
     from sharewise.plugin.records.services import RecordNotFound, get_by_public_id
 
-    app = create_app()
+    app = existing_app()
     with app.app_context():
         with session_scope(app) as session:
             try:
@@ -39,5 +40,5 @@ def links_cmd(record_id: str, as_json: bool) -> None:
     width = max(len(k) for k in urls)
     for key, url in urls.items():
         click.echo(f"  {key.ljust(width)}  {url}")
-    days = int(app.config["LINK_MAX_AGE"]) // 86400
+    days = settings_of(app).link_max_age // 86400
     click.echo(f"These links stop working in {days} day(s).")

@@ -40,11 +40,11 @@ def reminders() -> None:
               help="Hand the sends to the Celery workers instead of sending in this process.")
 def scan_cmd(now_text: str | None, enqueue: bool) -> None:
     """Run one reminder scan by hand and send what is due."""
-    from sharewise.plugin.app import create_app
+    from sharewise.plugin.app import existing_app
     from sharewise.plugin.reminders.services import run_scan
 
     now = parse_now(now_text)
-    app = create_app()
+    app = existing_app()
     with app.app_context():
         result = run_scan(app, now=now, send_inline=not enqueue)
     click.echo(f"scan at {result.now.isoformat()}: {result.summary()}")
@@ -56,10 +56,10 @@ def scan_cmd(now_text: str | None, enqueue: bool) -> None:
 @reminders.command("schedule-missing")
 def schedule_missing_cmd() -> None:
     """Write reminder rows for open records that have none (records made before reminders)."""
-    from sharewise.plugin.app import create_app
+    from sharewise.plugin.app import existing_app
     from sharewise.plugin.reminders.services import schedule_missing
 
-    app = create_app()
+    app = existing_app()
     with app.app_context():
         n = schedule_missing(app)
     click.echo(f"scheduled reminders for {n} record(s)")

@@ -81,12 +81,12 @@ class ReminderSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ReminderSettings:
-        """Read ``REMINDER_LEASE``, ``REMINDER_SENDING_LEASE``, ``REMINDER_SCAN_BATCH``."""
+        """From an app's (typed) config: ``REMINDER_LEASE``, ``REMINDER_SENDING_LEASE``..."""
         return cls(
-            lease=timedelta(seconds=float(config.get("REMINDER_LEASE", 600))),
-            sending=timedelta(seconds=float(config.get("REMINDER_SENDING_LEASE", 120))),
-            batch=int(config.get("REMINDER_SCAN_BATCH", 500)),
-            max_per_scan=int(config.get("REMINDER_SCAN_MAX", 20_000)),
+            lease=timedelta(seconds=config["REMINDER_LEASE"]),
+            sending=timedelta(seconds=config["REMINDER_SENDING_LEASE"]),
+            batch=config["REMINDER_SCAN_BATCH"],
+            max_per_scan=config["REMINDER_SCAN_MAX"],
         )
 
 
@@ -499,7 +499,7 @@ def send_reminder(reminder_id: int, claim: str, *, app: Flask | None = None,
             return SendOutcome(CANCELLED)
         content = reminder_email(_ref(app, record), row.kind, row.recipient,  # type: ignore[arg-type]
                                  _zone_of(app, record.tenant))
-        message_id = make_message_id(row.idempotency_key, str(app.config.get("MAIL_FROM", "")))
+        message_id = make_message_id(row.idempotency_key, app.config["MAIL_FROM"])
         address = row.address
     try:
         send_mail(app, address, content.subject, content.text, html=content.html,
@@ -561,7 +561,7 @@ def send_digest(digest_id: int, claim: str, *, app: Flask | None = None,
             return SendOutcome(SKIPPED)
         content = digest_email([_ref(app, r) for r in records], row.day,
                                _zone_of(app, row.tenant))
-        message_id = make_message_id(row.idempotency_key, str(app.config.get("MAIL_FROM", "")))
+        message_id = make_message_id(row.idempotency_key, app.config["MAIL_FROM"])
         address, count = row.address, len(records)
     try:
         send_mail(app, address, content.subject, content.text, html=content.html,

@@ -13,6 +13,8 @@ from typing import BinaryIO
 
 from flask import Flask, current_app
 
+from sharewise.plugin.settings import settings_of
+
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._-]{0,127}){0,7}$")
 
 
@@ -63,12 +65,15 @@ class Storage(ABC):
         return len(self.get(key))
 
 
-def storage_from_url(url: str) -> Storage:
-    """The store for ``url``: ``s3://bucket/prefix`` or a local directory (path / ``file://``)."""
+def storage_from_url(url: str, *, endpoint_url: str | None = None) -> Storage:
+    """The store for ``url``: ``s3://bucket/prefix`` or a local directory (path / ``file://``).
+
+    ``endpoint_url``: of a non-AWS S3 store (default: ``SHAREWISE_S3_ENDPOINT_URL``, else AWS).
+    """
     if url.startswith("s3://"):
         from sharewise.plugin.storage.s3 import S3Storage  # added by the practitioner-journey work
 
-        return S3Storage.from_url(url)
+        return S3Storage.from_url(url, endpoint_url=endpoint_url)
     from sharewise.plugin.storage.local import LocalStorage
 
     path = url[len("file://") :] if url.startswith("file://") else url
@@ -76,8 +81,10 @@ def storage_from_url(url: str) -> Storage:
 
 
 def init_app(app: Flask) -> None:
-    """Create the app's store from ``STORAGE_URL``."""
-    app.extensions["sharewise.storage"] = storage_from_url(app.config["STORAGE_URL"])
+    """Create the app's store from ``STORAGE_URL`` (and ``S3_ENDPOINT_URL``)."""
+    s = settings_of(app)
+    app.extensions["sharewise.storage"] = storage_from_url(
+        s.storage_url, endpoint_url=s.s3_endpoint_url or None)
 
 
 def storage(app: Flask | None = None) -> Storage:

@@ -164,3 +164,140 @@ def test_demo_without_a_server_fails_clearly(tmp_path):
     done = subprocess.run([SHAREWISE, "demo"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=30)
     assert done.returncode != 0 and "sharewise serve" in done.stderr
+
+
+# ------------------------------------------------------------------ settings, cwd, quiet logs
+
+
+def _env(**values: object) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
+    env.update({f"SHAREWISE_{k}": str(v) for k, v in values.items()})
+    return env
+
+
+def _run(args: list[str], cwd: Path, **values: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SHAREWISE, *args], cwd=cwd, env=_env(**values), capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.mark.parametrize("args,key,value,message", [
+    (["serve"], "PORT", "abc", "SHAREWISE_PORT must be an integer from 1 to 65535, got 'abc'"),
+    (["demo"], "MIGRATE_ON_START", "maybe",
+     "SHAREWISE_MIGRATE_ON_START must be true or false (or 1/0, yes/no, on/off), got 'maybe'"),
+    (["db", "upgrade"], "DELIVERY_JITTER", "2",
+     "SHAREWISE_DELIVERY_JITTER must be a fraction from 0 to 1, got '2'"),
+    (["worker"], "LOG_LEVEL", "loud",
+     "SHAREWISE_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'loud'"),
+    (["links", "SR-1"], "BASE_URL", "ftp://x",
+     "SHAREWISE_BASE_URL must be an http:// or https:// URL, got 'ftp://x'"),
+    (["settings"], "WEB_WORKERS", "0",
+     "SHAREWISE_WEB_WORKERS must be an integer of at least 1, got '0'"),
+])
+def test_a_bad_setting_stops_every_command_with_one_line(tmp_path, args, key, value, message):
+    done = _run(args, tmp_path, **{key: value})
+    assert done.returncode == 2
+    assert done.stderr == f"sharewise: {message}\n" and done.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreachable_database_is_named_with_its_password_masked(tmp_path):
+    url = "postgresql+psycopg://sharewise:s3cret-pw@127.0.0.1:1/sharewise"
+    for args in (["db", "upgrade"], ["deliveries", "list"]):
+        done = _run(args, tmp_path, DATA_DIR=tmp_path, DATABASE_URL=url)
+        assert done.returncode == 1, args
+        [line] = done.stderr.splitlines()
+        assert line.startswith("sharewise: cannot reach the database "
+                               "postgresql+psycopg://sharewise:***@127.0.0.1:1/sharewise: ")
+        assert "refused" in line.lower()
+        assert "s3cret" not in done.stdout + done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_unreachable_broker_is_named_with_its_password_masked(tmp_path):
+    done = _run(["worker"], tmp_path, DATA_DIR=tmp_path / "var",
+                BROKER_URL="redis://:s3cret-pw@127.0.0.1:1/0")
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith("sharewise: cannot reach the broker redis://:***@127.0.0.1:1/0: ")
+    assert "s3cret" not in done.stdout + done.stderr
+
+
+def test_read_only_commands_create_nothing_where_they_run(tmp_path):
+    done = {}
+    for args in (["settings"], ["tenants", "add", "eastmoor"], ["demo"], ["links", "SR-1"],
+                 ["deliveries", "list"], ["reminders", "scan"]):
+        done[args[0]] = _run(args, tmp_path)  # every default: DATA_DIR is ./var, here
+        assert "Traceback" not in done[args[0]].stderr, (args, done[args[0]].stderr)
+        assert list(tmp_path.iterdir()) == [], args
+    assert done["settings"].returncode == done["tenants"].returncode == 0
+    assert done["demo"].returncode == 1
+    assert f"no tenants in {tmp_path / 'var' / 'tenants.toml'}" in done["demo"].stderr
+    for name in ("links", "deliveries", "reminders"):
+        assert done[name].returncode == 1 and done[name].stderr == (
+            f"sharewise: no data directory {tmp_path / 'var'} (SHAREWISE_DATA_DIR); start "
+            "`sharewise serve` or run `sharewise db upgrade` first\n")
+
+
+def test_commands_work_from_any_directory(tmp_path):
+    data, here, there = tmp_path / "data", tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    upgraded = _run(["db", "upgrade"], here, DATA_DIR=data)
+    assert upgraded.returncode == 0 and "database is at head" in upgraded.stdout
+    listed = _run(["deliveries", "list"], there, DATA_DIR=data)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("ID ") and "STATE" in listed.stdout
+    assert list(here.iterdir()) == list(there.iterdir()) == []
+    assert (data / "sharewise.db").is_file()
+
+
+def test_serve_refuses_a_named_tenants_file_that_does_not_exist(tmp_path):
+    done = _run(["serve"], tmp_path, DATA_DIR=tmp_path / "var", TENANTS=tmp_path / "t.toml",
+                PORT=_free_port())
+    assert done.returncode == 1
+    assert done.stderr == f"sharewise: no tenants file {tmp_path / 't.toml'} (SHAREWISE_TENANTS)\n"
+
+
+ALEMBIC_CHATTER = ("Context impl", "Will assume", "Running upgrade", "alembic")
+
+
+def test_migrations_print_no_alembic_chatter(tmp_path):
+    done = _run(["db", "upgrade"], tmp_path, DATA_DIR=tmp_path / "a", LOG_LEVEL="INFO")
+    assert done.returncode == 0
+    assert done.stdout == "database is at head\n" and done.stderr == ""
+    # a command whose app migrates on start, with logging on at INFO: an empty database file
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "sharewise.db").touch()
+    done = _run(["deliveries", "list"], tmp_path, DATA_DIR=tmp_path / "b", LOG_LEVEL="INFO")
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "database migrated from empty to " in out  # the one line of our own
+    assert not [c for c in ALEMBIC_CHATTER if c in out], out
+
+
+def _beat_output(tmp_path: Path, level: str, until: str, grace: float) -> str:
+    data = tmp_path / level
+    log = (tmp_path / f"beat-{level}.log").open("w+")
+    proc = subprocess.Popen([SHAREWISE, "beat"], cwd=tmp_path, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            env=_env(DATA_DIR=data, LOG_LEVEL=level, SWEEP_INTERVAL=0.3,
+                                     DELIVERY_SWEEP_INTERVAL=0.3, REMINDER_SCAN_INTERVAL=0.3))
+    try:
+        deadline = time.monotonic() + 30
+        while until not in Path(log.name).read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, Path(log.name).read_text()
+            time.sleep(0.1)
+        time.sleep(grace)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+        log.close()
+    assert list((data / "broker" / "queue").iterdir())  # beat did send the sweeps
+    return Path(log.name).read_text()
+
+
+def test_beat_logs_its_routine_sends_at_debug(tmp_path):
+    quiet = _beat_output(tmp_path, "INFO", "beat: Starting", grace=2)
+    assert "Sending due task" not in quiet and "Traceback" not in quiet
+    assert not [c for c in ALEMBIC_CHATTER if c in quiet], quiet
+    verbose = _beat_output(tmp_path, "DEBUG", "Sending due task", grace=0)
+    assert re.search(r"DEBUG celery\.beat: Scheduler: Sending due task", verbose)

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from sharewise.plugin import settings
 from sharewise.plugin.celery import enqueue
 from sharewise.plugin.db import session_scope
 from sharewise.plugin.reminders.models import Reminder
@@ -105,7 +106,7 @@ def test_smtp_down_then_back_delivers_each_once(app, smtp, make_record, celery_w
     wait_until(lambda: all(r.attempts == 4 and r.claim is None for r in due_rows(app)))
     assert all(r.state == "pending" and "connect" in r.last_error for r in due_rows(app))
     # The next scan re-enqueues them; this time the server comes back while they are retrying.
-    app.config["REMINDER_MAX_RETRIES"] = 1000
+    settings.update(app, reminder_max_retries=1000)
     assert len(run_scan(app).reminders) == 3
     wait_until(lambda: all(r.attempts >= 6 for r in due_rows(app)))
     assert len(smtp.received) == 0

@@ -35,10 +35,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, current_app
 
-from sharewise.plugin.outbox import schedule
-
 ENV_PREFIX = "SHAREWISE"
 EXTENSION = "sharewise.settings"
+#: The Standard Webhooks retry schedule, the default of DELIVERY_SCHEDULE (the same as
+#: ``outbox.schedule.STANDARD_SCHEDULE``; a test checks they agree).
+STANDARD_SCHEDULE = "0,5,300,1800,7200,18000,36000,50400,72000,86400"
 
 
 class SettingsError(ValueError):
@@ -443,7 +444,7 @@ class Settings:
         "15", "Seconds one post-back attempt to a host may take (connect, send, answer) before "
         "it counts as a timeout and is retried.", SECONDS)
     delivery_schedule: tuple[float, ...] = setting(
-        ",".join(_number_text(v) for v in schedule.STANDARD_SCHEDULE),
+        STANDARD_SCHEDULE,
         "Seconds before each post-back attempt, comma-separated (the first "
         "is the immediate one); the default is the Standard Webhooks schedule. After the last "
         "attempt a delivery is dead-lettered.", Seconds())

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from sharewise.plugin import settings
 from sharewise.plugin.cli import README_END, README_START, main
+from sharewise.plugin.outbox.schedule import STANDARD_SCHEDULE
 from sharewise.plugin.settings import SettingsError
 
 
@@ -27,7 +28,7 @@ def test_defaults_and_derived(tmp_path, monkeypatch):
     assert s.max_body_bytes == 12 * 1024 * 1024
     assert s.link_max_age == 30 * 24 * 3600
     assert s.migrate_on_start is True and s.intake_timeout == 30.0
-    assert s.delivery_schedule == (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+    assert s.delivery_schedule == STANDARD_SCHEDULE  # the outbox's own constant
     assert s.secret_keys == () and s.smtp_ca_file is None
     assert list(tmp_path.iterdir()) == []  # building the settings touches nothing
     key = s.signing_keys()[0]

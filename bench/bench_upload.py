@@ -202,7 +202,7 @@ def main() -> None:
         sandbox.shutdown()
         os.environ["SHAREWISE_READER_WORKERS"] = "1"
         record, partial = items[0][0], items[0][2]
-        limit = int(app.config["MAX_BODY_BYTES"])
+        limit = app.config["MAX_BODY_BYTES"]
         big = with_big_stream(partial, limit - 8192)
         assert len(big) <= limit
         started = time.perf_counter()

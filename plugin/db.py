@@ -136,7 +136,7 @@ def make_engine(url: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> Engine:
 
 def init_app(app: Flask) -> None:
     """Create the app's engine and session factory (``app.extensions['sharewise.db']``)."""
-    engine = make_engine(app.config["DATABASE_URL"], float(app.config["INTAKE_TIMEOUT"]))
+    engine = make_engine(app.config["DATABASE_URL"], app.config["INTAKE_TIMEOUT"])
     factory = sessionmaker(engine, expire_on_commit=False)
     readonly = sessionmaker(engine.execution_options(sqlite_deferred=True), expire_on_commit=False)
     app.extensions["sharewise.db"] = {

@@ -148,7 +148,7 @@ def load_token(token: str, purpose: str, app: Flask | None = None) -> tuple[str,
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(
             token):
         raise LinkInvalid("this link is not valid")
-    max_age = int(app.config["LINK_MAX_AGE"])
+    max_age = app.config["LINK_MAX_AGE"]
     try:
         return _payload(serializer.loads(token, max_age=max_age))
     except SignatureExpired as exc:

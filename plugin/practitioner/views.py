@@ -323,7 +323,7 @@ def _page_model(record: Record, *, own_upload: bool) -> PageModel:
         urgency_label=spec["urgency"].label_for(urgency) if urgency else None,
         asked=_asked(record),
         download_url=links.link_url(record.tenant, record.public_id, "pdf"),
-        max_mb=max(1, int(current_app.config["MAX_BODY_BYTES"]) // (1024 * 1024)),
+        max_mb=max(1, current_app.config["MAX_BODY_BYTES"] // (1024 * 1024)),
         download_is_own_upload=own_upload,
     )
 
@@ -438,7 +438,7 @@ def _read_limited(limit: int) -> bytes:
 
 def _receive(record: Record, source: str, actor: str) -> UploadResult:
     """Read the request body within the size limit and hand it to the upload service."""
-    limit = int(current_app.config["MAX_BODY_BYTES"])
+    limit = current_app.config["MAX_BODY_BYTES"]
     length = request.content_length
     if length is not None and length > limit:
         with session_scope() as session:

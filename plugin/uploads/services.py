@@ -240,7 +240,7 @@ def inspect_upload(record: Record, data: bytes, app: Flask | None = None) -> Ins
             data,
             record_id=record.public_id,
             expected=record.prefill or {},
-            max_bytes=int(app.config["MAX_BODY_BYTES"]),
+            max_bytes=app.config["MAX_BODY_BYTES"],
             timeout=float(app.config.get("UPLOAD_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)),
             isolate=True,
         )

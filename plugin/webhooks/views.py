@@ -117,11 +117,11 @@ def receive(tenant_slug: str) -> Response:
     tenant = get_tenant(tenant_slug)
     if tenant is None:
         raise Problem(404, "Unknown tenant", "No tenant has this name.", slug="unknown-tenant")
-    body = read_body(int(current_app.config["MAX_BODY_BYTES"]))
+    body = read_body(current_app.config["MAX_BODY_BYTES"])
     try:
         webhook_id = signing.verify(
             tenant.webhook_secrets, request.headers, body,
-            tolerance=int(current_app.config["WEBHOOK_TOLERANCE"]),
+            tolerance=current_app.config["WEBHOOK_TOLERANCE"],
         )
     except signing.VerificationError as exc:
         log.info("webhook for %s refused: %s", tenant.slug, type(exc).__name__)

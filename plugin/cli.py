@@ -58,7 +58,7 @@ class _Main(click.Group):
             _fail(ctx, str(exc), 1)
         except (OperationalError, InterfaceError) as exc:
             url = ctx.find_object(Settings).database_url  # type: ignore[union-attr]
-            _fail(ctx, unreachable("database", url, exc).replace("reach", "use", 1), 1)
+            _fail(ctx, unreachable("database", url, exc, verb="use"), 1)
         except BrokerError as exc:
             url = ctx.find_object(Settings).broker_url  # type: ignore[union-attr]
             _fail(ctx, unreachable("broker", url, exc), 1)

@@ -64,8 +64,8 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-def unreachable(what: str, url: str, exc: BaseException) -> str:
-    """The one-line message for a database or broker that cannot be used."""
+def unreachable(what: str, url: str, exc: BaseException, verb: str = "reach") -> str:
+    """The one-line message for a database or broker that cannot be reached (or used)."""
     reason = getattr(exc, "orig", None) or exc
     text = " ".join(line.strip() for line in str(reason).splitlines() if line.strip())
     try:
@@ -74,7 +74,7 @@ def unreachable(what: str, url: str, exc: BaseException) -> str:
         password = None
     if password:
         text = text.replace(password, "***")
-    return f"cannot reach the {what} {mask_url(url)}: {text or type(reason).__name__}"
+    return f"cannot {verb} the {what} {mask_url(url)}: {text or type(reason).__name__}"
 
 
 # ------------------------------------------------------------------------------ kinds

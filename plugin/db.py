@@ -211,10 +211,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     PostgreSQL advisory lock, or SQLite's own (``BEGIN IMMEDIATE``), so the second process
     waits, then finds the database at head and does nothing.
     """
+    # before importing alembic, whose plugin set-up logs at INFO; one line of our own instead
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line of our own instead
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})

@@ -6,6 +6,7 @@ through the same boto3 client code production uses (``SHAREWISE_S3_ENDPOINT_URL`
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import threading
@@ -13,7 +14,13 @@ import uuid
 
 import pytest
 
-from sharewise.plugin.storage import InvalidKey, NotFound, Storage, storage_from_url
+from sharewise.plugin.storage import (
+    InvalidKey,
+    NotFound,
+    Storage,
+    StorageError,
+    storage_from_url,
+)
 from sharewise.plugin.storage.local import LocalStorage
 from sharewise.plugin.storage.s3 import ENDPOINT_ENV, S3Storage
 
@@ -148,10 +155,10 @@ def test_local_write_that_fails_leaves_the_old_file_and_no_temp(tmp_path, monkey
     store.put("t/r/a.pdf", b"old")
 
     def boom(_fd: int) -> None:
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError, match="write failed: ENOSPC"):
         store.put("t/r/a.pdf", b"new content that never lands")
     monkeypatch.undo()
     assert store.get("t/r/a.pdf") == b"old"

@@ -1,16 +1,32 @@
-"""The intake benchmark: its slices alternate between the servers and are counted apart, and
-every run's figures are kept, not only the last."""
+"""The intake benchmark's harness: it runs gunicorn as ``sharewise web`` does, its slices
+alternate between the servers and are counted apart, its latency run keeps its schedule and
+fails on a failed request, and every run's figures are kept, not only the last. (No timing
+is asserted.)"""
 
 from __future__ import annotations
 
 import json
 import os
-import time
-from pathlib import Path
+import sys
 
 import pytest
 
-from bench.bench_intake import _free_port, _start, interleaved, save_results, slice_order
+from bench.bench_intake import (
+    BARE_APP,
+    SECRET,
+    SHAREWISE_APP,
+    _free_port,
+    bare_argv,
+    children,
+    cmdline,
+    interleaved,
+    paced,
+    percentile,
+    save_results,
+    serve,
+    sharewise_web_argv,
+    slice_order,
+)
 from tests.polling import wait_until
 
 
@@ -25,6 +41,36 @@ def test_each_run_is_appended_to_the_history(tmp_path):
     assert len(lines[0]["commit"]) == 40  # the checkout's commit (tests run in the checkout)
 
 
+def test_the_bare_server_runs_the_argv_of_sharewise_web_with_its_own_app_and_port():
+    web = ["/v/bin/python", "-m", "gunicorn", "--bind", "127.0.0.1:8000", "--workers", "2",
+           "--threads", "4", "--worker-class", "gthread", SHAREWISE_APP]
+    assert bare_argv(web, 9001) == [*web[:4], "127.0.0.1:9001", *web[5:-1], BARE_APP]
+    with pytest.raises(RuntimeError, match="unexpected command"):
+        bare_argv([*web[:-1], "other:app"], 9001)
+
+
+def test_sharewise_runs_as_sharewise_web_does_with_its_web_processes(tmp_path):
+    """The Sharewise server is the ``sharewise web`` command itself: it has exec'd gunicorn
+    (the argv the bare server copies) with ``WEB_WORKERS`` web processes under it."""
+    tenants = tmp_path / "tenants.toml"
+    tenants.write_text(f'[tenants.bench]\nname = "Bench"\nwebhook_secret = "{SECRET}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
+    env.update(SHAREWISE_DATA_DIR=str(tmp_path / "var"), SHAREWISE_TENANTS=str(tenants),
+               SHAREWISE_WEB_WORKERS="2", SHAREWISE_WEB_THREADS="2")
+    port = _free_port()
+    server = serve(sharewise_web_argv(port), port, env, tmp_path / "gunicorn.log")
+    try:
+        argv = cmdline(server.pid)
+        assert "gunicorn" in argv and argv[-1] == SHAREWISE_APP
+        assert argv[argv.index("--bind") + 1] == f"127.0.0.1:{port}"
+        wait_until(lambda: len(children(server.pid)) == 2, timeout=30)
+        got = paced(port, "/webhooks/bench", rate=10, seconds=0.5)
+        assert got["statuses"] == {"201": 5}  # new records, stored
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def test_slices_alternate_abba_so_a_steady_drift_weighs_on_both():
     assert slice_order(3) == ["bare", "intake", "intake", "bare", "bare", "intake"]
     order = slice_order(4, ("a", "b"))
@@ -35,24 +81,50 @@ def test_slices_alternate_abba_so_a_steady_drift_weighs_on_both():
         n for n, x in enumerate(order) if x == "b")
 
 
-def test_interleaved_counts_each_servers_slices_apart(tmp_path):
-    """Two real gunicorn servers of the bare endpoint: each gets its own slices (an even
-    number: two of 0.5 s here) and answers in every one of them."""
+def test_percentile_is_nearest_rank():
+    ms = [float(n) for n in range(1, 1001)]
+    assert percentile(ms, 0.99) == 990.0
+    assert percentile(ms, 0.5) == 500.0
+    assert percentile([7.0], 0.99) == 7.0
+
+
+@pytest.fixture
+def bare_servers(tmp_path):
+    """Two real gunicorn servers of the bare endpoint, started as the benchmark starts them."""
     ports = {"bare": _free_port(), "other": _free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
-    servers = [_start("bench.bench_intake:bare_app", port, env, 1, 2) for port in ports.values()]
-    try:
-        got = interleaved(ports, "/webhooks/x", seconds=1.0, slice_seconds=0.5, clients=1,
-                          threads=2, per_connection=5, warm=0.1, fresh_for=())
-    finally:
-        for server in servers:
-            server.terminate()
-            server.wait()
-    for name in ports:
+    web = ["python", "-m", "gunicorn", "--bind", "x", "--workers", "1", "--threads", "2",
+           "--worker-class", "gthread", SHAREWISE_APP]
+    servers = [serve([sys.executable, *bare_argv(web, port)[1:]], port, env,
+                     tmp_path / "gunicorn.log") for port in ports.values()]
+    yield ports
+    for server in servers:
+        server.terminate()
+        server.wait()
+
+
+def test_interleaved_counts_each_servers_slices_apart(bare_servers):
+    """Each server gets its own slices (an even number: two of 0.5 s here) and answers in
+    every one of them."""
+    got = interleaved(bare_servers, "/webhooks/x", seconds=1.0, slice_seconds=0.5, clients=1,
+                      threads=2, per_connection=5, warm=0.1)
+    for name in bare_servers:
         assert len(got[name]["slice_rps"]) == 2
         assert all(rate > 0 for rate in got[name]["slice_rps"])
         assert set(got[name]["statuses"]) == {"201"}
-        assert got[name]["rps"] > 0
+        assert got[name]["created_ps"] == got[name]["rps"] > 0
+
+
+def test_paced_sends_every_scheduled_request(bare_servers):
+    got = paced(bare_servers["bare"], "/webhooks/x", rate=20, seconds=1)
+    assert got["events"] == 20 and got["statuses"] == {"201": 20}
+    assert 0 < got["p50_ms"] <= got["p99_ms"] <= got["max_ms"]
+
+
+def test_a_failed_request_fails_the_latency_run():
+    """Nothing listens: the run raises instead of counting the failed requests as 0 ms."""
+    with pytest.raises(ConnectionRefusedError):
+        paced(_free_port(), "/webhooks/x", rate=20, seconds=0.2)
 
 
 def test_a_client_thread_that_fails_fails_the_run():
@@ -62,54 +134,3 @@ def test_a_client_thread_that_fails_fails_the_run():
     with pytest.raises(RuntimeError, match="client thread"):
         interleaved(ports, "/webhooks/x", seconds=0.2, slice_seconds=0.1, clients=1,
                     threads=1, per_connection=0, warm=0.05)
-
-
-@pytest.mark.parametrize("writer", ["true", "false"])
-def test_the_intake_server_keeps_one_writer_process_when_it_is_on(tmp_path, writer):
-    """``gunicorn sharewise.plugin.wsgi:app`` as the benchmark (and ``sharewise web``) runs it: with
-    two web processes, exactly one writer process runs under the server, and it stops with
-    the server; none with INTAKE_WRITER off."""
-    from bench.bench_intake import SECRET, writer_pids
-
-    tenants = tmp_path / "tenants.toml"
-    tenants.write_text(f'[tenants.bench]\nname = "Bench"\nwebhook_secret = "{SECRET}"\n')
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
-    env.update(SHAREWISE_DATA_DIR=str(tmp_path / "var"), SHAREWISE_TENANTS=str(tenants),
-               SHAREWISE_PORT=str(port), SHAREWISE_INTAKE_WRITER=writer)
-    server = _start("sharewise.plugin.wsgi:app", port, env, 2, 2)
-    try:
-        if writer == "true":
-            # both web processes hold the writer lock file open: both have looked for it
-            wait_until(lambda: _holding(tmp_path / "var", ".writer") == 2, timeout=30)
-            wait_until(lambda: len(writer_pids(server.pid)) == 1, timeout=30)
-        time.sleep(1)  # a second writer, were one started, would be running by now
-        pids = writer_pids(server.pid)
-        assert len(pids) == (1 if writer == "true" else 0)
-    finally:
-        server.terminate()
-        server.wait()
-    wait_until(lambda: not any(_running(pid) for pid in pids), timeout=15)
-
-
-def _holding(directory: Path, suffix: str) -> int:
-    """How many processes have a file of ``directory`` ending in ``suffix`` open."""
-    count = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            links = [os.readlink(f"/proc/{pid}/fd/{fd}")
-                     for fd in os.listdir(f"/proc/{pid}/fd")]
-        except OSError:
-            continue
-        if any(link.startswith(str(directory)) and link.endswith(suffix) for link in links):
-            count += 1
-    return count
-
-
-def _running(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie has exited)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -292,6 +292,11 @@ def _resolve(obj: Any) -> Any:
     return None
 
 
+def _ref(ref: IndirectObject) -> tuple[int, int]:
+    """What names an indirect object: its number and its generation."""
+    return ref.idnum, ref.generation
+
+
 def _get(d: Any, key: str) -> Any:
     if not isinstance(d, DictionaryObject):
         return None
@@ -495,13 +500,15 @@ def _choice_value(field: FieldSpec, text: str) -> str:
 def _check_action(action: Any, budget: list[int]) -> None:
     """Refuse an action (and its ``/Next`` chain) that is not on the harmless list."""
     pending = [action]
-    seen: set[int] = set()
+    seen: set[tuple[int, int]] = set()
     while pending:
         item = pending.pop()
         if isinstance(item, IndirectObject):
-            if item.idnum in seen:
+            # number and generation: ``7 1 R`` is another object than ``7 0 R`` (pypdf
+            # resolves both when the cross-reference lists both), so it is checked too
+            if _ref(item) in seen:
                 continue
-            seen.add(item.idnum)
+            seen.add(_ref(item))
         obj = _resolve(item)
         budget[0] -= 1
         if budget[0] < 0:
@@ -566,7 +573,7 @@ def _check_document_actions(root: DictionaryObject) -> None:
 def _check_pages(root: DictionaryObject) -> None:
     """Walk the page tree (bounded, loop-safe): page actions and annotations."""
     seen: set[int] = set()
-    annotations: set[int] = set()
+    annotations: set[tuple[int, int]] = set()  # number and generation, as in _check_action
     stack: list[tuple[Any, int]] = [(root.get("/Pages"), 0)]
     pages = 0
     while stack:
@@ -593,9 +600,9 @@ def _check_pages(root: DictionaryObject) -> None:
             continue
         for ref in annots:
             if isinstance(ref, IndirectObject):
-                if ref.idnum in annotations:
+                if _ref(ref) in annotations:
                     continue
-                annotations.add(ref.idnum)
+                annotations.add(_ref(ref))
             annot = _resolve(ref)
             if isinstance(annot, DictionaryObject):
                 _check_annotation(annot)

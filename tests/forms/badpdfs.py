@@ -372,30 +372,76 @@ def set_entries(
     return _bytes(writer)
 
 
-def append_update(base: bytes, bodies: dict[int, bytes]) -> bytes:
-    """Append a hand-written incremental update replacing objects ``{number: body}``."""
+def append_update(base: bytes, bodies: dict[int, bytes] | dict[tuple[int, int], bytes]) -> bytes:
+    """Append a hand-written incremental update replacing objects ``{number: body}`` (or
+    ``{(number, generation): body}``; each entry gets its own cross-reference subsection, so
+    one number can be listed with two generations)."""
     reader = PdfReader(io.BytesIO(base))
     trailer = reader.trailer
     prev = int(re.findall(rb"startxref\s+(\d+)", base[-1024:])[-1])
     out = io.BytesIO()
     out.write(base if base.endswith(b"\n") else base + b"\n")
     offsets = {}
-    for num, body in sorted(bodies.items()):
-        offsets[num] = out.tell()
-        out.write(b"%d 0 obj\n" % num + body + b"\nendobj\n")
+    refs = {key if isinstance(key, tuple) else (key, 0): body for key, body in bodies.items()}
+    for (num, gen), body in sorted(refs.items()):
+        offsets[num, gen] = out.tell()
+        out.write(b"%d %d obj\n" % (num, gen) + body + b"\nendobj\n")
     xref = out.tell()
     out.write(b"xref\n")
-    for num, offset in sorted(offsets.items()):
-        out.write(b"%d 1\n%010d 00000 n \n" % (num, offset))
+    for (num, gen), offset in sorted(offsets.items()):
+        out.write(b"%d 1\n%010d %05d n \n" % (num, offset, gen))
     root = trailer.raw_get("/Root")
     info = trailer.raw_get("/Info")
     extra = b" /Info %d %d R" % (info.idnum, info.generation) if info is not None else b""
+    size = max(int(trailer["/Size"]), max(num for num, _ in refs) + 1)
     out.write(
         b"trailer\n<< /Size %d /Root %d %d R /Prev %d%s >>\nstartxref\n%d\n%%%%EOF\n"
-        % (max(int(trailer["/Size"]), max(bodies) + 1), root.idnum, root.generation, prev,
-           extra, xref)
+        % (size, root.idnum, root.generation, prev, extra, xref)
     )
     return out.getvalue()
+
+
+def _first_page_with(base: bytes, *annotations: bytes) -> tuple[int, int, bytes, int]:
+    """The first page's number, generation and body with ``annotations`` (raw references)
+    added to its ``/Annots``, and the first free object number."""
+    reader = PdfReader(io.BytesIO(base))
+    ref = reader.trailer["/Root"]["/Pages"].raw_get("/Kids")[0]
+    page = ref.get_object()
+    kept = DictionaryObject({k: v for k, v in page.items() if k != "/Annots"})
+    body = io.BytesIO()
+    kept.write_to_stream(body)
+    refs = b" ".join(b"%d %d R" % (a.idnum, a.generation) for a in page.raw_get("/Annots"))
+    annots = b" /Annots [" + b" ".join((refs, *annotations)) + b"] >>"
+    return ref.idnum, ref.generation, body.getvalue().rstrip()[:-2] + annots, int(
+        reader.trailer["/Size"]
+    )
+
+
+def next_chain_other_generation(base: bytes) -> bytes:
+    """A link whose harmless ``/URI`` action (``N 0 R``) goes on (``/Next``) to ``N 1 R``, a
+    JavaScript action: the same object number, another generation, so another object."""
+    probe = _first_page_with(base)
+    action, link = probe[3], probe[3] + 1
+    num, gen, page, _ = _first_page_with(base, b"%d 0 R" % link)
+    return append_update(base, {
+        (action, 0): b"<< /S /URI /URI (https://example.org/) /Next %d 1 R >>" % action,
+        (action, 1): b"<< /S /JavaScript /JS (app.alert(1)) >>",
+        (link, 0): b"<< /Type /Annot /Subtype /Link /Rect [0 0 1 1] /A %d 0 R >>" % action,
+        (num, gen): page,
+    })
+
+
+def annotation_other_generation(base: bytes) -> bytes:
+    """A page listing a harmless link ``N 0 R`` and, as ``N 1 R``, a link that runs JavaScript."""
+    link = _first_page_with(base)[3]
+    num, gen, page, _ = _first_page_with(base, b"%d 0 R %d 1 R" % (link, link))
+    return append_update(base, {
+        (link, 0): b"<< /Type /Annot /Subtype /Link /Rect [0 0 1 1] "
+        b"/A << /S /URI /URI (https://example.org/) >> >>",
+        (link, 1): b"<< /Type /Annot /Subtype /Link /Rect [0 0 1 1] "
+        b"/A << /S /JavaScript /JS (app.alert(1)) >> >>",
+        (num, gen): page,
+    })
 
 
 def with_raw_value(base: bytes, name: str, literal: bytes) -> bytes:

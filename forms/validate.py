@@ -31,6 +31,7 @@ completeness problems.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -195,6 +196,25 @@ def _schema_class(form: FormSpec) -> type[_RecordSchema]:
     return type("DecisionRecordSchema", (_RecordSchema,), declared)
 
 
+_per_thread = threading.local()
+
+
+def _schema(form: FormSpec) -> _RecordSchema:
+    """This thread's instance of the form's schema.
+
+    Making a marshmallow schema deep-copies every declared field (about half the cost of a
+    validation), so each thread keeps one; :func:`validate` sets ``today`` and ``found``
+    before each load and clears ``found`` after it, so nothing of one record stays with the next.
+    """
+    schemas: dict[FormSpec, _RecordSchema] | None = getattr(_per_thread, "schemas", None)
+    if schemas is None:
+        schemas = _per_thread.schemas = {}
+    schema = schemas.get(form)
+    if schema is None:
+        schema = schemas[form] = _schema_class(form)()
+    return schema
+
+
 def _clean(form: FormSpec, values: Mapping[str, Any]) -> dict[str, Any]:
     """Blank text is no value; date objects become ISO text so the schema loads one form."""
     out: dict[str, Any] = {}
@@ -222,7 +242,7 @@ def validate(values: Mapping[str, Any], *, today: date | None = None) -> list[Pr
     ``today`` defaults to the current date in Europe/London.
     """
     form = load_spec()
-    schema = _schema_class(form)()
+    schema = _schema(form)
     schema.today = today or today_in(form)
     schema.found = {}
     cleaned = _clean(form, values)
@@ -232,9 +252,11 @@ def validate(values: Mapping[str, Any], *, today: date | None = None) -> list[Pr
         messages = err.messages if isinstance(err.messages, dict) else {}
     else:
         return []
+    finally:
+        found, schema.found = schema.found, {}
     problems: list[Problem] = []
     for field in form.fields:
-        ours = schema.found.get(field.name)
+        ours = found.get(field.name)
         raw = messages.get(field.name)
         texts = raw if isinstance(raw, list) else [raw] if raw else []
         if ours is not None and ours.message in texts:
@@ -246,5 +268,5 @@ def validate(values: Mapping[str, Any], *, today: date | None = None) -> list[Pr
         elif ours is not None and ours.rule == rule_of(field):
             problems.append(ours)
     listed = {p.field for p in problems}
-    problems.extend(p for n, p in schema.found.items() if n not in listed)
+    problems.extend(p for n, p in found.items() if n not in listed)
     return problems

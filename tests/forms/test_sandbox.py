@@ -88,6 +88,19 @@ def test_a_12_mb_upload_keeps_the_worker_under_300_mb(pool, form):
     assert pool.peak_rss() < 300 * 1000 * 1000
 
 
+def test_a_workers_memory_does_not_grow_from_upload_to_upload(pool, form):
+    """A parse's objects (cyclic: pypdf's objects refer to their reader) are collected after
+    each reply, not left for a collection that a parse no longer triggers."""
+    pdf, record_id, shown = form
+    for _ in range(5):
+        pool.read(pdf, record_id, shown, 5.0)
+    worker = psutil.Process(pool.worker_pids()[0])
+    before = worker.memory_info().rss
+    for _ in range(60):
+        pool.read(pdf, record_id, shown, 5.0)
+    assert worker.memory_info().rss - before < 4 * MiB
+
+
 def test_a_hostile_12_mb_text_value_is_refused_within_the_bound(pool, form):
     pdf, record_id, shown = form
     upload = badpdfs.padded_upload(pdf, 12 * MiB - 64)

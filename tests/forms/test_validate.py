@@ -363,6 +363,22 @@ def test_unknown_keys_are_ignored():
     assert validate({**COMPLETE, "not_a_field": 1}, today=TODAY) == []
 
 
+def test_one_record_leaves_nothing_for_the_next_in_any_thread():
+    """The schema instance is reused per thread: results match a fresh validation, in order
+    and side by side, and an incomplete record's problems never reach a complete one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    incomplete = {**COMPLETE, "decision": None, "decided_on": "2026-03-15"}
+    records = [COMPLETE, incomplete, {}, NOT_SHARED, incomplete, COMPLETE] * 8
+    expected = [validate(r, today=TODAY) for r in records]
+    assert expected[0] == [] and expected[1] and expected[-1] == []
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda r: validate(r, today=TODAY), records)) == expected
+    later = date(2026, 3, 12)  # before decided_on: ``today`` is taken afresh each call
+    assert "future" in problems_of(incomplete, later)["decided_on"].message
+    assert "decided_on" not in problems_of(incomplete)
+
+
 def test_problem_as_dict():
     problem = Problem("decision", 7, "Rule 7: record your decision.")
     assert problem.as_dict() == {"field": "decision", "rule": 7,

@@ -1,9 +1,11 @@
 """The ``sharewise`` command (click). Each concern adds its sub-commands with one line:
 ``main.add_command(...)`` at the bottom of this file.
 
-* ``serve``: the embedded default in one command: web (gunicorn), a Celery worker and Celery
-  beat as child processes; migrations first; Ctrl-C / SIGTERM stops them all; a child that dies
-  is reported and the others are stopped.
+* ``serve``: the embedded default in one command: web (gunicorn, the app imported before its
+  workers fork) and a Celery worker running beat inside it (``-B``), as child processes of a
+  small supervisor (:mod:`sharewise.plugin.supervisor`) that imports nothing of the app;
+  migrations first; a child that dies is logged and started again with back-off; only Ctrl-C /
+  SIGTERM stops the service. A port already in use is said before anything claims to serve.
 * ``web``, ``worker``, ``beat``: the same processes one by one, for a scaled-out setup.
 * ``demo``: plays the host: signs and sends a sample ``share.requested`` to a running service.
 * ``tenants add NAME``: prints a new tenant block with fresh secrets.
@@ -20,10 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -137,6 +136,7 @@ def _web_argv(s: Settings) -> list[str]:
         "--workers", str(s.web_workers),
         "--threads", str(s.web_threads),
         "--worker-class", "gthread",
+        "--preload",  # the app is imported once, then forked: its pages are shared
         "--graceful-timeout", "10",
         "--access-logfile", "-",
         "--logger-class", "sharewise.plugin.accesslog.RedactingLogger",
@@ -145,13 +145,34 @@ def _web_argv(s: Settings) -> list[str]:
     ]
 
 
-def _worker_argv(s: Settings) -> list[str]:
-    return [
+def _worker_argv(s: Settings, *, with_beat: bool = False) -> list[str]:
+    """The Celery worker; ``with_beat``: beat runs inside it (``serve``: one worker only)."""
+    argv = [
         sys.executable, "-m", "celery", "-A", "sharewise.tasks.worker", "worker",
         "--loglevel", s.log_level,
         "--concurrency", str(s.worker_concurrency),
         "--hostname", f"sharewise-{os.getpid()}@%h",
     ]
+    if with_beat:
+        argv += ["--beat", "--schedule", str(s.data_dir / "celerybeat-schedule")]
+    return argv
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether another process listens on ``host:port`` (bound as gunicorn binds)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return False
 
 
 def _beat_argv(s: Settings) -> list[str]:
@@ -160,6 +181,15 @@ def _beat_argv(s: Settings) -> list[str]:
         "--loglevel", s.log_level,
         "--schedule", str(s.data_dir / "celerybeat-schedule"),
     ]
+
+
+def _loopback(host: str) -> str:
+    """Where this machine reaches a server listening on ``host``."""
+    if host in ("0.0.0.0", ""):  # noqa: S104 - reading the setting, not binding
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 @click.group(cls=_Main)
@@ -181,46 +211,19 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
             raise StartupError(f"no tenants file {s.tenants} (SHAREWISE_TENANTS)")
         write_demo_tenants(s.tenants, s.base_url)
         click.echo(f"sharewise: no tenants file found; created a demo one at {s.tenants}")
-    children: dict[str, subprocess.Popen[bytes]] = {}
-    stopping = False
-
-    def _stop(signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    for name, argv in (("web", _web_argv(s)), ("worker", _worker_argv(s)),
-                       ("beat", _beat_argv(s))):
-        children[name] = subprocess.Popen(argv, start_new_session=True)
-    pids = ", ".join(f"{name} pid {child.pid}" for name, child in children.items())
-    click.echo(
-        f"sharewise: serving on {s.base_url} ({pids}; data in {s.data_dir}; tenants "
-        f"{s.tenants}); Ctrl-C stops", err=True
-    )
-    code = 0
-    while not stopping:
-        for name, child in children.items():
-            rc = child.poll()
-            if rc is not None:
-                click.echo(f"sharewise: {name} (pid {child.pid}) exited with code {rc}; "
-                           "stopping the others", err=True)
-                code = 1
-                stopping = True
-                break
-        time.sleep(0.2)
-    for child in children.values():
-        if child.poll() is None:
-            child.terminate()
-    deadline = time.monotonic() + 15
-    for child in children.values():
-        try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-    click.echo("sharewise: stopped", err=True)
-    sys.exit(code)
+    if _port_in_use(s.host, s.port):
+        raise StartupError(f"port {s.port} is in use on {s.host}: stop what holds it, or "
+                           "choose another with --port or SHAREWISE_PORT")
+    spec = {
+        "children": [{"name": "web", "argv": _web_argv(s)},
+                     {"name": "worker", "argv": _worker_argv(s, with_beat=True)}],
+        "health_url": f"http://{_loopback(s.host)}:{s.port}/healthz",
+        "ready": f"serving on {s.base_url} ({{pids}}; data in {s.data_dir}; tenants "
+                 f"{s.tenants}); Ctrl-C stops",
+    }
+    sys.stdout.flush()
+    argv = [sys.executable, "-m", "sharewise.plugin.supervisor", json.dumps(spec)]
+    os.execv(argv[0], argv)  # noqa: S606 (a small supervisor replaces this process)
 
 
 @main.command()

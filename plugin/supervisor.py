@@ -139,3 +139,51 @@ def _describe(code: int) -> str:
         except ValueError:
             return str(code)
     return str(code)
+
+
+def wait_until_up(sup: Supervisor, health_url: str, interval: float = 0.2) -> bool:
+    """Supervise until ``health_url`` answers 200 (``True``) or a stop is asked (``False``)."""
+    import urllib.request
+
+    while not sup.stopping:
+        try:
+            with urllib.request.urlopen(health_url, timeout=2) as resp:  # noqa: S310 - ours
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        sup.check()
+        time.sleep(interval)
+    return False
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m sharewise.plugin.supervisor SPEC``: what ``sharewise serve`` turns into.
+
+    ``SPEC`` is JSON: ``{"children": [{"name", "argv"}...], "health_url", "ready"}``; the
+    ``ready`` line is printed once ``health_url`` answers. A fresh interpreter that imports
+    only this module, so the long-lived supervisor holds none of the app's memory.
+    """
+    import json
+    import sys
+
+    spec = json.loads(argv[1])
+
+    def say(line: str) -> None:
+        print(f"sharewise: {line}", file=sys.stderr, flush=True)
+
+    sup = Supervisor([Child(c["name"], c["argv"]) for c in spec["children"]], say=say)
+    sup.install_signal_handlers()
+    sup.start()
+    if wait_until_up(sup, spec["health_url"]):
+        pids = ", ".join(f"{child.name} pid {child.pid}" for child in sup.children)
+        say(spec["ready"].replace("{pids}", pids))
+    sup.run()
+    say("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv))

@@ -1,18 +1,15 @@
 """WSGI entry point for gunicorn: ``gunicorn sharewise.plugin.wsgi:app``.
 
-A bad setting or an unreachable database stops the worker with one line (no traceback) and
-gunicorn's "worker failed to boot" exit code, so gunicorn stops instead of restarting it.
+``sharewise web`` and ``serve`` run gunicorn with ``--preload``: this module is imported once,
+in gunicorn's master, then its workers are forked. ``gc.freeze()`` (as the :mod:`gc`
+documentation advises before such a fork) keeps the collector from touching, and so copying,
+the pages the workers share. Database connections are never shared across the fork
+(:mod:`sharewise.plugin.db` gives every forked child fresh pools).
 """
 
-import sys
+import gc
 
 from sharewise.plugin.app import create_app
-from sharewise.plugin.settings import SettingsError, StartupError
 
-WORKER_BOOT_ERROR = 3  # gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR
-
-try:
-    app = create_app()
-except (SettingsError, StartupError) as exc:
-    print(f"sharewise: {exc}", file=sys.stderr, flush=True)
-    raise SystemExit(WORKER_BOOT_ERROR) from None
+app = create_app()
+gc.freeze()

@@ -37,17 +37,22 @@ class Served:
         self.proc = subprocess.Popen([SHAREWISE, "serve", "--port", str(self.port)], cwd=self.cwd,
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
 
-    def wait_ready(self, timeout: float = 20) -> None:
+    def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.output()
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+            if "sharewise: serving on" in self.output():
+                assert httpx.get(f"{self.base}/healthz", timeout=5).status_code == 200
+                return
             time.sleep(0.1)
         raise AssertionError("serve did not come up:\n" + self.output())
+
+    def tree(self) -> list[int]:
+        """serve and every process below it."""
+        import psutil
+
+        root = psutil.Process(self.proc.pid)
+        return [root.pid, *(p.pid for p in root.children(recursive=True))]
 
     def output(self) -> str:
         self.log.flush()
@@ -139,9 +144,11 @@ def test_serve_demo_pdf_duplicates_and_clean_stop(served, tmp_path):
     assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
 
     children = served.child_pids()
-    assert set(children) == {"web", "worker", "beat"}
+    assert set(children) == {"web", "worker"}  # beat runs inside the worker
+    tree = served.tree()
     assert served.stop() == 0
-    assert not [n for n, pid in children.items() if _alive(pid)]
+    time.sleep(0.5)
+    assert not [pid for pid in tree if _alive(pid)]
     log = served.output()
     assert "Traceback" not in log and "Zoë" not in log
     assert '"GET /form/<token>" 200' in log
@@ -149,13 +156,41 @@ def test_serve_demo_pdf_duplicates_and_clean_stop(served, tmp_path):
     assert token not in log  # a link token is a credential: never logged
 
 
-def test_serve_reports_a_dead_child(served):
+def test_serve_starts_a_killed_child_again_and_stops_only_on_a_signal(served):
     children = served.child_pids()
     os.kill(children["worker"], signal.SIGKILL)
-    assert served.proc.wait(20) == 1
-    assert f"worker (pid {children['worker']}) exited" in served.output()
+    line = f"worker (pid {children['worker']}) exited with code -9 (SIGKILL)"
+
+    def restarted() -> int | None:
+        found = re.search(r"worker started again \(pid (\d+)\)", served.output())
+        return int(found[1]) if found else None
+
+    deadline = time.monotonic() + 20
+    while restarted() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert line in served.output() and restarted(), served.output()
+    assert served.proc.poll() is None and _alive(restarted())  # still serving
+    assert _alive(children["web"])
+    assert httpx.get(f"{served.base}/healthz", timeout=5).status_code == 200
+    tree = served.tree()
+    assert served.stop() == 0
     time.sleep(0.5)
-    assert not [n for n, pid in children.items() if _alive(pid)]
+    assert not [pid for pid in tree if _alive(pid)]
+
+
+def test_serve_says_the_port_is_in_use_before_claiming_to_serve(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
+        env["SHAREWISE_DATA_DIR"] = str(tmp_path / "var")
+        done = subprocess.run([SHAREWISE, "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"port {port} is in use" in done.stderr
+    assert "serving on" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_demo_without_a_server_fails_clearly(tmp_path):

@@ -61,7 +61,12 @@ def list_(state: str | None, tenant: str | None, limit: int) -> None:
     with app.app_context(), session_scope(app) as session:
         from sharewise.plugin.records.models import Record
 
-        q = select(Delivery, Record.public_id).join(Record, Record.id == Delivery.record_id)
+        # every attempt ever made, also those before an operator's `retry` (which starts a
+        # fresh round: Delivery.attempts counts only the current one)
+        tries = (select(func.count(DeliveryAttempt.id))
+                 .where(DeliveryAttempt.delivery_id == Delivery.id).scalar_subquery())
+        q = (select(Delivery, Record.public_id, tries)
+             .join(Record, Record.id == Delivery.record_id))
         if state:
             q = q.where(Delivery.state == state)
         if tenant:
@@ -69,12 +74,12 @@ def list_(state: str | None, tenant: str | None, limit: int) -> None:
         rows = session.execute(q.order_by(Delivery.id.desc()).limit(limit)).all()
         click.echo(f"{'ID':<31} {'STATE':<9} {'EVENT':<23} {'RECORD':<20} {'TENANT':<16} "
                    f"{'TRIES':>5} {'LAST':<22} NEXT")
-        for d, record_id in rows:
+        for d, record_id, tried in rows:
             last = str(d.last_status or d.last_error or "-")
             held = d.state == PENDING and d.next_attempt_at is None
             when = "held (callback disabled)" if held else _ts(d.next_attempt_at)
             click.echo(f"{d.public_id:<31} {d.state:<9} {d.event_type:<23} {record_id:<20} "
-                       f"{d.tenant:<16} {d.attempts:>5} {last:<22} {when}")
+                       f"{d.tenant:<16} {tried:>5} {last:<22} {when}")
         disabled = session.scalars(
             select(TenantState.tenant).where(TenantState.callback_disabled.is_(True))
         ).all()
@@ -95,18 +100,19 @@ def show(delivery_id: str) -> None:
         if d is None:
             raise click.ClickException(f"no delivery {delivery_id}")
         record = session.get(Record, d.record_id)
-        for label, value in [
-            ("delivery", d.public_id), ("webhook-id", d.public_id), ("event", d.event_type),
-            ("record", record.public_id if record else "?"), ("tenant", d.tenant),
-            ("state", d.state), ("attempts", d.attempts), ("created", _ts(d.created_at)),
-            ("next attempt", _ts(d.next_attempt_at)), ("delivered", _ts(d.delivered_at)),
-            ("last result", d.last_status or d.last_error or "-"),
-        ]:
-            click.echo(f"{label + ':':<14} {value}")
         attempts = session.scalars(
             select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == d.id)
             .order_by(DeliveryAttempt.id)
         ).all()
+        for label, value in [
+            ("delivery", d.public_id), ("webhook-id", d.public_id), ("event", d.event_type),
+            ("record", record.public_id if record else "?"), ("tenant", d.tenant),
+            ("state", d.state), ("attempts", f"{len(attempts)} ({d.attempts} in this round)"),
+            ("created", _ts(d.created_at)),
+            ("next attempt", _ts(d.next_attempt_at)), ("delivered", _ts(d.delivered_at)),
+            ("last result", d.last_status or d.last_error or "-"),
+        ]:
+            click.echo(f"{label + ':':<14} {value}")
         click.echo(f"\n{'#':>3}  {'STARTED (UTC)':<19}  {'RESULT':<11}  {'STATUS/ERROR':<22}  MS")
         for a in attempts:
             outcome = str(a.status_code or a.error or "-")

@@ -234,8 +234,13 @@ def test_dead_letter_after_the_last_retry_then_operator_resend(app, host, make_r
     assert list(host.records) == [wid]
     with app.app_context():
         shown = runner.invoke(_cli(), ["deliveries", "show", wid])
+        listing = runner.invoke(_cli(), ["deliveries", "list"])
     assert shown.exit_code == 0
     assert shown.output.count("503") >= 10 and "success" in shown.output
+    assert "attempts:      11 (1 in this round)" in shown.output
+    # the list counts every try, also the ten made before the operator's retry
+    (row,) = [line for line in listing.output.splitlines() if line.startswith(wid)]
+    assert row.split()[5] == "11", listing.output
     _, attempts = load(app, wid)
     assert [a.number for a in attempts] == list(range(1, 12))  # numbered across the re-send
 

@@ -14,6 +14,7 @@ a host event starts are put together, and none of them imports it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -129,6 +130,24 @@ def _event_row(tenant: Tenant, webhook_id: str, event_type: str, record: Record 
 def _busy(exc: OperationalError, what: str) -> ServiceBusy:
     log.warning("%s: the database stayed locked past the timeout", what)
     return ServiceBusy(what)
+
+
+def _answered_once(tenant: Tenant, webhook_id: str, app: Flask, what: str,
+                   work: Callable[[Session], IntakeResult]) -> IntakeResult:
+    """``work`` in one transaction that also stores the answer; the stored answer when the
+    same delivery won the race; :class:`ServiceBusy` when the database stayed locked."""
+    try:
+        with session_scope(app) as session:
+            return work(session)
+    except IntegrityError:
+        replay = _replay(tenant, webhook_id, app)
+        if replay is None:  # pragma: no cover - the constraint that failed names a row
+            raise
+        return replay
+    except OperationalError as exc:
+        if not is_locked(exc):
+            raise
+        raise _busy(exc, what) from None
 
 
 # ----------------------------------------------------------------------------- intake
@@ -254,33 +273,26 @@ def cancel(
     :class:`~sharewise.plugin.records.audit.InvalidTransition`.
     """
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    try:
-        with session_scope(app) as session:
-            replay = find_replay(session, tenant.slug, webhook_id)
-            if replay is not None:
-                return replay_result(replay, app)
-            record = session.scalar(
-                select(Record)
-                .where(Record.tenant == tenant.slug, Record.request_id == request_id)
-                .with_for_update()
-            )
-            if record is None:
-                raise RecordNotFound(request_id)
-            if record.status != CANCELLED:
-                transition(session, record, CANCELLED, "host", reason, event="cancelled")
-                enqueue_record_cancelled(session, record, reason=reason)  # tell the host
-            body = {"record_id": record.public_id, "status": record.status}
-            session.add(_event_row(tenant, webhook_id, CANCELLED_EVENT, record, 200, body))
-    except IntegrityError:
-        replay = _replay(tenant, webhook_id, app)
-        if replay is None:  # pragma: no cover - the constraint that failed names a row
-            raise
-        return replay
-    except OperationalError as exc:
-        if not is_locked(exc):
-            raise
-        raise _busy(exc, f"cancel of request for {tenant.slug}") from None
-    return IntakeResult(200, body, body["record_id"])
+
+    def work(session: Session) -> IntakeResult:
+        replay = find_replay(session, tenant.slug, webhook_id)
+        if replay is not None:
+            return replay_result(replay, app)
+        record = session.scalar(
+            select(Record)
+            .where(Record.tenant == tenant.slug, Record.request_id == request_id)
+            .with_for_update()
+        )
+        if record is None:
+            raise RecordNotFound(request_id)
+        if record.status != CANCELLED:
+            transition(session, record, CANCELLED, "host", reason, event="cancelled")
+            enqueue_record_cancelled(session, record, reason=reason)  # tell the host
+        body = {"record_id": record.public_id, "status": record.status}
+        session.add(_event_row(tenant, webhook_id, CANCELLED_EVENT, record, 200, body))
+        return IntakeResult(200, body, record.public_id)
+
+    return _answered_once(tenant, webhook_id, app, f"cancel for {tenant.slug}", work)
 
 
 # ----------------------------------------------------------------------------- form submitted
@@ -302,25 +314,19 @@ def form_submitted(tenant: Tenant, webhook_id: str, request_id: str, pdf: bytes,
         record = find_record(session, tenant.slug, request_id)
         if record is None:
             raise RecordNotFound(request_id)
-    try:
-        with session_scope(app) as session:
-            result = handle_upload(session, record, pdf, source="host", actor="host", app=app)
-            body = result.as_json()
-            if result.rejection_code is not None:
-                code = result.rejection_code
-                body = {"type": f"urn:sharewise:problem:upload-{code.replace('_', '-')}",
-                        "title": "Upload rejected", "status": result.http_status,
-                        "detail": result.message or "The PDF was not accepted.",
-                        "code": code, **body}
-            session.add(_event_row(tenant, webhook_id, FORM_SUBMITTED, record,
-                                   result.http_status, body))
-    except IntegrityError:
-        replay = _replay(tenant, webhook_id, app)
-        if replay is None:  # pragma: no cover - the constraint that failed names a row
-            raise
-        return replay
-    except OperationalError as exc:
-        if not is_locked(exc):
-            raise
-        raise _busy(exc, f"record {record.public_id}: submitted form") from None
-    return IntakeResult(result.http_status, body, result.record_id)
+
+    def work(session: Session) -> IntakeResult:
+        result = handle_upload(session, record, pdf, source="host", actor="host", app=app)
+        body = result.as_json()
+        if result.rejection_code is not None:
+            code = result.rejection_code
+            body = {"type": f"urn:sharewise:problem:upload-{code.replace('_', '-')}",
+                    "title": "Upload rejected", "status": result.http_status,
+                    "detail": result.message or "The PDF was not accepted.",
+                    "code": code, **body}
+        session.add(_event_row(tenant, webhook_id, FORM_SUBMITTED, record,
+                               result.http_status, body))
+        return IntakeResult(result.http_status, body, result.record_id)
+
+    return _answered_once(tenant, webhook_id, app, f"record {record.public_id}: submitted form",
+                          work)

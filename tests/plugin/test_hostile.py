@@ -508,7 +508,7 @@ def test_gunicorn_answers_an_unknown_transfer_coding_itself_with_501(gunicorn):
     got, _headers, text = gunicorn.raw(_post(path, b"Transfer-Encoding: x-foo, chunked\r\n",
                                              b"5\r\nhello\r\n0\r\n\r\n"))
     assert got == 501, text[:200]
-    assert "Traceback" not in text
+    assert b"Traceback" not in text
     assert gunicorn.upload_versions() == before
 
 

@@ -1,8 +1,9 @@
 """The Celery application the worker and beat run: ``celery -A sharewise.tasks.worker worker|beat``.
 
-Builds the Flask app (settings from the environment), its Celery app, imports every task
-module (:data:`TASK_MODULES`; each concern adds one line) and installs the beat sweeps with the
-intervals of the app's settings. A bad setting or an unreachable database stops the process
+Builds the Flask app (settings from the environment) and its Celery app; importing this module
+imports every task module (each concern adds one import line: their ``shared_task``s and
+sweeps register themselves) and :func:`install` puts the beat sweeps in with the intervals of
+the app's settings. A bad setting or an unreachable database stops the process
 with one line (no traceback). In beat, the routine "Scheduler: Sending due task" lines are
 logged at DEBUG (:class:`RoutineBeatLines`, installed on the ``celery.beat`` logger when beat
 starts: Celery's ``beat_init`` signal).
@@ -10,7 +11,6 @@ starts: Celery's ``beat_init`` signal).
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
@@ -19,26 +19,12 @@ from celery.signals import beat_init
 from flask import Flask
 
 from sharewise.plugin.settings import SettingsError, StartupError, settings_of
-
-#: Every module defining tasks or sweeps.
-TASK_MODULES: list[str] = [
-    "sharewise.tasks.sweeps",
-    "sharewise.tasks.reminders",
-    "sharewise.tasks.delivery",
-]
-
-
-def load_task_modules() -> None:
-    """Import every task module (registers their ``shared_task``s and sweeps)."""
-    for name in TASK_MODULES:
-        importlib.import_module(name)
+from sharewise.tasks import delivery, reminders  # noqa: F401 (their tasks register)
+from sharewise.tasks.sweeps import beat_schedule
 
 
 def install(flask_app: Flask) -> Celery:
     """The app's Celery application with every task and the beat schedule."""
-    load_task_modules()
-    from sharewise.tasks.sweeps import beat_schedule
-
     celery_app: Celery = flask_app.extensions["celery"]
     celery_app.conf.beat_schedule = beat_schedule(settings_of(flask_app))
     return celery_app

@@ -285,6 +285,18 @@ def label(argv: list[str], width: int = 64) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def fd_kind(target: str) -> str:
+    """What an open descriptor is, from its ``/proc/<pid>/fd`` link: ``socket``, ``pipe``, an
+    anonymous inode's kind (``eventpoll``...), or a file's name (``sharewise.db-wal``)."""
+    if target.startswith(("socket:", "pipe:")):
+        return target.split(":", 1)[0]
+    if target.startswith("anon_inode:"):
+        return target.removeprefix("anon_inode:").strip("[]")
+    if target.startswith("/"):
+        return Path(target.removesuffix(" (deleted)")).name or target
+    return target
+
+
 @dataclass
 class Proc:
     pid: int
@@ -295,6 +307,7 @@ class Proc:
     pss_kb: int
     rss_kb: int
     fds: int
+    fd_kinds: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -329,13 +342,18 @@ def read_proc(pid: int, ppid: int, pgid: int, depth: int, proc: Path = Path("/pr
     base = proc / str(pid)
     try:
         rollup = parse_rollup((base / "smaps_rollup").read_text())
-        fds = len(os.listdir(base / "fd"))
+        kinds: Counter[str] = Counter()
+        for fd in os.listdir(base / "fd"):
+            try:
+                kinds[fd_kind(os.readlink(base / "fd" / fd))] += 1
+            except OSError:  # closed meanwhile
+                continue
         argv = [a for a in (base / "cmdline").read_bytes().decode(errors="replace").split("\0")
                 if a] or [f"[{(base / 'comm').read_text().strip()}]"]  # a zombie has no argv
     except OSError:  # gone meanwhile
         return None
     return Proc(pid, ppid, pgid, depth, label(argv), rollup.get("Pss", 0),
-                rollup.get("Rss", 0), fds)
+                rollup.get("Rss", 0), kinds.total(), dict(kinds))
 
 
 def snapshot(root: int, marker: str | None = None) -> Snapshot:
@@ -910,18 +928,32 @@ def print_tree(title: str, s: Snapshot) -> None:
               f"{'  ' * p.depth}{p.name}")
 
 
+def fd_change(before: Mapping[str, int], after: Mapping[str, int]) -> str:
+    """``"sharewise.db +2, socket -1"``: how the kinds of open descriptors changed."""
+    kinds = sorted(set(before) | set(after))
+    return ", ".join(f"{k} {after.get(k, 0) - before.get(k, 0):+d}" for k in kinds
+                     if after.get(k, 0) != before.get(k, 0))
+
+
 def growth_lines(before: Snapshot, after: Snapshot, least_kb: int = 1024) -> list[str]:
-    """Where the PSS went between two snapshots of a tree: processes in both whose PSS moved by
-    ``least_kb`` or more, processes that are new, processes that are gone."""
+    """Where the PSS and descriptors went between two snapshots of a tree: processes in both
+    whose PSS moved by ``least_kb`` or more or whose descriptors changed, processes that are
+    new, processes that are gone."""
     old = {p.pid: p for p in before.procs}
     new = {p.pid: p for p in after.procs}
     lines = []
     for pid, p in new.items():
-        if pid in old and abs(p.pss_kb - old[pid].pss_kb) >= least_kb:
-            lines.append(f"{pid} {p.name}: {(p.pss_kb - old[pid].pss_kb) / MB:+.1f} MB")
-        elif pid not in old:
-            lines.append(f"{pid} {p.name}: new, {p.pss_kb / MB:.1f} MB")
-    lines += [f"{pid} {p.name}: gone, was {p.pss_kb / MB:.1f} MB"
+        if pid not in old:
+            lines.append(f"{pid} {p.name}: new, {p.pss_kb / MB:.1f} MB, {p.fds} fds")
+            continue
+        moved = abs(p.pss_kb - old[pid].pss_kb) >= least_kb
+        if moved or p.fds != old[pid].fds:
+            line = f"{pid} {p.name}: {(p.pss_kb - old[pid].pss_kb) / MB:+.1f} MB"
+            if p.fds != old[pid].fds:
+                line += (f", fds {p.fds - old[pid].fds:+d} "
+                         f"({fd_change(old[pid].fd_kinds, p.fd_kinds)})")
+            lines.append(line)
+    lines += [f"{pid} {p.name}: gone, was {p.pss_kb / MB:.1f} MB, {p.fds} fds"
               for pid, p in old.items() if pid not in new]
     return lines
 
@@ -1160,11 +1192,16 @@ def run(tmp: Path, args: argparse.Namespace, results: dict[str, Any]) -> None:
             after = settle(serve.pid, serve.marker, args.settle)
             serve.snapshot()
             results["after_backlog"] = snap_json(after)
+            since, name = (used, "after use") if args.records else (rest, "at rest")
             print(f"  -> {b['events_per_s']:.1f} events/s vs bare "
                   f"{results['bare_events_per_s']:.1f} (mean of before and after); goal > "
                   f"{GOAL_EVENTS_PER_S}/s. Peak while posting: PSS {mb(peak.pss_kb)}, "
-                  f"{peak.count} processes; settled after: PSS {mb(after.pss_kb)}, "
-                  f"{after.count} processes, {after.fds} fds (information)", flush=True)
+                  f"{peak.count} processes", flush=True)
+            print(f"  the tree settled after the backlog, beside {name} (information): "
+                  f"{since.count} -> {after.count} processes, {since.fds} -> {after.fds} fds, "
+                  f"PSS {mb(since.pss_kb)} -> {mb(after.pss_kb)}")
+            for line in growth_lines(since, after):
+                print(f"    {line}")
 
         if not serve.alive():
             raise SystemExit(f"serve exited ({serve.proc.returncode}) during the run:\n"

@@ -23,6 +23,7 @@ from bench.footprint import (
     bare_argvs,
     cpu_ticks,
     descendants,
+    fd_kind,
     growth_lines,
     has_marker,
     is_settled,
@@ -160,8 +161,27 @@ def test_growth_lines_name_the_processes_that_moved() -> None:
                        Proc(3, 1, 1, 1, "c", 5 * MB, 0, 3)])
     after = Snapshot([Proc(1, 0, 1, 0, "a", 10 * MB + 10, 0, 3),
                       Proc(2, 1, 1, 1, "b", 7 * MB, 0, 3), Proc(4, 1, 1, 1, "d", 3 * MB, 0, 3)])
-    assert growth_lines(before, after) == ["2 b: +2.0 MB", "4 d: new, 3.0 MB",
-                                           "3 c: gone, was 5.0 MB"]
+    assert growth_lines(before, after) == ["2 b: +2.0 MB", "4 d: new, 3.0 MB, 3 fds",
+                                           "3 c: gone, was 5.0 MB, 3 fds"]
+    more = Snapshot([Proc(1, 0, 1, 0, "a", 10 * MB, 0, 5, {"socket": 2, "x.db": 3})])
+    less = Snapshot([Proc(1, 0, 1, 0, "a", 10 * MB, 0, 4, {"socket": 3, "x.db": 1})])
+    assert growth_lines(more, less) == ["1 a: +0.0 MB, fds -1 (socket +1, x.db -2)"]
+
+
+@pytest.mark.parametrize(("target", "kind"), [
+    ("socket:[123]", "socket"), ("pipe:[9]", "pipe"), ("anon_inode:[eventpoll]", "eventpoll"),
+    ("/tmp/a/var/sharewise.db-wal", "sharewise.db-wal"), ("/dev/null", "null"),
+    ("/tmp/x (deleted)", "x"),
+])
+def test_fd_kind(target: str, kind: str) -> None:
+    assert fd_kind(target) == kind
+
+
+def test_snapshot_counts_descriptors_by_kind() -> None:
+    with open(__file__, "rb"):
+        me = next(p for p in snapshot(os.getpid()).procs if p.pid == os.getpid())
+        assert me.fd_kinds.get(Path(__file__).name, 0) >= 1
+        assert sum(me.fd_kinds.values()) == me.fds
 
 
 def test_settled_needs_the_same_processes_and_steady_pss() -> None:

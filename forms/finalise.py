@@ -163,6 +163,11 @@ def flatten(pdf: bytes) -> PdfWriter:
 # ---------------------------------------------------------------- the summary pages
 
 
+def warm_up() -> None:
+    """Register the summary font with reportlab now rather than on the first final record."""
+    _register_font()
+
+
 @cache
 def _register_font() -> str:
     pdfmetrics.registerFont(TTFont(SUMMARY_FONT, io.BytesIO(field_font().program)))

@@ -145,6 +145,13 @@ def _ref(ref: IndirectObject) -> bytes:
     return f"{ref.idnum} {ref.generation} R".encode()
 
 
+def warm_up() -> None:
+    """Parse the template and load the field font now rather than on the first fill (a
+    server that imports the app before forking its workers then shares them)."""
+    _template()
+    field_font()
+
+
 @cache
 def _template() -> _Template:
     """Parse the committed template once per process."""

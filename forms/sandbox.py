@@ -61,13 +61,13 @@ import gc
 import json
 import logging
 import os
-import queue
 import resource
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -82,6 +82,9 @@ from sharewise.forms.validate import Problem
 __all__ = ["ReaderPool", "get_pool", "read", "read_upload", "shutdown", "warm"]
 
 DEFAULT_WORKERS = 2
+#: A reader process that has had no upload for this long stops (seconds); the next upload
+#: starts one again (about a third of a second). An idle service then keeps none.
+DEFAULT_IDLE_TIMEOUT = 60.0
 DEFAULT_MEMORY_LIMIT = 286 * 1024 * 1024  # 299.9 MB: under the 300 MB resident target
 DEFAULT_MAX_TASKS = 500
 STARTUP_TIMEOUT = 30.0
@@ -261,6 +264,7 @@ class _Worker:
         self.ready = False
         self.tasks = 0
         self.max_tasks = max_tasks
+        self.last_used = 0.0
 
     def wait_ready(self, timeout: float) -> bool:
         if self.ready:
@@ -275,6 +279,18 @@ class _Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def stop(self) -> None:
+        """Ask the worker to end (it is idle), then make sure it has."""
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -286,7 +302,12 @@ class _Worker:
 
 
 class ReaderPool:
-    """A fixed number of warm, resource-limited reader processes."""
+    """Up to ``workers`` warm, resource-limited reader processes.
+
+    Workers are started when uploads need them (``workers`` of them at once at most; the first
+    ``prestart`` right away) and retire after ``idle_timeout`` seconds without an upload, so an
+    idle service keeps no reader process. A background thread of the pool retires them.
+    """
 
     def __init__(
         self,
@@ -294,38 +315,80 @@ class ReaderPool:
         *,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
         max_tasks: int = DEFAULT_MAX_TASKS,
+        idle_timeout: float | None = None,
+        prestart: int | None = None,
     ) -> None:
+        self._size = max(1, workers)
         self._memory_limit = memory_limit
         self._max_tasks = max_tasks
-        # idle workers; ``None`` is the "closed" marker, passed on from waiter to waiter
-        self._idle: queue.Queue[_Worker | None] = queue.Queue()
-        self._lock = threading.Lock()  # orders returns to the pool against close()
+        self._idle_timeout = idle_timeout
+        self._idle: list[_Worker] = []  # the most recently used last
+        self._live = 0  # idle and busy workers, and those being started
+        self._cond = threading.Condition()
         self._closed = False
         self.pid = os.getpid()
-        for _ in range(workers):
-            self._idle.put(self._spawn())
+        for _ in range(self._size if prestart is None else min(prestart, self._size)):
+            self._live += 1
+            self._idle.append(self._spawn())
+        if idle_timeout is not None:
+            threading.Thread(target=self._retire_idle, name="sharewise-reader-retire",
+                             daemon=True).start()
 
     def _spawn(self) -> _Worker:
-        return _Worker(self._memory_limit, self._max_tasks)
+        worker = _Worker(self._memory_limit, self._max_tasks)
+        worker.last_used = time.monotonic()
+        return worker
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
         keep = healthy and worker.tasks < worker.max_tasks
         if not keep:
             worker.kill()
-        with self._lock:
-            if not self._closed:
-                self._idle.put(worker if keep else self._spawn())
-                return
-        if keep:
+        with self._cond:
+            if keep and not self._closed:
+                worker.last_used = time.monotonic()
+                self._idle.append(worker)
+            else:
+                self._live -= 1
+            self._cond.notify()
+        if keep and self._closed:
             worker.kill()
 
     def _take(self) -> _Worker:
-        """A free worker; waits for one. Raises ``RuntimeError`` once the pool is closed."""
-        worker = self._idle.get()
-        if worker is None:
-            self._idle.put(None)  # wake the next waiter too
-            raise RuntimeError("the reader pool is shut down")
-        return worker
+        """A free worker, started if none is and the pool has room; waits otherwise.
+        Raises ``RuntimeError`` once the pool is closed."""
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise RuntimeError("the reader pool is shut down")
+                if self._idle:
+                    return self._idle.pop()
+                if self._live < self._size:
+                    self._live += 1
+                    break
+                self._cond.wait()
+        try:
+            return self._spawn()
+        except BaseException:
+            with self._cond:
+                self._live -= 1
+                self._cond.notify()
+            raise
+
+    def _retire_idle(self) -> None:
+        """Stop workers idle for ``idle_timeout`` seconds (the pool's background thread)."""
+        assert self._idle_timeout is not None  # noqa: S101 - started only with a timeout
+        tick = max(0.05, min(5.0, self._idle_timeout / 4))
+        while True:
+            time.sleep(tick)
+            with self._cond:
+                if self._closed:
+                    return
+                now = time.monotonic()
+                old = [w for w in self._idle if now - w.last_used >= self._idle_timeout]
+                self._idle = [w for w in self._idle if w not in old]
+                self._live -= len(old)
+            for worker in old:
+                worker.stop()
 
     def call(self, request: tuple[Any, ...], timeout: float) -> tuple[Any, ...]:
         """Send one request to a free worker and return its reply (or raise on a bound)."""
@@ -385,37 +448,28 @@ class ReaderPool:
 
     def worker_pids(self) -> list[int]:
         """The process ids of the idle workers (for tests and diagnostics)."""
-        workers = list(self._idle.queue)
-        return [w.process.pid for w in workers if w is not None]
+        with self._cond:
+            return [w.process.pid for w in self._idle]
+
+    def idle_count(self) -> int:
+        """How many workers wait for an upload."""
+        with self._cond:
+            return len(self._idle)
 
     def close(self) -> None:
         """Stop every idle worker; busy ones are stopped when their call returns.
 
         Callers waiting for a worker, and any later call, get ``RuntimeError``.
         """
-        with self._lock:
+        with self._cond:
             if self._closed:
                 return
             self._closed = True
-            idle = []
-            while True:
-                try:
-                    worker = self._idle.get_nowait()
-                except queue.Empty:
-                    break
-                if worker is not None:
-                    idle.append(worker)
-            self._idle.put(None)
+            idle, self._idle = self._idle, []
+            self._live -= len(idle)
+            self._cond.notify_all()
         for worker in idle:
-            try:
-                worker.conn.send(None)
-            except OSError:
-                pass
-            try:
-                worker.process.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
-            worker.kill()
+            worker.stop()
 
 
 _pool: ReaderPool | None = None
@@ -428,7 +482,8 @@ def get_pool() -> ReaderPool:
     with _pool_lock:
         if _pool is None or _pool.pid != os.getpid():
             workers = int(os.environ.get("SHAREWISE_READER_WORKERS", DEFAULT_WORKERS))
-            _pool = ReaderPool(max(1, workers))
+            idle = float(os.environ.get("SHAREWISE_READER_IDLE_SECONDS", DEFAULT_IDLE_TIMEOUT))
+            _pool = ReaderPool(max(1, workers), idle_timeout=max(1.0, idle), prestart=0)
         return _pool
 
 

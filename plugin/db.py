@@ -6,7 +6,9 @@
   ``BEGIN IMMEDIATE``, so concurrent writers queue on SQLite's busy timeout instead of failing
   on a read-to-write lock upgrade. Each connection runs in WAL mode with ``busy_timeout``,
   ``foreign_keys=ON`` and ``synchronous=FULL`` (every commit is on disk before it returns, so
-  what was answered survives a power loss); SQLite checkpoints the WAL itself. A writer that
+  what was answered survives a power loss); SQLite checkpoints the WAL itself. Connections are
+  not pooled (``NullPool``): opening one is a file open, and an idle process then holds no
+  database file open at all. A writer that
   waits past the busy timeout gets "database is locked" (:func:`is_locked`), which callers
   answer with 503 and ``Retry-After``.
 * PostgreSQL runs through psycopg 3 (``postgresql+psycopg://``).
@@ -36,6 +38,7 @@ from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
@@ -126,7 +129,7 @@ def make_engine(url: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": busy_timeout})
+        engine = create_engine(url, connect_args={"timeout": busy_timeout}, poolclass=NullPool)
         _configure_sqlite(engine, busy_timeout)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)

@@ -433,7 +433,14 @@ class Settings:
         "2", "gunicorn worker processes of `sharewise web` / `serve`.", COUNT)
     web_threads: int = setting("4", "gunicorn threads per worker process.", COUNT)
     worker_concurrency: int = setting(
-        "2", "Celery worker processes of `sharewise worker` / `serve`.", COUNT)
+        "1", "Celery pool processes of `sharewise worker` / `serve` (one is plenty for a few "
+        "thousand events a day; raise it on a scaled-out worker).", COUNT)
+    reader_workers: int = setting(
+        "2", "Most PDF reader processes (the upload sandbox) each web process runs at once; "
+        "they start when uploads need them.", COUNT)
+    reader_idle_seconds: float = setting(
+        "60", "A PDF reader process with no upload for this many seconds stops (the next "
+        "upload starts one again, in about a third of a second).", SECONDS)
     sweep_interval: float = setting(
         "60", "Seconds between Celery beat sweeps that re-enqueue work that is due and not done.",
         SECONDS)

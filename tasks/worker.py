@@ -11,6 +11,7 @@ starts: Celery's ``beat_init`` signal).
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -35,9 +36,11 @@ def make_celery() -> Celery:
     from sharewise.plugin.app import create_app
 
     try:
-        return install(create_app())
+        celery_app = install(create_app())
     except (SettingsError, StartupError) as exc:
         raise SystemExit(f"sharewise: {exc}") from None
+    gc.freeze()  # before the pool forks: the collector then leaves the shared pages alone
+    return celery_app
 
 
 class RoutineBeatLines(logging.Filter):

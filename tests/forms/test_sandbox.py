@@ -42,11 +42,12 @@ def test_timeout_kills_and_replaces_the_worker(pool, form):
         pool.read(badpdfs.padded_upload(pdf, 4 * MiB), record_id, shown, 0.001)
     assert caught.value.code == "too_complex"
     assert time.perf_counter() - started < 10  # a bound; the kill is immediate
-    [second] = pool.worker_pids()
-    assert second != first
     assert not psutil.pid_exists(first)  # killed and reaped, not left a zombie
+    assert pool.worker_pids() == []  # replaced when the next upload needs one
     result = pool.read(pdf, record_id, shown, 5.0)
     assert result.values["record_id"] == record_id
+    [second] = pool.worker_pids()
+    assert second != first
 
 
 def test_the_worker_refuses_bytes_that_do_not_start_with_the_header(pool, form):
@@ -143,7 +144,7 @@ def test_close_wakes_waiting_callers_and_leaves_no_process_or_descriptor(form):
     for t in threads:
         t.start()
     busy.wait(5)
-    while shared._idle.qsize():  # until one caller holds the only worker
+    while shared.idle_count():  # until one caller holds the only worker
         time.sleep(0.01)
     shared.close()
     for t in threads:
@@ -302,3 +303,31 @@ def test_workers_get_no_service_settings_or_secrets(monkeypatch):
         shared.close()
     assert "SHAREWISE_SECRET_KEY" not in environ and "DATABASE_URL" not in environ
     assert "PYTHONPATH" in environ
+
+
+def test_workers_start_when_needed_and_retire_when_idle(form):
+    """An idle service keeps no reader process: a pool starts workers for uploads and stops
+    each one after ``idle_timeout`` seconds without an upload (reaped: no zombie)."""
+    pdf, record_id, shown = form
+    children_before = {p.pid for p in psutil.Process().children()}
+    lazy = ReaderPool(2, idle_timeout=0.5, prestart=0)
+    try:
+        assert lazy.worker_pids() == [] and not _children_since(children_before)
+        first = lazy.read(pdf, record_id, shown, 10.0)
+        assert first.values["record_id"] == record_id
+        [pid] = lazy.worker_pids()  # one upload needed one worker
+        deadline = time.monotonic() + 10
+        while psutil.pid_exists(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not psutil.pid_exists(pid)  # retired and reaped
+        assert lazy.worker_pids() == [] and not _children_since(children_before)
+        again = lazy.read(pdf, record_id, shown, 10.0)  # a new worker for the next upload
+        assert again.values == first.values
+        assert len(lazy.worker_pids()) == 1 and lazy.worker_pids() != [pid]
+    finally:
+        lazy.close()
+    assert not _children_since(children_before)
+
+
+def _children_since(before: set[int]) -> set[int]:
+    return {p.pid for p in psutil.Process().children()} - before

@@ -181,6 +181,8 @@ def test_a_forked_child_opens_its_own_connections(database_url):
     """After any fork the child's pool is empty (the parent's connections are left to the
     parent, not closed and not shared), and the parent's connection still works."""
     engine = make_engine(database_url)
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite connections are not pooled (NullPool): nothing to share")
     parent = _backend_id(engine)
     assert engine.pool.checkedin() == 1
     ctx = mp.get_context("fork")
@@ -193,4 +195,28 @@ def test_a_forked_child_opens_its_own_connections(database_url):
     if engine.dialect.name == "postgresql":
         assert backend != parent
     assert _backend_id(engine) == parent  # the parent's connection was not closed by the child
+    engine.dispose()
+
+
+def test_an_idle_sqlite_engine_holds_no_file_open(tmp_path):
+    """SQLite connections are not pooled: after a transaction no descriptor of the database,
+    its WAL or its shared-memory file stays open in the process."""
+    import os
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'idle.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+
+    def open_files() -> list[str]:
+        fds = os.listdir("/proc/self/fd")
+        paths = []
+        for fd in fds:
+            try:
+                paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                pass
+        return [p for p in paths if p.startswith(str(tmp_path))]
+
+    assert open_files() == []
     engine.dispose()

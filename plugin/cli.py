@@ -2,7 +2,8 @@
 ``main.add_command(...)`` at the bottom of this file.
 
 * ``serve``: the embedded default in one command: web (gunicorn, the app imported before its
-  workers fork) and a Celery worker running beat inside it (``-B``), as child processes of a
+  workers fork) and a Celery worker running beat inside it (``-B``) and its tasks in threads,
+  as child processes of a
   small supervisor (:mod:`sharewise.plugin.supervisor`) that imports nothing of the app;
   migrations first; a child that dies is logged and started again with back-off; only Ctrl-C /
   SIGTERM stops the service. A port already in use is said before anything claims to serve.
@@ -87,7 +88,7 @@ def _check_database(s: Settings) -> None:
 
 def _check_broker(s: Settings) -> None:
     """One connection attempt to a network broker (the filesystem one is a directory)."""
-    if s.broker_url.startswith(("filesystem://", "memory://")):
+    if s.broker_url.startswith(("sqla+sqlite://", "filesystem://", "memory://")):
         return
     from kombu import Connection
     from kombu.exceptions import OperationalError as BrokerError
@@ -145,16 +146,20 @@ def _web_argv(s: Settings) -> list[str]:
     ]
 
 
-def _worker_argv(s: Settings, *, with_beat: bool = False) -> list[str]:
-    """The Celery worker; ``with_beat``: beat runs inside it (``serve``: one worker only)."""
+def _worker_argv(s: Settings, *, embedded: bool = False) -> list[str]:
+    """The Celery worker. ``embedded`` (``serve``, one worker for the whole service): beat
+    runs inside it and its tasks run in threads of its own process (they wait on the network:
+    a post-back, an email), so no pool process is forked; a scaled-out ``sharewise worker``
+    keeps Celery's prefork pool."""
     argv = [
         sys.executable, "-m", "celery", "-A", "sharewise.tasks.worker", "worker",
         "--loglevel", s.log_level,
         "--concurrency", str(s.worker_concurrency),
         "--hostname", f"sharewise-{os.getpid()}@%h",
     ]
-    if with_beat:
-        argv += ["--beat", "--schedule", str(s.data_dir / "celerybeat-schedule")]
+    if embedded:
+        argv += ["--pool", "threads", "--beat",
+                 "--schedule", str(s.data_dir / "celerybeat-schedule")]
     return argv
 
 
@@ -216,11 +221,14 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
                            "choose another with --port or SHAREWISE_PORT")
     spec = {
         "children": [{"name": "web", "argv": _web_argv(s)},
-                     {"name": "worker", "argv": _worker_argv(s, with_beat=True)}],
+                     {"name": "worker", "argv": _worker_argv(s, embedded=True)}],
         "health_url": f"http://{_loopback(s.host)}:{s.port}/healthz",
         "ready": f"serving on {s.base_url} ({{pids}}; data in {s.data_dir}; tenants "
                  f"{s.tenants}); Ctrl-C stops",
     }
+    # glibc gives every thread that allocates a malloc arena of its own (up to eight per core);
+    # a threaded web worker then keeps memory it freed in several arenas. Two are enough here.
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     sys.stdout.flush()
     argv = [sys.executable, "-m", "sharewise.plugin.supervisor", json.dumps(spec)]
     os.execv(argv[0], argv)  # noqa: S606 (a small supervisor replaces this process)

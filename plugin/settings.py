@@ -36,6 +36,8 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Flask, current_app
 
 ENV_PREFIX = "SHAREWISE"
+#: The embedded broker's URL scheme: kombu's SQLAlchemy transport on a SQLite file.
+SQLA_SQLITE = "sqla+sqlite:///"
 EXTENSION = "sharewise.settings"
 #: The Standard Webhooks retry schedule, the default of DELIVERY_SCHEDULE (the same as
 #: ``outbox.schedule.STANDARD_SCHEDULE``; a test checks they agree).
@@ -377,10 +379,13 @@ class Settings:
         "SQLAlchemy URL: SQLite (embedded) or `postgresql+psycopg://user:pass@host/db`.",
         DatabaseUrl())
     broker_url: str = setting(
-        "filesystem://{DATA_DIR}/broker", "Celery broker: `filesystem://<dir>` (embedded, kombu "
-        "filesystem transport), `redis://...` or `amqp://...`.",
-        Url(("filesystem", "redis", "rediss", "amqp", "amqps", "pyamqp", "memory"),
-            "a broker URL: filesystem://<dir>, redis://... or amqp://...", needs_host=False))
+        "sqla+sqlite:///{DATA_DIR}/broker.db", "Celery broker: `sqla+sqlite:///<file>` "
+        "(embedded: kombu's SQLAlchemy transport on a SQLite file of its own), `redis://...` "
+        "or `amqp://...`. (`filesystem://<dir>`, kombu's filesystem transport, is still read "
+        "but not safe with several processes: kombu issue 1551.)",
+        Url(("sqla+sqlite", "filesystem", "redis", "rediss", "amqp", "amqps", "pyamqp",
+             "memory"),
+            "a broker URL: sqla+sqlite:///<file>, redis://... or amqp://...", needs_host=False))
     broker_transport_options: Mapping[str, Any] = setting(
         "{}", "Extra options of the broker's kombu transport, as a JSON object (for Redis, e.g. "
         '`{"visibility_timeout": 3600}` or a `global_keyprefix`).', JsonObject())
@@ -433,8 +438,8 @@ class Settings:
         "2", "gunicorn worker processes of `sharewise web` / `serve`.", COUNT)
     web_threads: int = setting("4", "gunicorn threads per worker process.", COUNT)
     worker_concurrency: int = setting(
-        "1", "Celery pool processes of `sharewise worker` / `serve` (one is plenty for a few "
-        "thousand events a day; raise it on a scaled-out worker).", COUNT)
+        "2", "Tasks one Celery worker runs at once: pool processes of `sharewise worker`, "
+        "threads of the one worker `serve` runs.", COUNT)
     reader_workers: int = setting(
         "2", "Most PDF reader processes (the upload sandbox) each web process runs at once; "
         "they start when uploads need them.", COUNT)
@@ -659,6 +664,8 @@ def build(config: Mapping[str, Any] | None = None,
     values["database_url"] = _absolute_sqlite(values["database_url"])
     values["broker_url"] = _absolute_local(values["broker_url"], "filesystem",
                                            values["data_dir"] / "broker")
+    if values["broker_url"].startswith(SQLA_SQLITE):
+        values["broker_url"] = "sqla+" + _absolute_sqlite(values["broker_url"][len("sqla+"):])
     if not values["storage_url"].startswith("s3://"):
         scheme = "file" if values["storage_url"].startswith("file://") else ""
         values["storage_url"] = _absolute_local(values["storage_url"], scheme,

@@ -1,4 +1,5 @@
-"""Beat sweeps: the registry other task modules add to, and a ``ping`` task for health checks.
+"""Beat sweeps: the registry other task modules add to, a ``ping`` task for health checks, and
+the embedded broker's purge of handled messages (every ``SWEEP_INTERVAL``).
 
 A sweep re-enqueues work that the database says is due and not done (the broker may lose a
 message; the row never is). Register one with :func:`register_sweep` at import time of your
@@ -11,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from flask import current_app
 
-from sharewise.plugin.settings import Settings
+from sharewise.plugin.celery import purge_handled_messages
+from sharewise.plugin.settings import Settings, settings_of
 from sharewise.plugin.storage import storage
 
 #: name -> {"task": task name, "every": the setting holding its interval, "args": (...)}
@@ -44,3 +47,12 @@ def ping(token: str) -> str:
     """Write ``health/<token>`` to the file store: proves a worker runs with the app context."""
     storage().put(f"health/{token}", token.encode())
     return token
+
+
+@shared_task(name="tasks.broker.purge")
+def purge_broker() -> int:
+    """Drop the embedded broker's rows of messages already handed to a worker."""
+    return purge_handled_messages(settings_of(current_app).broker_url)
+
+
+register_sweep("broker-purge", "tasks.broker.purge")

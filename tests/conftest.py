@@ -6,7 +6,7 @@
   every table before each test; SQLite gets a fresh copy of a migrated database file per test.
 * ``app``: ``create_app`` with a temporary ``DATA_DIR``, a tenants file with two tenants
   (``northshire``, ``southvale``), migrations applied, ``BASE_URL=http://sharewise.test``.
-  The broker is the embedded filesystem transport in ``DATA_DIR`` (SQLite) or Redis
+  The broker is the embedded one (kombu's SQLAlchemy transport on ``DATA_DIR/broker.db``) or Redis
   (PostgreSQL run, own key prefix). Every ``SHAREWISE_*`` variable of the environment (except
   ``SHAREWISE_TEST_SERVICES``) is removed for the session so it cannot leak into tests.
 * ``client``: the Flask test client. ``db_session``: a SQLAlchemy session on the app's database
@@ -192,7 +192,7 @@ def app_config(tmp_path: Path, backend: str, database_url: str) -> dict[str, Any
             "global_keyprefix": f"sharewise-test-{uuid.uuid4().hex[:8]}:"
         }
     else:
-        config["BROKER_URL"] = f"filesystem://{data_dir / 'broker'}"
+        config["BROKER_URL"] = f"sqla+sqlite:///{data_dir / 'broker.db'}"
     return config
 
 

@@ -21,7 +21,7 @@ def test_defaults_and_derived(tmp_path, monkeypatch):
     data = tmp_path / "var"
     assert s.data_dir == data
     assert s.database_url == f"sqlite:///{data}/sharewise.db"
-    assert s.broker_url == f"filesystem://{data}/broker"
+    assert s.broker_url == f"sqla+sqlite:///{data}/broker.db"
     assert s.storage_url == f"{data}/files"
     assert s.base_url == "http://127.0.0.1:8000"
     assert s.tenants == data / "tenants.toml"
@@ -72,11 +72,13 @@ def test_relative_paths_are_resolved_once(tmp_path, monkeypatch):
                                 "SHAREWISE_DATABASE_URL": "sqlite:///db/x.db",
                                 "SHAREWISE_BROKER_URL": "filesystem://q",
                                 "SHAREWISE_STORAGE_URL": "file://pdfs"})
+    relative = settings.build(environ={"SHAREWISE_BROKER_URL": "sqla+sqlite:///q.db"})
     monkeypatch.chdir(tmp_path / "b")
     a = tmp_path / "a"
     assert (s.data_dir, s.tenants) == (a / "data", a / "t.toml")
     assert s.database_url == f"sqlite:///{a}/db/x.db"
     assert s.broker_url == f"filesystem://{a}/q" and s.storage_url == f"file://{a}/pdfs"
+    assert relative.broker_url == f"sqla+sqlite:///{a}/q.db"
 
 
 def test_app_config_holds_the_typed_values(app):

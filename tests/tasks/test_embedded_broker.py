@@ -1,0 +1,170 @@
+"""The embedded broker under ordinary load, through a real ``sharewise serve``.
+
+With kombu's filesystem transport, four practitioners completing forms at once crashed the
+Celery worker within half a minute (a consumer read a message file its producer had created but
+not yet written: ``Unrecoverable error: JSONDecodeError``, kombu issue 1551), and ``serve``
+stopped. The embedded broker is now kombu's SQLAlchemy transport on its own SQLite file: each
+message is one row written in one transaction. Here concurrent journeys (intake, a complete
+upload, the post-back to a host) must all arrive with the worker never restarted; then a
+damaged message put on the queue from outside must not stop the service: the worker that read
+it is started again by ``serve`` and the work behind it still arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sharewise.forms.prefill import fill
+from sharewise.plugin.demo import sample_event, signed_request
+from sharewise.plugin.outbox.hostsim import HostSimulator
+from sharewise.plugin.signing import generate_secret
+from tests.plugin.uploads.journey import complete_answers
+
+SHAREWISE = str(Path(sys.executable).with_name("sharewise"))
+WEBHOOK_SECRET, CALLBACK_SECRET = generate_secret(), generate_secret()
+CLIENTS, JOURNEYS = 4, 6  # each client: JOURNEYS records from request to post-back
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Serve:
+    def __init__(self, root: Path, host: HostSimulator) -> None:
+        self.root, self.port = root, _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        data = root / "var"
+        data.mkdir()
+        (data / "tenants.toml").write_text(
+            "[tenants.northshire]\nname = \"Northshire County Council\"\n"
+            f"webhook_secret = \"{WEBHOOK_SECRET}\"\ncallback_url = \"{host.url}\"\n"
+            f"callback_secret = \"{CALLBACK_SECRET}\"\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
+        env.update(SHAREWISE_DATA_DIR=str(data), SHAREWISE_PORT=str(self.port),
+                   SHAREWISE_BASE_URL=self.base)
+        self.db = data / "sharewise.db"
+        self.broker = data / "broker.db"
+        self.log = open(root / "serve.log", "w+")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen([SHAREWISE, "serve"], cwd=root, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while "sharewise: serving on" not in self.output():
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.output()
+            time.sleep(0.1)
+
+    def worker_pid(self) -> int:
+        pids = re.findall(r"worker pid (\d+)|worker started again \(pid (\d+)\)", self.output())
+        return int([p for pair in pids for p in pair if p][-1])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+    def journey(self, request_id: str) -> str:
+        """A record from request to an uploaded complete form; its record id."""
+        body, headers = signed_request(WEBHOOK_SECRET, sample_event(request_id=request_id))
+        made = httpx.post(f"{self.base}/webhooks/northshire", content=body, headers=headers,
+                          timeout=60)
+        assert made.status_code == 201, made.text
+        record_id = made.json()["record_id"]
+        with sqlite3.connect(self.db, timeout=30) as db:
+            prefill, prefill_hash = db.execute(
+                "SELECT prefill, prefill_hash FROM records WHERE public_id = ?",
+                (record_id,)).fetchone()
+        pdf = fill({**json.loads(prefill), **complete_answers()}, record_id=record_id,
+                   prefill_hash=prefill_hash).pdf
+        done = httpx.post(made.json()["upload_url"], content=pdf, timeout=60,
+                          headers={"Content-Type": "application/pdf",
+                                   "Accept": "application/json"})
+        assert done.status_code == 200 and done.json()["status"] == "complete", done.text
+        return record_id
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    with HostSimulator(CALLBACK_SECRET) as host:
+        serve = Serve(tmp_path_factory.mktemp("embedded"), host)
+        try:
+            serve.wait_ready()
+            yield serve, host
+        finally:
+            serve.stop()
+
+
+def test_concurrent_journeys_all_arrive_and_the_worker_stays_up(served):
+    serve, host = served
+    worker = serve.worker_pid()
+    records: list[str] = []
+    errors: list[BaseException] = []
+
+    def practitioner(n: int) -> None:
+        try:
+            for i in range(JOURNEYS):
+                records.append(serve.journey(f"REQ-{n}-{i}"))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=practitioner, args=(n,)) for n in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors, errors
+    assert len(records) == CLIENTS * JOURNEYS
+    assert host.wait_for_records(len(records), timeout=120), serve.output()[-3000:]
+    completed = {b["data"]["record_id"] for b in host.records.values()
+                 if b["type"] == "share.record_completed"}
+    assert completed == set(records)
+    log = serve.output()
+    assert "Unrecoverable error" not in log and "exited with code" not in log, log[-3000:]
+    assert serve.worker_pid() == worker and serve.proc.poll() is None
+
+
+def test_a_damaged_message_does_not_stop_the_service(served):
+    serve, host = served
+    before = serve.worker_pid()
+    with sqlite3.connect(serve.broker, timeout=30) as broker:
+        queue_id = broker.execute("SELECT id FROM kombu_queue WHERE name = 'celery'").fetchone()[0]
+        broker.execute("INSERT INTO kombu_message (visible, timestamp, payload, version, "
+                       "queue_id) VALUES (1, datetime('now'), '', 1, ?)", (queue_id,))
+    deadline = time.monotonic() + 60
+    while serve.worker_pid() == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    restarted = serve.worker_pid()
+    # the worker that read it stopped (and said why); serve started another and kept serving
+    assert restarted != before, serve.output()[-3000:]
+    assert serve.proc.poll() is None
+    count = len(host.records)
+    record_id = serve.journey("REQ-AFTER-DAMAGE")
+    assert host.wait_for_records(count + 1, timeout=120), serve.output()[-3000:]
+    assert record_id in {b["data"]["record_id"] for b in host.records.values()}
+    with sqlite3.connect(serve.broker, timeout=30) as broker:  # the damaged row is gone
+        assert broker.execute("SELECT count(*) FROM kombu_message WHERE visible = 1 "
+                              "AND payload = ''").fetchone()[0] == 0

@@ -2,7 +2,7 @@
 ``main.add_command(...)`` at the bottom of this file.
 
 * ``serve``: the embedded default in one command: web (gunicorn, the app imported before its
-  workers fork) and a Celery worker running beat inside it (``-B``) and its tasks in threads,
+  workers fork) and a Celery worker running beat and its tasks in threads,
   as child processes of a
   small supervisor (:mod:`sharewise.plugin.supervisor`) that imports nothing of the app;
   migrations first; a child that dies is logged and started again with back-off; only Ctrl-C /
@@ -148,9 +148,9 @@ def _web_argv(s: Settings) -> list[str]:
 
 def _worker_argv(s: Settings, *, embedded: bool = False) -> list[str]:
     """The Celery worker. ``embedded`` (``serve``, one worker for the whole service): beat
-    runs inside it and its tasks run in threads of its own process (they wait on the network:
-    a post-back, an email), so no pool process is forked; a scaled-out ``sharewise worker``
-    keeps Celery's prefork pool."""
+    runs as a thread of it and its tasks run in threads too (they wait on the network: a
+    post-back, an email), so it forks nothing; a scaled-out ``sharewise worker`` keeps Celery's
+    prefork pool and a separate ``sharewise beat``."""
     argv = [
         sys.executable, "-m", "celery", "-A", "sharewise.tasks.worker", "worker",
         "--loglevel", s.log_level,
@@ -158,8 +158,7 @@ def _worker_argv(s: Settings, *, embedded: bool = False) -> list[str]:
         "--hostname", f"sharewise-{os.getpid()}@%h",
     ]
     if embedded:
-        argv += ["--pool", "threads", "--beat",
-                 "--schedule", str(s.data_dir / "celerybeat-schedule")]
+        argv += ["--pool", "threads", "--beat-thread"]
     return argv
 
 

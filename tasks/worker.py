@@ -7,6 +7,12 @@ the app's settings. A bad setting or an unreachable database stops the process
 with one line (no traceback). In beat, the routine "Scheduler: Sending due task" lines are
 logged at DEBUG (:class:`RoutineBeatLines`, installed on the ``celery.beat`` logger when beat
 starts: Celery's ``beat_init`` signal).
+
+``sharewise serve`` runs one worker for the whole service, with beat as a thread of it
+(``--beat-thread``, :class:`BeatThread`: a worker bootstep, Celery's documented way to add to a
+worker, running ``celery.beat.EmbeddedService(thread=True)``). Celery's own ``--beat`` forks a
+process for beat, which costs a copy of the worker's memory; a scaled-out installation runs
+``sharewise beat`` once instead.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import gc
 import logging
 from typing import Any
 
-from celery import Celery
+import click
+from celery import Celery, bootsteps
+from celery.beat import EmbeddedService
 from celery.signals import beat_init
 from flask import Flask
 
@@ -24,10 +32,36 @@ from sharewise.tasks import delivery, reminders  # noqa: F401 (their tasks regis
 from sharewise.tasks.sweeps import beat_schedule
 
 
+class BeatThread(bootsteps.StartStopStep):
+    """Celery beat as a thread of this worker (``celery worker --beat-thread``)."""
+
+    def __init__(self, parent: Any, beat_thread: bool = False, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.enabled = bool(beat_thread)
+        self.service: Any = None
+
+    def start(self, parent: Any) -> None:
+        """Start beat (its schedule file: Celery's ``beat_schedule_filename``)."""
+        self.service = EmbeddedService(parent.app, thread=True)
+        self.service.start()
+
+    def stop(self, parent: Any) -> None:
+        """Stop beat (it saves its schedule)."""
+        if self.service is not None:
+            self.service.stop()
+            self.service = None
+
+
 def install(flask_app: Flask) -> Celery:
     """The app's Celery application with every task and the beat schedule."""
     celery_app: Celery = flask_app.extensions["celery"]
     celery_app.conf.beat_schedule = beat_schedule(settings_of(flask_app))
+    celery_app.conf.beat_schedule_filename = str(
+        settings_of(flask_app).data_dir / "celerybeat-schedule")
+    celery_app.user_options["worker"].add(click.Option(
+        ["--beat-thread"], is_flag=True, default=False,
+        help="Run Celery beat as a thread of this worker (sharewise serve's one worker)."))
+    celery_app.steps["worker"].add(BeatThread)
     return celery_app
 
 

@@ -15,6 +15,7 @@ from contextlib import closing
 from pathlib import Path
 
 import httpx
+import psutil
 import pypdfium2
 import pytest
 
@@ -148,6 +149,9 @@ def test_serve_demo_pdf_duplicates_and_clean_stop(served, tmp_path):
     children = served.child_pids()
     assert set(children) == {"web", "worker"}  # beat runs inside the worker
     tree = served.tree()
+    # the documented process model (README): the supervisor, gunicorn's master and its
+    # WEB_WORKERS workers, one Celery worker (beat and tasks in threads); no upload, no reader
+    assert len(tree) == 3 + 1, [psutil.Process(p).cmdline()[:4] for p in tree]
     assert served.stop() == 0
     time.sleep(0.5)
     assert not [pid for pid in tree if _alive(pid)]

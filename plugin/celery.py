@@ -8,15 +8,20 @@ sweep re-enqueues what is due and not done (see ``tasks/sweeps.py``).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 from celery import Celery, Task
 from flask import Flask, current_app
+from kombu.transport import sqlalchemy as sqla
 
 from sharewise.plugin.settings import SQLA_SQLITE, settings_of
+
+log = logging.getLogger(__name__)
 
 FILESYSTEM_PREFIX = "filesystem://"
 
@@ -32,7 +37,8 @@ def broker_settings(url: str) -> dict[str, Any]:
     """
     if url.startswith(SQLA_SQLITE):
         Path(url[len(SQLA_SQLITE):]).parent.mkdir(parents=True, exist_ok=True)
-        return {"broker_url": url, "broker_transport_options": {}}
+        return {"broker_url": url[len("sqla+"):], "broker_transport": EMBEDDED_TRANSPORT,
+                "broker_transport_options": {}}
     if url.startswith(FILESYSTEM_PREFIX):
         root = Path(url[len(FILESYSTEM_PREFIX) :] or "broker").expanduser().resolve()
         queue, processed, control = root / "queue", root / "processed", root / "control"
@@ -50,6 +56,39 @@ def broker_settings(url: str) -> dict[str, Any]:
             },
         }
     return {"broker_url": url, "broker_transport_options": {}}
+
+
+#: The embedded broker's transport: kombu's SQLAlchemy transport, skipping damaged messages.
+EMBEDDED_TRANSPORT = f"{__name__}:EmbeddedTransport"
+
+
+class _SkippingChannel(sqla.Channel):
+    """kombu's SQLAlchemy channel that skips a message it cannot read instead of failing.
+
+    kombu takes the row (marks it invisible, commits) and then decodes it; a row that is not
+    JSON, or not a kombu message, would raise out of the worker's event loop and stop the
+    worker ("Unrecoverable error"). Such a row can only come from outside (each message is one
+    row, written in one transaction), and whatever work it stood for is a database row that a
+    beat sweep hands out again; so it is logged and skipped, and the worker carries on.
+    """
+
+    def _get(self, queue: str) -> Any:
+        try:
+            message = super()._get(queue)
+        except ValueError:  # not JSON (json.JSONDecodeError is a ValueError)
+            message = None
+        if isinstance(message, dict) and {"body", "properties"} <= message.keys():
+            return message
+        log.error("a message on broker queue %r could not be read and was skipped "
+                  "(the sweeps hand out again whatever work it stood for)", queue)
+        raise Empty()
+
+
+class EmbeddedTransport(sqla.Transport):
+    """kombu's SQLAlchemy transport with :class:`_SkippingChannel` (Celery's
+    ``broker_transport`` names it; the URL is the SQLite file's SQLAlchemy URL)."""
+
+    Channel = _SkippingChannel
 
 
 def purge_handled_messages(url: str) -> int:

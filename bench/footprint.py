@@ -594,20 +594,15 @@ def bare_argvs(data_dir: Path, port: int) -> tuple[list[str], list[str], dict[st
         web[web.index(SHAREWISE_APP)] = BARE_APP
     else:
         raise SystemExit(f"`serve`'s web argv no longer names {SHAREWISE_APP}: {web}")
-    worker = list(cli._worker_argv(s))
+    # serve's one worker (threads pool); beat runs in it as a thread, which the bare app lacks
+    worker = [arg for arg in cli._worker_argv(s, embedded=True) if arg != "--beat-thread"]
     if "-A" in worker:
         worker[worker.index("-A") + 1] = BARE_CELERY
     else:
         raise SystemExit(f"`serve`'s worker argv has no -A: {worker}")
-    try:
-        from sharewise.plugin.celery import broker_settings
-
-        broker = broker_settings(s.broker_url)
-        broker["broker_transport_options"] = {**broker.get("broker_transport_options", {}),
-                                              **dict(s.broker_transport_options or {})}
-    except ImportError:
-        broker = {"broker_url": s.broker_url}
-    return web, worker, broker
+    # the same embedded broker through kombu's own transport (Sharewise's subclass of it only
+    # skips damaged messages, and would import the plugin into the baseline)
+    return web, worker, {"broker_url": s.broker_url}
 
 
 # --------------------------------------------------------------------------- the host

@@ -89,10 +89,13 @@ def served(tmp_path):
         s.wait_ready()
         yield s
     finally:
+        # every process below serve (its children run in process groups of their own, so a
+        # killed serve would leave them behind): collected first, killed after serve
+        tree = s.tree()[1:] if s.proc.poll() is None else []
         if s.proc.poll() is None:
             s.proc.kill()
             s.proc.wait()
-        for pid in s.child_pids().values():
+        for pid in [*tree, *s.child_pids().values()]:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
 

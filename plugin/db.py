@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app
 from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import OperationalError
@@ -148,13 +148,6 @@ def init_app(app: Flask) -> None:
         "readonly_sessionmaker": readonly,
     }
 
-    @app.teardown_appcontext
-    def _close_request_session(_exc: BaseException | None) -> None:
-        session = g.pop("sharewise_session", None)
-        if session is not None:
-            session.rollback()
-            session.close()
-
 
 def engine_for(app: Flask | None = None) -> Engine:
     """The engine of ``app`` (default: the current app)."""
@@ -186,14 +179,6 @@ def session_scope(app: Flask | None = None, *, readonly: bool = False) -> Iterat
         raise
     finally:
         session.close()
-
-
-def request_session() -> Session:
-    """A session for the current app context, rolled back and closed at teardown."""
-    session = g.get("sharewise_session")
-    if session is None:
-        session = g.sharewise_session = sessionmaker_for()()
-    return session
 
 
 def alembic_config(connection: Any = None) -> Any:

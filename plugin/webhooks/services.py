@@ -133,17 +133,19 @@ def _busy(exc: OperationalError, what: str) -> ServiceBusy:
 
 
 def _answered_once(tenant: Tenant, webhook_id: str, app: Flask, what: str,
-                   work: Callable[[Session], IntakeResult]) -> IntakeResult:
-    """``work`` in one transaction that also stores the answer; the stored answer when the
-    same delivery won the race; :class:`ServiceBusy` when the database stayed locked."""
+                   work: Callable[[Session], IntakeResult],
+                   duplicate: Callable[[], IntakeResult | None] | None = None) -> IntakeResult:
+    """``work`` in one transaction that also stores the answer. When a unique key says the
+    event was answered already: ``duplicate()``'s answer (default: the stored answer of this
+    ``webhook-id``). :class:`ServiceBusy` when the database stayed locked."""
     try:
         with session_scope(app) as session:
             return work(session)
     except IntegrityError:
-        replay = _replay(tenant, webhook_id, app)
-        if replay is None:  # pragma: no cover - the constraint that failed names a row
+        answer = duplicate() if duplicate else _replay(tenant, webhook_id, app)
+        if answer is None:  # pragma: no cover - the constraint that failed names a row
             raise
-        return replay
+        return answer
     except OperationalError as exc:
         if not is_locked(exc):
             raise
@@ -224,37 +226,33 @@ def create_from_event(
     practitioner = data["practitioner"]
     body = _first_body(record_id, due)
     now = utcnow()
-    try:
-        with session_scope(app) as session:
-            record = Record(
-                public_id=record_id, tenant=tenant.slug, request_id=request_id,
-                status=AWAITING, urgency=urgency, case_reference=data["case"]["reference"],
-                practitioner_ref=practitioner["id"], practitioner_email=practitioner["email"],
-                manager_email=practitioner["manager"]["email"], requested_at=requested_at,
-                due_at=due, created_at=now, updated_at=now, prefill=values,
-                prefill_hash=checked.prefill_hash, prefill_version=1,
-                prefill_pdf_key=prefill_key(tenant.slug, record_id, 1), missing=[])
-            session.add(record)
-            session.add(AuditEntry(record=record, at=now, actor="host", event="created",
-                                   from_status=None, to_status=AWAITING))
-            session.flush()  # a duplicate request fails here
-            session.add(_event_row(tenant, webhook_id, REQUESTED, record, 201, body))
-            schedule_reminders(session, record, tenant)  # flushes: a duplicate delivery fails
-    except IntegrityError:
-        existing = _duplicate(tenant, webhook_id, request_id, app)
-        if existing is None:  # pragma: no cover - the constraint that failed names a row
-            raise
-        return existing
-    except OperationalError as exc:
-        if not is_locked(exc):
-            raise
-        raise _busy(exc, f"record {record_id}") from None
+
+    def work(session: Session) -> IntakeResult:
+        record = Record(
+            public_id=record_id, tenant=tenant.slug, request_id=request_id,
+            status=AWAITING, urgency=urgency, case_reference=data["case"]["reference"],
+            practitioner_ref=practitioner["id"], practitioner_email=practitioner["email"],
+            manager_email=practitioner["manager"]["email"], requested_at=requested_at,
+            due_at=due, created_at=now, updated_at=now, prefill=values,
+            prefill_hash=checked.prefill_hash, prefill_version=1,
+            prefill_pdf_key=prefill_key(tenant.slug, record_id, 1), missing=[])
+        session.add(record)
+        session.add(AuditEntry(record=record, at=now, actor="host", event="created",
+                               from_status=None, to_status=AWAITING))
+        session.flush()  # a duplicate request fails here
+        session.add(_event_row(tenant, webhook_id, REQUESTED, record, 201, body))
+        schedule_reminders(session, record, tenant)  # flushes: a duplicate delivery fails
+        return IntakeResult(201, body, record_id, list(checked.warnings))
+
+    result = _answered_once(tenant, webhook_id, app, f"record {record_id}", work,
+                            lambda: _duplicate(tenant, webhook_id, request_id, app))
+    if result.status != 201:
+        return result
     log.info("record %s created for %s", record_id, tenant.slug)
-    answer = answer_body(REQUESTED, body, tenant.slug, app)
-    warnings = list(checked.warnings)
-    if warnings:
-        answer["warnings"] = warnings
-    return IntakeResult(201, answer, record_id, warnings)
+    answer = answer_body(REQUESTED, body, tenant.slug, app)  # links signed after the commit
+    if result.warnings:
+        answer["warnings"] = result.warnings
+    return IntakeResult(201, answer, record_id, result.warnings)
 
 
 # ----------------------------------------------------------------------------- cancel

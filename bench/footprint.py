@@ -594,6 +594,8 @@ def bare_argvs(data_dir: Path, port: int) -> tuple[list[str], list[str], dict[st
         web[web.index(SHAREWISE_APP)] = BARE_APP
     else:
         raise SystemExit(f"`serve`'s web argv no longer names {SHAREWISE_APP}: {web}")
+    if "--config" in web:  # serve's hooks connect Sharewise's task producer: the bare app has none
+        del web[web.index("--config"):web.index("--config") + 2]
     # serve's one worker (threads pool); beat runs in it as a thread, which the bare app lacks
     worker = [arg for arg in cli._worker_argv(s, embedded=True) if arg != "--beat-thread"]
     if "-A" in worker:

@@ -154,6 +154,20 @@ def celery_app_for(app: Flask | None = None) -> Celery:
     return (app or current_app).extensions["celery"]
 
 
+def connect_producer(app: Flask) -> None:
+    """Open the connection of the app's pooled task producer now (see
+    :mod:`sharewise.plugin.gunicorn_conf`); a broker that does not answer is logged, not raised."""
+    celery_app = celery_app_for(app)
+    try:
+        with celery_app.producer_or_acquire() as producer:
+            # declaring the queue tasks go to reaches the broker itself (the embedded one
+            # opens its database connection only then); the worker declares it as well
+            producer.maybe_declare(celery_app.amqp.queues[celery_app.conf.task_default_queue])
+    except Exception as exc:  # noqa: BLE001  (the first send tries again)
+        log.warning("broker not reachable when the web worker started (%s); "
+                    "the first task sent will try again", type(exc).__name__)
+
+
 def enqueue(task_name: str, *args: Any, app: Flask | None = None, **options: Any) -> str:
     """Send a task by name (arguments: ids only, never personal data); returns the task id.
 

@@ -139,8 +139,12 @@ def _web_argv(s: Settings) -> list[str]:
         "--worker-class", "gthread",
         "--preload",  # the app is imported once, then forked: its pages are shared
         "--graceful-timeout", "10",
+        # a worker is replaced after this many requests: its heap's growth goes with it
+        "--max-requests", str(s.web_max_requests),
+        "--max-requests-jitter", str(s.web_max_requests // 10),
         "--access-logfile", "-",
         "--logger-class", "sharewise.plugin.accesslog.RedactingLogger",
+        "--config", "python:sharewise.plugin.gunicorn_conf",
         "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
         "sharewise.plugin.wsgi:app",
     ]

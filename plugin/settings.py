@@ -437,6 +437,10 @@ class Settings:
     web_workers: int = setting(
         "2", "gunicorn worker processes of `sharewise web` / `serve`.", COUNT)
     web_threads: int = setting("4", "gunicorn threads per worker process.", COUNT)
+    web_max_requests: int = setting(
+        "500", "Requests a gunicorn worker serves before it is replaced by a fresh fork of the "
+        "preloaded master (with up to 10 % random jitter), which returns the memory its heap "
+        "grew by; 0 never replaces one.", Int(0))
     worker_concurrency: int = setting(
         "2", "Tasks one Celery worker runs at once: pool processes of `sharewise worker`, "
         "threads of the one worker `serve` runs.", COUNT)

@@ -91,11 +91,11 @@ def typed(answers: dict[str, Any], tag: str) -> dict[str, Any]:
     from sharewise.forms.spec import load_spec
     from tests.plugin.uploads.journey import as_typed
 
-    spec = load_spec()
+    spec = load_spec(2)  # the records intake makes
     return as_typed({
         name: f"{value} ({tag})" if spec[name].type in ("text", "multiline") else value
         for name, value in answers.items()
-    })
+    }, 2)
 
 
 def main() -> None:
@@ -147,13 +147,15 @@ def main() -> None:
             typed(complete_answers(), "warm"))
         sandbox.warm()
         inspect_upload(spare, spare_pdf, app)
-        read_upload(spare_pdf, record_id=spare.public_id, expected=spare.prefill, isolate=False)
+        read_upload(spare_pdf, record_id=spare.public_id, expected=spare.prefill, isolate=False,
+                    version=spare.schema_version)
 
         def baseline(item: tuple) -> None:
             record, full = item[0], item[1]
             read = read_upload(full, record_id=record.public_id, expected=record.prefill,
-                               isolate=False)
-            assert not validate({**record.prefill, **read.values})
+                               isolate=False, version=record.schema_version)
+            assert not validate({**record.prefill, **read.values},
+                                version=record.schema_version)
 
         def sharewise(item: tuple) -> None:
             found = inspect_upload(item[0], item[1], app)

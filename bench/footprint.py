@@ -682,27 +682,27 @@ class Journeys:
             self.local.client = httpx.Client(timeout=120)
         return self.local.client
 
-    def _prefill(self, record_id: str) -> tuple[dict[str, Any], str]:
+    def _prefill(self, record_id: str) -> tuple[dict[str, Any], str, int]:
         if getattr(self.local, "db", None) is None:
             import sqlite3
 
             self.local.db = sqlite3.connect(self.service.db, timeout=30)
             self.local.db.execute("PRAGMA query_only = 1")
-        row = self.local.db.execute("SELECT prefill, prefill_hash FROM records "
+        row = self.local.db.execute("SELECT prefill, prefill_hash, schema_version FROM records "
                                     "WHERE public_id = ?", (record_id,)).fetchone()
         if row is None:
             raise JourneyError(f"{record_id} is not in the database")
         prefill = row[0] if isinstance(row[0], dict) else json.loads(row[0])
-        return prefill, row[1]
+        return prefill, row[1], row[2]
 
-    def _filled(self, record_id: str, answers: dict[str, Any]) -> bytes:
+    def _filled(self, record_id: str, answers: Any) -> bytes:
         """As ``tests/plugin/uploads/journey.py`` ``filled_pdf``: the record's form filled
-        with ``answers`` on top of its prefilled values."""
+        with ``answers(version)`` on top of its prefilled values."""
         from sharewise.forms.prefill import fill
 
-        prefill, prefill_hash = self._prefill(record_id)
-        return fill({**prefill, **answers}, record_id=record_id,
-                    prefill_hash=prefill_hash).pdf
+        prefill, prefill_hash, version = self._prefill(record_id)
+        return fill({**prefill, **answers(version)}, record_id=record_id,
+                    prefill_hash=prefill_hash, version=version).pdf
 
     def _upload(self, url: str, pdf: bytes, expect: str) -> dict[str, Any]:
         resp = self._client().post(url, content=pdf, headers={
@@ -735,11 +735,11 @@ class Journeys:
             raise JourneyError(f"form_pdf_url answered {pdf.status_code}")
         if partial:
             got = self._upload(answer["upload_url"],
-                               self._filled(record_id, self.partial_answers()), "incomplete")
+                               self._filled(record_id, self.partial_answers), "incomplete")
             if not got.get("missing"):
                 raise JourneyError("a partial upload answered incomplete with nothing missing")
         self._upload(answer["upload_url"],
-                     self._filled(record_id, self.complete_answers()), "complete")
+                     self._filled(record_id, self.complete_answers), "complete")
         status = client.get(answer["status_url"])
         if status.status_code != 200 or status.json().get("status") != "complete":
             raise JourneyError(f"status_url answered {status.status_code}: {status.text[:200]}")

@@ -13,8 +13,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from sharewise.forms.spec import FieldSpec, FormSpec, load_spec
-from sharewise.forms.validate import rule_of
+from sharewise.forms.spec import (
+    LATEST,
+    SPEC_PATHS,
+    Check,
+    Conditions,
+    FieldSpec,
+    FormSpec,
+    load_spec,
+)
+from sharewise.forms.validate import rule_of, rule_prefix
 
 __all__ = ["DOCS_PATH", "render", "main"]
 
@@ -54,12 +62,21 @@ def _filled_by(f: FieldSpec) -> str:
     return "practitioner"
 
 
-def _condition(conditions: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
-    parts = []
-    for name, values in conditions:
-        shown = " or ".join(f"`{v}`" for v in values)
-        parts.append(f"`{name}` is {shown}")
-    return " and ".join(parts)
+def _condition(alternatives: tuple[Conditions, ...]) -> str:
+    texts = []
+    for conditions in alternatives:
+        parts = []
+        for name, values in conditions:
+            shown = " or ".join(f"`{v}`" for v in values)
+            parts.append(f"`{name}` is {shown}")
+        texts.append(" and ".join(parts))
+    return "; or when ".join(texts)
+
+
+def _check_text(check: Check) -> str:
+    if check.allowed:
+        return "must be " + " or ".join(f"`{v}`" for v in check.allowed)
+    return "must not be " + " or ".join(f"`{v}`" for v in check.refused)
 
 
 def _rule(f: FieldSpec, form: FormSpec) -> str:
@@ -74,62 +91,86 @@ def _rule(f: FieldSpec, form: FormSpec) -> str:
     elif f.required_when:
         verb = "must be ticked" if f.type == "checkbox" else "required"
         parts.append(f"{verb} when {_condition(f.required_when)}")
+    if f.only_when:
+        parts.append("must be empty otherwise")
     if f.not_before:
         parts.append(f"not before `{f.not_before}`")
     if f.not_future:
         parts.append(f"not in the future ({form.timezone})")
     for check in form.checks:
         if check.field == f.name:
-            allowed = " or ".join(f"`{v}`" for v in check.allowed)
-            parts.append(f"must be {allowed} when {_condition(check.when)}")
+            parts.append(f"{_check_text(check)} when {_condition(check.when)}")
     if not parts:
         return "optional"
     text = "; ".join(parts)
     if f.message:
-        text += f". Message: \u201cRule {rule_of(f)}: {f.message}\u201d"
+        text += f". Message: \u201c{rule_prefix(form, rule_of(f))}{f.message}\u201d"
+    if f.only_when and f.stray:
+        text += f" If filled when it does not apply: \u201c{f.stray}\u201d"
     return text
 
 
-def render(form: FormSpec | None = None) -> str:
-    """The markdown text of ``docs/fields.md`` for a spec (the loaded one by default)."""
-    form = form or load_spec()
+def _version_block(form: FormSpec) -> list[str]:
     lines = [
-        "# Decision record fields",
+        f"## Version {form.version}: `{form.schema}`",
         "",
-        "<!-- Generated from forms/decision_record.toml by `python -m sharewise.forms.docs`; "
-        "do not edit by hand. -->",
-        "",
-        f"Schema `{form.schema}`: {form.title}. Every field is both the JSON key in the host "
-        "contract and the PDF form field name. Dates are read in the form's time zone, "
-        f"{form.timezone}. A practitioner's upload is complete when no rule below is broken; "
-        "each problem is reported as `{field, rule, message}` with the golden rule (1-7) of "
-        "the field's section (case details count under rule 7).",
+        f"{form.title}. Every field is both the JSON key in the host contract and the PDF form "
+        f"field name. Dates are read in the form's time zone, {form.timezone}. A "
+        "practitioner's upload is complete when no rule below is broken; each problem is "
+        "reported as `{field, rule, message}` with the golden rule (1-7) of the field's "
+        "section (case details count under rule 7).",
         "",
     ]
+    if form.summary:
+        shown = ", ".join(f"`{name}`" for name in form.summary)
+        lines += [f"The final record's summary page also shows {shown}.", ""]
     for section in form.sections:
         fields = form.in_section(section.number)
         if not fields:
             continue
-        lines += [f"## {section.title}", "", section.guidance, ""]
+        lines += [f"### {section.title}", "", section.guidance, ""]
         lines += [
             "| field | label | type | filled by | required / rules |",
             "| --- | --- | --- | --- | --- |",
         ]
         for f in fields:
+            label = f"{f.label} *({f.marker})*" if f.marker else f.label
             lines.append(
-                f"| `{f.name}` | {_cell(f.label)} | {_cell(_type(f))} | {_filled_by(f)} "
+                f"| `{f.name}` | {_cell(label)} | {_cell(_type(f))} | {_filled_by(f)} "
                 f"| {_cell(_rule(f, form))} |"
             )
         lines.append("")
     if form.checks:
-        lines += ["## Cross-field checks", ""]
+        lines += [f"### Cross-field checks (version {form.version})", ""]
         for check in form.checks:
-            allowed = " or ".join(f"`{v}`" for v in check.allowed)
             lines.append(
-                f"- Rule {check.rule}: when {_condition(check.when)}, `{check.field}` must be "
-                f"{allowed}. Message: \u201cRule {check.rule}: {check.message}\u201d"
+                f"- Rule {check.rule}: when {_condition(check.when)}, `{check.field}` "
+                f"{_check_text(check)}. Message: "
+                f"\u201c{rule_prefix(form, check.rule)}{check.message}\u201d"
             )
         lines.append("")
+    return lines
+
+
+def render(form: FormSpec | None = None) -> str:
+    """The markdown text of ``docs/fields.md``: every schema version, newest first (or only
+    ``form``)."""
+    forms = [form] if form is not None else [load_spec(v) for v in sorted(SPEC_PATHS,
+                                                                         reverse=True)]
+    lines = [
+        "# Decision record fields",
+        "",
+        "<!-- Generated from forms/decision_record*.toml by `python -m sharewise.forms.docs`; "
+        "do not edit by hand. -->",
+        "",
+        "A record keeps the schema version it was created with until it is complete: its "
+        "form, the rules its uploads are checked against and the `fields` of its post-back "
+        f"(which names the version in `schema` and `schema_version`). New records get version "
+        f"{LATEST}; the tenants file's `form_version` can hold a tenant at an earlier one.",
+        "",
+    ]
+    for one in forms:
+        lines += _version_block(one)
     return "\n".join(lines)
 
 

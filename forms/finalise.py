@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,12 +49,14 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from sharewise.forms.fonts import field_font
 from sharewise.forms.prefill import fill_detailed
-from sharewise.forms.spec import load_spec
-from sharewise.forms.values import form_zone, values_hash
+from sharewise.forms.spec import FormSpec, TenantOptions, form_for, load_spec
+from sharewise.forms.templatefile import FOOTER_TAG, INTRO_TAG
+from sharewise.forms.values import form_zone, to_display, values_hash
 
 SUMMARY_FONT = "SharewiseSans"
 
@@ -160,6 +163,65 @@ def flatten(pdf: bytes) -> PdfWriter:
     return writer
 
 
+def drop_marked(writer: PdfWriter, tags: frozenset[str]) -> None:
+    """Remove the marked content ``/Tag BMC ... EMC`` of these tags from every page (version 2
+    templates mark their fill-in instructions and page footers so)."""
+    names = {NameObject("/" + tag) for tag in tags}
+    for page in writer.pages:
+        content = page.get_contents()
+        if content is None:
+            continue
+        kept: list[Any] = []
+        depth = 0  # inside a dropped section: how deeply marked content is nested
+        for operands, operator in content.operations:
+            if depth:
+                if operator in (b"BMC", b"BDC"):
+                    depth += 1
+                elif operator == b"EMC":
+                    depth -= 1
+                continue
+            if operator == b"BMC" and operands and operands[0] in names:
+                depth = 1
+                continue
+            kept.append((operands, operator))
+        content.operations = kept
+        page.replace_contents(content)
+
+
+def _footer_overlay(form: FormSpec, record_id: str, pages: int, total: int) -> PdfReader:
+    """One page per form page: the final record's footer, numbered out of ``total``."""
+    buf = io.BytesIO()
+    canvas = Canvas(buf, pagesize=A4, invariant=1, initialFontName=_register_font())
+    for number in range(1, pages + 1):
+        _draw_footer(canvas, form, record_id, number, total)
+        canvas.showPage()
+    canvas.save()
+    return PdfReader(io.BytesIO(buf.getvalue()))
+
+
+def _draw_footer(canvas: Any, form: FormSpec, record_id: str, number: int, total: int) -> None:
+    canvas.saveState()
+    canvas.setFont(SUMMARY_FONT, 7.5)
+    canvas.setFillColor(colors.HexColor("#555555"))
+    canvas.drawString(20 * mm, 12 * mm, f"Sharewise \u00b7 {form.title} \u00b7 final record "
+                      f"{record_id} \u00b7 {form.schema}")
+    canvas.drawRightString(A4[0] - 20 * mm, 12 * mm, f"Page {number} of {total}")
+    canvas.restoreState()
+
+
+def _shown(form: FormSpec, name: str, value: Any) -> str | None:
+    """A value as the summary shows it: a choice's label, a date as the form shows it."""
+    field = form[name]
+    if value is None or value == "" or value is False:
+        return None
+    if field.type == "choice":
+        return field.label_for(str(value))
+    if field.type == "checkbox":
+        return "Yes"
+    shown = to_display(field, value)
+    return None if shown is None else str(shown)
+
+
 # ---------------------------------------------------------------- the summary pages
 
 
@@ -211,8 +273,13 @@ def _summary_pdf(
     values_sha256: str,
     audit: Sequence[Mapping[str, str]],
     full_text: Sequence[tuple[str, str]],
+    version: int = 1,
+    spec: FormSpec | None = None,
+    values: Mapping[str, Any] | None = None,
+    first_page: int = 1,
+    total: int = 0,
 ) -> bytes:
-    spec = load_spec()
+    spec = spec or load_spec(version)
     st = _styles()
     london = completed_at.astimezone(form_zone())
     utc = completed_at.astimezone(UTC)
@@ -224,6 +291,10 @@ def _summary_pdf(
         ("Completed (UTC)", utc.strftime("%Y-%m-%d %H:%M:%S UTC")),
         ("Form", spec.schema),
     ]
+    for name in spec.summary:  # version 2: the legal basis chosen and who endorsed
+        shown = _shown(spec, name, (values or {}).get(name))
+        if shown is not None:
+            rows.append((re.sub(r"\s*\((DD|HH)[^)]*\)\s*$", "", spec[name].label), shown))
     story: list[Any] = [
         _p("Decision record summary", st["title"]),
         Spacer(1, 4),
@@ -291,6 +362,9 @@ def _summary_pdf(
     buf = io.BytesIO()
 
     def footer(canvas: Any, doc: Any) -> None:
+        if version >= 2:  # numbered with the form's pages: "Page 5 of 5"
+            _draw_footer(canvas, spec, record_id, first_page + doc.page - 1, total)
+            return
         canvas.saveState()
         canvas.setFont(SUMMARY_FONT, 7.5)
         canvas.setFillColor(colors.HexColor("#555555"))
@@ -334,6 +408,8 @@ def finalise(
     completed_at: datetime,
     audit: Sequence[Mapping[str, str]],
     decision: str | None = None,
+    version: int = 1,
+    tenant_options: TenantOptions = (),
 ) -> FinalRecord:
     """Build the final record PDF from the submitted normalised ``values``.
 
@@ -342,6 +418,7 @@ def finalise(
     in ``values`` (by its label; "Not recorded" when there is none); ``decision``, if given,
     must be that same code (``""`` counts as none), and ``values["record_id"]``, if present,
     must be ``record_id``: the summary page never contradicts the values it hashes.
+    ``version``: the record's schema version (its form).
     """
     if completed_at.tzinfo is None or completed_at.utcoffset() is None:
         raise ValueError("completed_at must be timezone-aware")
@@ -352,19 +429,39 @@ def finalise(
         raise ValueError("record_id differs from the record_id in the submitted values")
     decision = submitted
     _check_audit(audit)
-    filled, clipped = fill_detailed(values, record_id=record_id)
+    options = tuple(tuple(pair) for pair in tenant_options)
+    filled, clipped = fill_detailed(values, record_id=record_id, version=version,
+                                    tenant_options=options)
     digest = values_hash(values)
-    spec = load_spec()
+    spec = form_for(version, options)
     full_text = [(name, str(values[name])) for name in spec.names if name in clipped]
     writer = flatten(filled.pdf)
-    summary = _summary_pdf(
-        record_id=record_id,
-        decision=decision,
-        completed_at=completed_at,
-        values_sha256=digest,
-        audit=audit,
-        full_text=full_text,
-    )
+    form_pages = len(writer.pages)
+
+    def summary_pdf(total: int) -> bytes:
+        return _summary_pdf(
+            record_id=record_id,
+            decision=decision,
+            completed_at=completed_at,
+            values_sha256=digest,
+            audit=audit,
+            full_text=full_text,
+            version=version,
+            spec=spec,
+            values=values,
+            first_page=form_pages + 1,
+            total=total,
+        )
+
+    summary = summary_pdf(0)
+    if version >= 2:
+        # the blank form's instructions and footers go; every page is numbered out of all
+        total = form_pages + len(PdfReader(io.BytesIO(summary)).pages)
+        summary = summary_pdf(total)
+        drop_marked(writer, frozenset({INTRO_TAG, FOOTER_TAG}))
+        overlay = _footer_overlay(spec, record_id, form_pages, total)
+        for page, footer in zip(writer.pages, overlay.pages, strict=True):
+            page.merge_page(footer)
     writer.append(PdfReader(io.BytesIO(summary)))
     writer.add_metadata(
         {

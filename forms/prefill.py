@@ -56,8 +56,8 @@ from pypdf.generic import DictionaryObject, IndirectObject, NameObject
 
 from sharewise.forms.fonts import FONT_RESOURCE, FieldFont, field_font, missing_warning
 from sharewise.forms.schemas import prefill_schema, prefill_schema_excluding
-from sharewise.forms.spec import FieldSpec, load_spec
-from sharewise.forms.templatefile import MULTILINE_SIZE, TEMPLATE_PATH, TEXT_SIZE
+from sharewise.forms.spec import FieldSpec, TenantOptions, form_for, load_spec
+from sharewise.forms.templatefile import MULTILINE_SIZE, TEXT_SIZE, template_path
 from sharewise.forms.values import to_display, values_hash
 
 #: Smallest font size prefill shrinks text to before clipping it.
@@ -107,6 +107,7 @@ class _Field:
     width: float
     height: float
     kids: tuple[tuple[str, _Obj], ...] = ()  # radio: (on-state, widget)
+    blank: bytes = b""  # a tenant_options field: its entries but /V and /Opt (/AP kept)
 
 
 @dataclass(frozen=True)
@@ -145,24 +146,25 @@ def _ref(ref: IndirectObject) -> bytes:
     return f"{ref.idnum} {ref.generation} R".encode()
 
 
-def warm_up() -> None:
-    """Parse the template and load the field font now rather than on the first fill (a
+def warm_up(versions: Collection[int] = (1, 2)) -> None:
+    """Parse the templates and load the field font now rather than on the first fill (a
     server that imports the app before forking its workers then shares them)."""
-    _template()
+    for version in versions:
+        _template(version)
     field_font()
 
 
 @cache
-def _template() -> _Template:
-    """Parse the committed template once per process."""
-    data = TEMPLATE_PATH.read_bytes()
+def _template(version: int = 1) -> _Template:
+    """Parse a schema version's committed template once per process."""
+    data = template_path(version).read_bytes()
     match = _STARTXREF.search(data[-64:])
     if not match:
         raise RuntimeError("the template must end with a classic startxref")
     reader = PdfReader(io.BytesIO(data))
     trailer = reader.trailer
     acro = trailer["/Root"]["/AcroForm"]
-    spec = load_spec()
+    spec = load_spec(version)
     fields: dict[str, _Field] = {}
     for ref in acro["/Fields"]:
         obj = ref.get_object()
@@ -185,8 +187,12 @@ def _template() -> _Template:
             continue
         x0, y0, x1, y1 = (float(v) for v in obj["/Rect"])
         skip = {"/V", "/AS"} if f.type == "checkbox" else _SKIP
+        if f.tenant_options:
+            skip = skip | {"/Opt"}  # written with every fill: the tenant's choices added
         body = _body(obj, skip)
-        fields[name] = _Field(f, _Obj(ref.idnum, ref.generation, body), x1 - x0, y1 - y0)
+        blank = _body(obj, {"/V", "/Opt"}) if f.tenant_options else b""
+        fields[name] = _Field(f, _Obj(ref.idnum, ref.generation, body), x1 - x0, y1 - y0,
+                              blank=blank)
     missing = set(spec.names) - set(fields)
     if missing:
         raise RuntimeError(f"the template lacks fields {sorted(missing)}; rebuild it")
@@ -360,12 +366,22 @@ class _Update:
         return b"".join([tpl.data, body, *xref, trailer])
 
 
+def _options(spec: FieldSpec) -> bytes:
+    """A drop-down's ``/Opt`` entry: ``[[export label] ...]``."""
+    pairs = b" ".join(b"[" + pdf_string(o.value) + b" " + pdf_string(o.label) + b"]"
+                      for o in spec.options)
+    return b" /Opt [" + pairs + b"]"
+
+
 def _set_field(
-    up: _Update, font: FieldFont, f: _Field, shown: str | bool
+    up: _Update, font: FieldFont, f: _Field, shown: str | bool, spec: FieldSpec | None = None
 ) -> tuple[tuple[str, ...], bool]:
-    """Write one field's objects; return the characters not shown and whether text clips."""
-    spec = f.spec
+    """Write one field's objects; return the characters not shown and whether text clips.
+    ``spec``: the record's own spec of the field (a tenant's choices added), if not the
+    template's."""
+    spec = spec or f.spec
     obj = f.obj
+    extra = _options(spec) if spec.tenant_options else b""
     if spec.type == "checkbox":
         if shown:
             up.add(obj.num, obj.gen, b"<<" + obj.body + b" /V /Yes /AS /Yes >>")
@@ -385,7 +401,8 @@ def _set_field(
     up.add(
         obj.num,
         obj.gen,
-        b"<<" + obj.body + b" /V " + pdf_string(shown) + f" /AP << /N {ap} 0 R >> >>".encode(),
+        b"<<" + obj.body + extra + b" /V " + pdf_string(shown)
+        + f" /AP << /N {ap} 0 R >> >>".encode(),
     )
     return missing, clipped
 
@@ -399,24 +416,28 @@ def clipped_warning(field_name: str) -> str:
 
 
 def fill(
-    values: Mapping[str, Any], *, record_id: str, prefill_hash: str | None = None
+    values: Mapping[str, Any], *, record_id: str, prefill_hash: str | None = None,
+    version: int = 1, tenant_options: TenantOptions = (),
 ) -> FilledForm:
     """Fill the template with normalised ``values`` (any spec fields) as an incremental update.
 
     Values are JSON-ready (text, choice export codes, booleans, ISO dates / date-times) or
     ``date`` / ``datetime`` objects. Raises :class:`FormDataError` for an unknown field, an
     unknown choice value or a malformed date. ``record_id`` (and ``prefill_hash`` if given)
-    go into the document ``/Info``.
+    go into the document ``/Info``. ``version``: the record's schema version (its template);
+    ``tenant_options``: the choices its tenant added (see :func:`sharewise.forms.spec.form_for`).
     """
-    return fill_detailed(values, record_id=record_id, prefill_hash=prefill_hash)[0]
+    return fill_detailed(values, record_id=record_id, prefill_hash=prefill_hash,
+                         version=version, tenant_options=tenant_options)[0]
 
 
 def fill_detailed(
-    values: Mapping[str, Any], *, record_id: str, prefill_hash: str | None = None
+    values: Mapping[str, Any], *, record_id: str, prefill_hash: str | None = None,
+    version: int = 1, tenant_options: TenantOptions = (),
 ) -> tuple[FilledForm, tuple[str, ...]]:
     """:func:`fill`, also returning the names of fields whose text is clipped in its box."""
-    tpl = _template()
-    spec = load_spec()
+    tpl = _template(version)
+    spec = form_for(version, tenant_options)
     errors: dict[str, list[str]] = {}
     shown_values: list[tuple[_Field, str | bool]] = []
     for name, value in values.items():
@@ -425,7 +446,7 @@ def fill_detailed(
             errors[name] = ["Unknown field."]
             continue
         try:
-            shown = to_display(f.spec, value)
+            shown = to_display(spec[name], value)
         except ValueError as exc:
             errors[name] = [str(exc)]
             continue
@@ -438,8 +459,13 @@ def fill_detailed(
     up = _Update(tpl)
     warnings: list[str] = []
     clipped_fields: list[str] = []
+    if tenant_options:  # empty drop-downs of the tenant's choices still offer them
+        written = {f.spec.name for f, _ in shown_values}
+        for name, f in tpl.fields.items():
+            if f.spec.tenant_options and name not in written:
+                up.add(f.obj.num, f.obj.gen, b"<<" + f.blank + _options(spec[name]) + b" >>")
     for f, shown in shown_values:
-        missing, clipped = _set_field(up, font, f, shown)
+        missing, clipped = _set_field(up, font, f, shown, spec[f.spec.name])
         if missing:
             warnings.append(missing_warning(f.spec.name, missing))
         if clipped:
@@ -458,8 +484,8 @@ def fill_detailed(
     return filled, tuple(clipped_fields)
 
 
-def normalise_prefill(data: Mapping[str, Any], *, loaded: Collection[str] = ()
-                      ) -> dict[str, Any]:
+def normalise_prefill(data: Mapping[str, Any], *, loaded: Collection[str] = (),
+                      version: int = 1) -> dict[str, Any]:
     """Validate host prefill data and return it JSON-ready, every prefill field present.
 
     Dates become ``YYYY-MM-DD``, date-times ISO 8601 with their offset; an absent optional
@@ -475,26 +501,28 @@ def normalise_prefill(data: Mapping[str, Any], *, loaded: Collection[str] = ()
     if not isinstance(data, Mapping):
         raise FormDataError({"_schema": ["Invalid input type."]})
     if loaded:
-        taken = _taken_as_loaded(data, frozenset(loaded))
+        taken = _taken_as_loaded(data, frozenset(loaded), version)
         if taken is not None:
             rest = {k: v for k, v in data.items() if k not in taken}
-            return _load_prefill(rest, prefill_schema_excluding(frozenset(taken)), taken)
-    return _load_prefill(dict(data), prefill_schema(), {})
+            schema = prefill_schema_excluding(frozenset(taken), version)
+            return _load_prefill(rest, schema, taken, version)
+    return _load_prefill(dict(data), prefill_schema(load_spec(version)), {}, version)
 
 
 @cache
-def _prefill_optional(names: frozenset[str]) -> tuple[tuple[str, bool], ...] | None:
+def _prefill_optional(names: frozenset[str], version: int = 1
+                      ) -> tuple[tuple[str, bool], ...] | None:
     """``(name, optional)`` of each of ``names``; ``None`` if one is not a prefill field."""
-    spec = load_spec()
+    spec = load_spec(version)
     if not all(name in spec and spec[name].prefilled for name in names):
         return None
     return tuple((name, spec[name].optional) for name in sorted(names))
 
 
-def _taken_as_loaded(data: Mapping[str, Any], names: frozenset[str]
+def _taken_as_loaded(data: Mapping[str, Any], names: frozenset[str], version: int = 1
                      ) -> dict[str, Any] | None:
     """``names``' values if each is text, or ``None`` for an optional field; else ``None``."""
-    fields = _prefill_optional(names)
+    fields = _prefill_optional(names, version)
     if fields is None:
         return None
     taken: dict[str, Any] = {}
@@ -506,8 +534,8 @@ def _taken_as_loaded(data: Mapping[str, Any], names: frozenset[str]
     return taken
 
 
-def _load_prefill(data: dict[str, Any], schema: Schema, taken: Mapping[str, Any]
-                  ) -> dict[str, Any]:
+def _load_prefill(data: dict[str, Any], schema: Schema, taken: Mapping[str, Any],
+                  version: int = 1) -> dict[str, Any]:
     try:
         loaded = schema.load(data)
     except ValidationError as exc:
@@ -518,7 +546,7 @@ def _load_prefill(data: dict[str, Any], schema: Schema, taken: Mapping[str, Any]
             {k: (v if isinstance(v, list) else [str(v)]) for k, v in messages.items()}
         ) from None
     out: dict[str, Any] = {}
-    for f in load_spec().prefilled_fields:
+    for f in load_spec(version).prefilled_fields:
         value = taken[f.name] if f.name in taken else loaded.get(f.name)
         if isinstance(value, datetime | date):
             value = value.isoformat()
@@ -526,12 +554,12 @@ def _load_prefill(data: dict[str, Any], schema: Schema, taken: Mapping[str, Any]
     return out
 
 
-def prefill(data: Mapping[str, Any]) -> FilledForm:
-    """Validate the host's prefill ``data`` and return the prefilled form.
+def prefill(data: Mapping[str, Any], version: int = 1) -> FilledForm:
+    """Validate the host's prefill ``data`` and return the prefilled form of ``version``.
 
     ``prefill_hash`` is :func:`sharewise.forms.values.values_hash` of :func:`normalise_prefill`'s
     result (every prefill field of the spec, ``None`` for an absent optional one).
     """
-    values = normalise_prefill(data)
+    values = normalise_prefill(data, version=version)
     digest = values_hash(values)
-    return fill(values, record_id=values["record_id"], prefill_hash=digest)
+    return fill(values, record_id=values["record_id"], prefill_hash=digest, version=version)

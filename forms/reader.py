@@ -82,7 +82,7 @@ from pypdf.generic import (
     StreamObject,
 )
 
-from sharewise.forms.spec import FieldSpec, FormSpec, load_spec
+from sharewise.forms.spec import FieldSpec, FormSpec, TenantOptions, form_for, load_spec
 from sharewise.forms.validate import Problem, describe_invalid, rule_of
 from sharewise.forms.values import from_display, to_display
 
@@ -243,10 +243,15 @@ def expected_display(
     return shown
 
 
-def read_pdf(data: bytes, record_id: str, shown: Mapping[str, str]) -> ReadBack:
+def read_pdf(
+    data: bytes, record_id: str, shown: Mapping[str, str], version: int = 1,
+    tenant_options: TenantOptions = (),
+) -> ReadBack:
     """Parse and check a PDF in this process (what a sandbox worker runs).
 
-    ``shown`` is :func:`expected_display` for the record. Every failure is an
+    ``shown`` is :func:`expected_display` for the record; ``version`` its schema version (an
+    upload of another version's form is ``wrong_form``); ``tenant_options`` the choices its
+    tenant added (:func:`sharewise.forms.spec.form_for`). Every failure is an
     :class:`UploadRejected`; nothing else escapes. The header rule of :func:`precheck` holds
     here too: pypdf never sees bytes that do not start with ``%PDF-``.
     """
@@ -258,7 +263,8 @@ def read_pdf(data: bytes, record_id: str, shown: Mapping[str, str]) -> ReadBack:
     token = _captured.set(sink)
     try:
         with pypdf.apply_configuration(**PYPDF_LIMITS):
-            return _read(data, record_id, shown, load_spec(), sink)
+            form = form_for(version, tuple(tuple(pair) for pair in tenant_options))
+            return _read(data, record_id, shown, form, sink)
     except UploadRejected:
         raise
     except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on broken input
@@ -361,7 +367,7 @@ def _check_and_read(
             values[f.name] = from_display(f, raw[f.name])
         except ValueError:
             values[f.name] = None
-            problems.append(Problem(f.name, rule_of(f), describe_invalid(f, raw[f.name])))
+            problems.append(Problem(f.name, rule_of(f), describe_invalid(f, raw[f.name], form)))
     return ReadBack(
         values=values,
         record_id=meta_record or values.get("record_id"),

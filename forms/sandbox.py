@@ -75,8 +75,8 @@ from typing import Any
 
 from sharewise.forms import reader
 from sharewise.forms.reader import DEFAULT_MAX_BYTES, ReadBack, UploadRejected
-from sharewise.forms.spec import load_spec
-from sharewise.forms.templatefile import TEMPLATE_PATH
+from sharewise.forms.spec import SPEC_PATHS, TenantOptions, load_spec
+from sharewise.forms.templatefile import template_path
 from sharewise.forms.validate import Problem
 
 __all__ = ["ReaderPool", "get_pool", "read", "read_upload", "shutdown", "warm"]
@@ -109,11 +109,12 @@ def _limit_memory(limit: int) -> None:
 def _warm_up() -> None:
     """Load the spec and read the blank template once, so that the modules and caches a parse
     needs are ready before the first upload (the template is refused as ``wrong_form``)."""
-    load_spec()
-    try:
-        reader.read_pdf(TEMPLATE_PATH.read_bytes(), "warm-up", {})
-    except UploadRejected:
-        pass
+    for version in SPEC_PATHS:
+        load_spec(version)
+        try:
+            reader.read_pdf(template_path(version).read_bytes(), "warm-up", {}, version)
+        except UploadRejected:
+            pass
 
 
 def _tune_gc() -> None:
@@ -222,9 +223,10 @@ def worker_main(
         if kind == "stats":
             _send(conn, "stats", _peak_rss())
             continue
-        _, data, record_id, shown = request
+        _, data, record_id, shown, version, options = request
         try:
-            _send(conn, "ok", _result(reader.read_pdf(data, record_id, shown)))
+            readback = reader.read_pdf(data, record_id, shown, version, options)
+            _send(conn, "ok", _result(readback))
         except UploadRejected as rejected:
             _send(conn, "rejected", rejected.code, rejected.message)
         except MemoryError:
@@ -428,10 +430,12 @@ class ReaderPool:
             self._release(worker, healthy)
 
     def read(
-        self, data: bytes, record_id: str, shown: Mapping[str, str], timeout: float
+        self, data: bytes, record_id: str, shown: Mapping[str, str], timeout: float,
+        version: int = 1, tenant_options: TenantOptions = (),
     ) -> ReadBack:
         """Parse one upload in a worker (see :func:`sharewise.forms.reader.read_pdf`)."""
-        reply = self.call(("read", data, record_id, dict(shown)), timeout)
+        request = ("read", data, record_id, dict(shown), version, tenant_options)
+        reply = self.call(request, timeout)
         if reply[0] == "ok" and len(reply) == 2:
             try:
                 return _readback(reply[1])
@@ -487,9 +491,10 @@ def get_pool() -> ReaderPool:
         return _pool
 
 
-def read(data: bytes, record_id: str, shown: Mapping[str, str], *, timeout: float) -> ReadBack:
+def read(data: bytes, record_id: str, shown: Mapping[str, str], *, timeout: float,
+         version: int = 1, tenant_options: TenantOptions = ()) -> ReadBack:
     """Parse an upload in the process's pool (``shown``: :func:`reader.expected_display`)."""
-    return get_pool().read(data, record_id, shown, timeout)
+    return get_pool().read(data, record_id, shown, timeout, version, tenant_options)
 
 
 def read_upload(
@@ -500,8 +505,11 @@ def read_upload(
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: float = 5.0,
     isolate: bool = True,
+    version: int = 1,
+    tenant_options: TenantOptions = (),
 ) -> ReadBack:
-    """Read an uploaded decision form for ``record_id`` or raise :class:`UploadRejected`.
+    """Read an uploaded decision form for ``record_id`` (of schema ``version``) or raise
+    :class:`UploadRejected`.
 
     ``expected`` is the record's normalised prefilled values (read-only fields are compared
     with them). :func:`sharewise.forms.reader.precheck` runs first, in this process, before
@@ -510,10 +518,11 @@ def read_upload(
     (benchmarks, or a caller that is already sandboxed) and cannot enforce ``timeout``.
     """
     reader.precheck(data, max_bytes)
-    shown = reader.expected_display(record_id, expected)
+    shown = reader.expected_display(record_id, expected, load_spec(version))
     if isolate:
-        return read(data, record_id, shown, timeout=timeout)
-    return reader.read_pdf(data, record_id, shown)
+        return read(data, record_id, shown, timeout=timeout, version=version,
+                    tenant_options=tenant_options)
+    return reader.read_pdf(data, record_id, shown, version, tenant_options)
 
 
 def warm() -> None:

@@ -64,11 +64,12 @@ def _default_prefill_schema() -> Schema:
 
 
 @cache
-def prefill_schema_excluding(names: frozenset[str]) -> Schema:
+def prefill_schema_excluding(names: frozenset[str], version: int = 1) -> Schema:
     """The default prefill schema without the fields ``names`` (one instance per set).
 
     For values of which some were loaded by these fields already (see
     :func:`sharewise.forms.prefill.normalise_prefill`'s ``loaded``); the excluded names are unknown
     keys to it, so the caller leaves them out of what it loads.
     """
-    return _prefill_schema_class(load_spec())(unknown=RAISE, exclude=tuple(sorted(names)))
+    return _prefill_schema_class(load_spec(version))(unknown=RAISE,
+                                                     exclude=tuple(sorted(names)))

@@ -57,7 +57,13 @@ from sharewise.forms.fonts import (
     subset_font_program,
 )
 from sharewise.forms.spec import FieldSpec, FormSpec, load_spec
-from sharewise.forms.templatefile import MULTILINE_SIZE, TEMPLATE_PATH, TEXT_SIZE
+from sharewise.forms.templatefile import (
+    FOOTER_TAG,
+    INTRO_TAG,
+    MULTILINE_SIZE,
+    TEXT_SIZE,
+    template_path,
+)
 
 PAGE_W, PAGE_H = A4
 MARGIN_X = 45.0
@@ -93,6 +99,7 @@ READ_ONLY_FILL = Color(0.925, 0.925, 0.925)
 ACCENT = Color(0.12, 0.23, 0.37)
 
 CHECKBOX_ON = "Yes"
+
 
 
 @dataclass
@@ -168,14 +175,32 @@ class _Flow:
         self.out.pages[self.page].append(args)
 
 
+def shown_label(f: FieldSpec) -> str:
+    """The label as printed: with its marker, so whether (and when) the field is needed can
+    be seen without hovering: "Decision (required)", "Reasons withheld (if you share in part)"."""
+    return f"{f.label} ({f.marker})" if f.marker else f.label
+
+
 def _label_lines(f: FieldSpec, width: float) -> list[str]:
-    return _wrap(f.label, "DejaVuSans", LABEL_SIZE, width)
+    return _wrap(shown_label(f), "DejaVuSans", LABEL_SIZE, width)
+
+
+def follows(f: FieldSpec, form: FormSpec) -> set[str]:
+    """The fields of ``f``'s own section whose answer decides whether ``f`` is needed (its
+    questions: ``f`` is their follow-up, and is printed on the same page as they are)."""
+    section = {g.name for g in form.in_section(f.section)}
+    return {other for alternative in f.required_when for other, _ in alternative
+            if other in section and other != f.name}
+
+
+def _check_lines(f: FieldSpec, width: float) -> list[str]:
+    return _wrap(shown_label(f), "DejaVuSans", LABEL_SIZE + 0.5, width - BUTTON - 6)
 
 
 def _field_height(f: FieldSpec, width: float) -> float:
     """Height of a field block (label + box + gap), without drawing it."""
     if f.type == "checkbox":
-        return BUTTON + 7
+        return max(BUTTON, len(_check_lines(f, width)) * LABEL_LEAD) + 7
     label = len(_label_lines(f, width)) * LABEL_LEAD + 2
     if f.type == "choice" and f.widget == "radio":
         return label + len(_radio_rows(f, width)) * 15 + 5
@@ -206,7 +231,9 @@ def _place_field(flow: _Flow, f: FieldSpec, x: float, width: float) -> Placement
         y0 = top - BUTTON - 2
         rect = (x, y0, x + BUTTON, y0 + BUTTON)
         flow.op("box", rect, BOX_FILL, BOX_LINE)
-        flow.op("text", x + BUTTON + 6, y0 + 2, f.label, "DejaVuSans", LABEL_SIZE + 0.5, INK)
+        for i, line in enumerate(_check_lines(f, width)):
+            flow.op("text", x + BUTTON + 6, y0 + 2 - i * LABEL_LEAD, line, "DejaVuSans",
+                    LABEL_SIZE + 0.5, INK)
         placement.widgets.append(WidgetBox(flow.page, rect))
         return placement
     y = top
@@ -231,6 +258,63 @@ def _place_field(flow: _Flow, f: FieldSpec, x: float, width: float) -> Placement
     return placement
 
 
+Row = tuple[tuple[FieldSpec, ...], float, float]  # fields side by side, their width, height
+
+
+def _rows(fields: tuple[FieldSpec, ...]) -> list[Row]:
+    """A section's fields in rows: two short fields (or two check boxes) share a row."""
+    rows: list[Row] = []
+    i = 0
+    while i < len(fields):
+        f = fields[i]
+        nxt = fields[i + 1] if i + 1 < len(fields) else None
+        pair = nxt is not None and _can_pair(f) and _can_pair(nxt)
+        checks = nxt is not None and f.type == "checkbox" and nxt.type == "checkbox"
+        if pair or checks:
+            assert nxt is not None
+            h = max(_field_height(f, HALF_W), _field_height(nxt, HALF_W))
+            rows.append(((f, nxt), HALF_W, h))
+            i += 2
+            continue
+        w = HALF_W if _is_half(f) else CONTENT_W
+        rows.append(((f,), w, _field_height(f, w)))
+        i += 1
+    return rows
+
+
+def _groups(rows: list[Row], form: FormSpec) -> list[list[Row]]:
+    """Rows in groups that stay on one page: a row joins the group before it when one of its
+    fields follows up (see :func:`follows`) a field of that group."""
+    groups: list[list[Row]] = []
+    names: set[str] = set()
+    for row in rows:
+        asks = set().union(*(follows(f, form) for f in row[0]))
+        if groups and asks & names:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+            names = set()
+        names |= {f.name for f in row[0]}
+    return groups
+
+
+def _intro(form: FormSpec) -> str:
+    if form.version < 2:
+        return (
+            "Record how you reached this decision, whether or not you share. Complete every "
+            "part that applies to your decision. Type dates as DD/MM/YYYY. The form sends "
+            "nothing by itself: save the completed file and upload it from the link in your "
+            "Sharewise email."
+        )
+    return (
+        "Record how you reached this decision, whether or not you share. A label says when "
+        "its question needs an answer: (required) always, otherwise when it applies, such as "
+        "(if you share). Type dates as DD/MM/YYYY and times as HH:MM, UK time. The form sends "
+        "nothing by itself: save the completed file and upload it on the Sharewise page you "
+        "downloaded it from; you can upload again as often as you need."
+    )
+
+
 def layout(form: FormSpec | None = None) -> Layout:
     """Place the header, sections and fields of ``form`` on A4 pages, in spec order."""
     _register_fonts()
@@ -238,15 +322,15 @@ def layout(form: FormSpec | None = None) -> Layout:
     flow = _Flow()
     # header block
     flow.op("text", MARGIN_X, flow.y - 16, form.title, "DejaVuSans-Bold", 16.5, ACCENT)
-    intro = (
-        "Record how you reached this decision, whether or not you share. Complete every "
-        "part that applies to your decision. Type dates as DD/MM/YYYY. The form sends nothing "
-        "by itself: save the completed file and upload it from the link in your Sharewise email."
-    )
     y = flow.y - 32
-    for line in _wrap(intro, "DejaVuSans", GUIDE_SIZE, CONTENT_W):
+    marked = form.version >= 2  # the final record drops what is marked (see forms.finalise)
+    if marked:
+        flow.op("begin", INTRO_TAG)
+    for line in _wrap(_intro(form), "DejaVuSans", GUIDE_SIZE, CONTENT_W):
         flow.op("text", MARGIN_X, y, line, "DejaVuSans", GUIDE_SIZE, GUIDE_INK)
         y -= GUIDE_LEAD
+    if marked:
+        flow.op("end")
     flow.op("rule", MARGIN_X, y + 2, MARGIN_X + CONTENT_W, 1.2, ACCENT)
     flow.y = y - 8
 
@@ -256,8 +340,11 @@ def layout(form: FormSpec | None = None) -> Layout:
             continue
         guide = _wrap(section.guidance, "DejaVuSans", GUIDE_SIZE, CONTENT_W)
         head_h = 20 + len(guide) * GUIDE_LEAD + 6
-        first_h = _field_height(fields[0], HALF_W if _is_half(fields[0]) else CONTENT_W)
-        flow.ensure(head_h + first_h)
+        rows = _rows(fields)
+        # version 1's layout is frozen (its records keep their form): one row at a time
+        groups = _groups(rows, form) if form.version >= 2 else [[row] for row in rows]
+        first_h = sum(h for _, _, h in groups[0])  # the heading stays with its first question
+        flow.ensure(head_h + (first_h if head_h + first_h <= TOP - BOTTOM else rows[0][2]))
         flow.y -= 6
         flow.op("text", MARGIN_X, flow.y - 11, section.title, "DejaVuSans-Bold", 10.5, ACCENT)
         flow.op("rule", MARGIN_X, flow.y - 16, MARGIN_X + CONTENT_W, 0.5, RULE_INK)
@@ -266,29 +353,16 @@ def layout(form: FormSpec | None = None) -> Layout:
             flow.y -= GUIDE_LEAD
             flow.op("text", MARGIN_X, flow.y + 2, line, "DejaVuSans", GUIDE_SIZE, GUIDE_INK)
         flow.y -= 6
-        i = 0
-        while i < len(fields):
-            f = fields[i]
-            pair = i + 1 < len(fields) and _can_pair(f) and _can_pair(fields[i + 1])
-            checks = f.type == "checkbox" and i + 1 < len(fields) and fields[i + 1].type == (
-                "checkbox"
-            )
-            if pair or checks:
-                g = fields[i + 1]
-                w = HALF_W
-                h = max(_field_height(f, w), _field_height(g, w))
+        for group in groups:
+            height = sum(h for _, _, h in group)
+            if height <= TOP - BOTTOM:  # a question and its follow-ups share a page
+                flow.ensure(height)
+            for row, width, h in group:
                 flow.ensure(h)
-                flow.out.placements.append(_place_field(flow, f, MARGIN_X, w))
-                flow.out.placements.append(_place_field(flow, g, MARGIN_X + w + GUTTER, w))
+                for n, f in enumerate(row):
+                    x = MARGIN_X + n * (width + GUTTER)
+                    flow.out.placements.append(_place_field(flow, f, x, width))
                 flow.y -= h
-                i += 2
-                continue
-            w = HALF_W if _is_half(f) else CONTENT_W
-            h = _field_height(f, w)
-            flow.ensure(h)
-            flow.out.placements.append(_place_field(flow, f, MARGIN_X, w))
-            flow.y -= h
-            i += 1
     return flow.out
 
 
@@ -330,6 +404,12 @@ def draw_pages(plan: Layout, form: FormSpec | None = None) -> bytes:
                 c.setStrokeColor(color)
                 c.setLineWidth(width)
                 c.line(x0, y, x1, y)
+            elif kind == "begin":
+                c.addLiteral(f"/{op[1]} BMC")
+            elif kind == "end":
+                c.addLiteral("EMC")
+        if form.version >= 2:
+            c.addLiteral(f"/{FOOTER_TAG} BMC")
         c.setFont("DejaVuSans", 7.5)
         c.setFillColor(GUIDE_INK)
         c.setStrokeColor(RULE_INK)
@@ -337,6 +417,8 @@ def draw_pages(plan: Layout, form: FormSpec | None = None) -> bytes:
         c.line(MARGIN_X, 40, PAGE_W - MARGIN_X, 40)
         c.drawString(MARGIN_X, 30, f"Sharewise · {form.title} · {form.schema}")
         c.drawRightString(PAGE_W - MARGIN_X, 30, f"Page {number} of {total}")
+        if form.version >= 2:
+            c.addLiteral("EMC")
         c.showPage()
     c.save()
     return buf.getvalue()
@@ -655,10 +737,14 @@ def build_template(form: FormSpec | None = None) -> bytes:
 
 
 def main() -> None:
-    """Rewrite ``forms/decision_record.pdf`` from the spec."""
-    data = build_template()
-    TEMPLATE_PATH.write_bytes(data)
-    print(f"wrote {TEMPLATE_PATH} ({len(data)} bytes)")
+    """Rewrite every version's committed template from its spec."""
+    from sharewise.forms.spec import SPEC_PATHS
+
+    for version in SPEC_PATHS:
+        path = template_path(version)
+        data = build_template(load_spec(version))
+        path.write_bytes(data)
+        print(f"wrote {path} ({len(data)} bytes)")
 
 
 if __name__ == "__main__":

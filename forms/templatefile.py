@@ -10,10 +10,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["MULTILINE_SIZE", "TEMPLATE_PATH", "TEXT_SIZE"]
+__all__ = [
+    "FOOTER_TAG", "INTRO_TAG", "MULTILINE_SIZE", "TEMPLATE_PATH", "TEMPLATE_PATHS", "TEXT_SIZE",
+    "template_path",
+]
 
-#: The fillable template, built from ``decision_record.toml`` and committed.
-TEMPLATE_PATH = Path(__file__).with_name("decision_record.pdf")
+#: The fillable template of each schema version, built from its spec and committed.
+TEMPLATE_PATHS = {
+    1: Path(__file__).with_name("decision_record.pdf"),
+    2: Path(__file__).with_name("decision_record_v2.pdf"),
+}
+#: The version 1 template.
+TEMPLATE_PATH = TEMPLATE_PATHS[1]
+
+
+def template_path(version: int = 1) -> Path:
+    """The committed template of a schema version (``KeyError`` for an unknown one)."""
+    return TEMPLATE_PATHS[version]
+
+#: Marked-content tags (version 2 templates) around what only the blank form needs: the
+#: fill-in instructions and each page's footer, which the final record drops and renumbers.
+INTRO_TAG = "SharewiseIntro"
+FOOTER_TAG = "SharewiseFooter"
 
 #: ``/DA`` font size of single-line text fields and drop-downs, in points.
 TEXT_SIZE = 10.0

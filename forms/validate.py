@@ -34,7 +34,7 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,9 +42,17 @@ from zoneinfo import ZoneInfo
 from marshmallow import EXCLUDE, Schema, ValidationError, validates_schema
 
 from sharewise.forms.schemas import field_for
-from sharewise.forms.spec import FieldSpec, FormSpec, load_spec
+from sharewise.forms.spec import (
+    FieldSpec,
+    FormSpec,
+    TenantOptions,
+    code_of,
+    form_for,
+    holds,
+    load_spec,
+)
 
-__all__ = ["Problem", "describe_invalid", "rule_of", "today_in", "validate"]
+__all__ = ["Problem", "describe_invalid", "rule_of", "rule_prefix", "today_in", "validate"]
 
 
 
@@ -66,8 +74,14 @@ def rule_of(field: FieldSpec) -> int:
     return field.section if 1 <= field.section <= 7 else 7
 
 
-def _prefixed(field: FieldSpec, text: str) -> str:
-    return f"Rule {rule_of(field)}: {text}"
+def rule_prefix(form: FormSpec, rule: int) -> str:
+    """``"Rule 4 (consent): "`` (v2, which names its rules), ``"Rule 4: "`` (v1)."""
+    name = form.section(rule).name
+    return f"Rule {rule} ({name}): " if name else f"Rule {rule}: "
+
+
+def _prefixed(field: FieldSpec, text: str, form: FormSpec | None = None) -> str:
+    return rule_prefix(form or load_spec(), rule_of(field)) + text
 
 
 def _bare(label: str) -> str:
@@ -85,9 +99,13 @@ def _shown(d: date) -> str:
     return d.strftime("%d/%m/%Y")
 
 
-def describe_invalid(field: FieldSpec, value: Any) -> str:
+def describe_invalid(field: FieldSpec, value: Any, form: FormSpec | None = None) -> str:
     """Why a value cannot be this field's (from the spec; the value itself is not echoed)."""
     quoted = f"\u201c{_bare(field.label)}\u201d"
+
+    def _prefixed(field: FieldSpec, text: str) -> str:
+        return rule_prefix(form or load_spec(), rule_of(field)) + text
+
     textual = field.type in ("text", "multiline", "email")
     if textual and isinstance(value, str) and field.max_length and len(value) > field.max_length:
         return _prefixed(
@@ -98,7 +116,7 @@ def describe_invalid(field: FieldSpec, value: Any) -> str:
     if field.type == "date":
         return _prefixed(field, f"{quoted} must be a real date, typed as DD/MM/YYYY.")
     if field.type == "datetime":
-        return _prefixed(field, f"{quoted} must be a date and time.")
+        return _prefixed(field, f"{quoted} must be a date and time, typed as DD/MM/YYYY HH:MM.")
     if field.type == "choice":
         labels = ", ".join(o.label for o in field.options)
         return _prefixed(field, f"{quoted} must be one of: {labels}.")
@@ -115,8 +133,12 @@ def _missing(field: FieldSpec, value: Any) -> bool:
     return value is None
 
 
-def _holds(conditions: tuple[tuple[str, tuple[str, ...]], ...], data: Mapping[str, Any]) -> bool:
-    return all(data.get(other) in allowed for other, allowed in conditions)
+_code = code_of
+_holds = holds
+
+
+def _empty(field: FieldSpec, value: Any) -> bool:
+    return value is not True if field.type == "checkbox" else value is None
 
 
 def _as_date(value: Any, zone: ZoneInfo) -> date | None:
@@ -127,22 +149,39 @@ def _as_date(value: Any, zone: ZoneInfo) -> date | None:
     return None
 
 
+#: a date-time typed a few minutes ahead of the server's clock is not "in the future"
+CLOCK_SLACK = timedelta(minutes=5)
+
+
 def _completeness(
-    form: FormSpec, data: Mapping[str, Any], today: date
+    form: FormSpec, data: Mapping[str, Any], today: date, now: datetime | None = None
 ) -> dict[str, Problem]:
     """Field name -> problem for every completeness rule the loaded data breaks."""
     zone = ZoneInfo(form.timezone)
     found: dict[str, Problem] = {}
+    shared = bool(form.shared_field and data.get(form.shared_field) is not None)
+    tense = "shared" if shared else "will share"
 
     def add(field: FieldSpec, text: str) -> None:
-        found[field.name] = Problem(field.name, rule_of(field), _prefixed(field, text))
+        text = text.replace("{share}", tense)
+        found[field.name] = Problem(field.name, rule_of(field), _prefixed(field, text, form))
 
     for field in form.fields:
         value = data.get(field.name)
-        needed = field.required or (field.required_when and _holds(field.required_when, data))
-        if needed and _missing(field, value):
+        applies = bool(field.required_when) and _holds(field.required_when, data)
+        if (field.required or applies) and _missing(field, value):
             add(field, field.message or "this is required.")
             continue
+        if field.only_when and not applies and not _empty(field, value):
+            add(field, field.stray or "this does not apply; clear it.")
+            continue
+        if field.type == "datetime" and field.not_future and isinstance(value, datetime):
+            limit = (now or datetime.now(zone)) + CLOCK_SLACK
+            moment = value if value.tzinfo else value.replace(tzinfo=zone)
+            if moment > limit:
+                shown = moment.astimezone(zone).strftime("%d/%m/%Y %H:%M")
+                add(field, f"the {_noun(field.label)} ({shown}) is in the future.")
+                continue
         day = _as_date(value, zone)
         if day is None:
             continue
@@ -156,7 +195,7 @@ def _completeness(
                     f"the \u201c{other.label}\u201d date of this request ({_shown(earliest)}).",
                 )
                 continue
-        if field.not_future and day > today:
+        if field.not_future and field.type != "datetime" and day > today:
             add(
                 field,
                 f"the {_noun(field.label)} ({_shown(day)}) is in the future; "
@@ -166,9 +205,10 @@ def _completeness(
         if check.field in found:
             continue
         value = data.get(check.field)
-        if value is None or not _holds(check.when, data) or value in check.allowed:
+        if value is None or not _holds(check.when, data) or not check.breaks(_code(value)):
             continue
-        found[check.field] = Problem(check.field, check.rule, f"Rule {check.rule}: {check.message}")
+        message = rule_prefix(form, check.rule) + check.message.replace("{share}", tense)
+        found[check.field] = Problem(check.field, check.rule, message)
     return found
 
 
@@ -177,6 +217,7 @@ class _RecordSchema(Schema):
 
     form: FormSpec
     today: date
+    now: datetime | None
     found: dict[str, Problem]
 
     class Meta:
@@ -184,7 +225,7 @@ class _RecordSchema(Schema):
 
     @validates_schema(skip_on_field_errors=False)
     def _complete(self, data: dict[str, Any], **_: Any) -> None:
-        self.found = _completeness(self.form, data, self.today)
+        self.found = _completeness(self.form, data, self.today, self.now)
         if self.found:
             raise ValidationError({n: [p.message] for n, p in self.found.items()})
 
@@ -235,15 +276,28 @@ def today_in(form: FormSpec | None = None) -> date:
     return datetime.now(ZoneInfo((form or load_spec()).timezone)).date()
 
 
-def validate(values: Mapping[str, Any], *, today: date | None = None) -> list[Problem]:
-    """Check a record's values against every golden-rule completeness rule in the spec.
+def validate(
+    values: Mapping[str, Any],
+    *,
+    today: date | None = None,
+    now: datetime | None = None,
+    version: int = 1,
+    tenant_options: TenantOptions = (),
+) -> list[Problem]:
+    """Check a record's values against every completeness rule of its schema ``version``.
 
     Returns the problems in form order (then the cross-field checks); ``[]`` means complete.
-    ``today`` defaults to the current date in Europe/London.
+    ``today`` defaults to the current date in Europe/London; ``now`` (for date-times that
+    must not be in the future) to the current time, or the end of ``today`` when only
+    ``today`` is given. ``tenant_options``: the choices the record's tenant added to its
+    form (:func:`sharewise.forms.spec.form_for`).
     """
-    form = load_spec()
+    form = form_for(version, tuple(tuple(pair) for pair in tenant_options))
     schema = _schema(form)
     schema.today = today or today_in(form)
+    if now is None and today is not None:
+        now = datetime.combine(today, time(23, 59), ZoneInfo(form.timezone))
+    schema.now = now
     schema.found = {}
     cleaned = _clean(form, values)
     try:
@@ -263,7 +317,7 @@ def validate(values: Mapping[str, Any], *, today: date | None = None) -> list[Pr
             texts = [t for t in texts if t != ours.message]
         if texts:
             # marshmallow could not load the value itself: say what the field needs.
-            message = describe_invalid(field, cleaned.get(field.name))
+            message = describe_invalid(field, cleaned.get(field.name), form)
             problems.append(Problem(field.name, rule_of(field), message))
         elif ours is not None and ours.rule == rule_of(field):
             problems.append(ours)

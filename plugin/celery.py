@@ -154,10 +154,11 @@ def celery_app_for(app: Flask | None = None) -> Celery:
     return (app or current_app).extensions["celery"]
 
 
-def connect_producer(app: Flask) -> None:
-    """Open the connection of the app's pooled task producer now (see
-    :mod:`sharewise.plugin.gunicorn_conf`); a broker that does not answer is logged, not raised."""
-    celery_app = celery_app_for(app)
+def connect_producer(celery_app: Celery) -> None:
+    """Open the connection of the pooled task producer now, as a process starts (a web worker:
+    :mod:`sharewise.plugin.gunicorn_conf`; the Celery worker: ``tasks.worker``), so its open
+    descriptors do not depend on what it has done since; a broker that does not answer is
+    logged, not raised."""
     try:
         with celery_app.producer_or_acquire() as producer:
             # declaring the queue tasks go to reaches the broker itself (the embedded one

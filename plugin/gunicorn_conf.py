@@ -16,6 +16,6 @@ def post_worker_init(worker: Any) -> None:
     one hold the same. A broker that cannot be reached here is reported and tried again on the
     first send (the database row is written first in any case).
     """
-    from sharewise.plugin.celery import connect_producer
+    from sharewise.plugin.celery import celery_app_for, connect_producer
 
-    connect_producer(worker.wsgi)
+    connect_producer(celery_app_for(worker.wsgi))

@@ -2,6 +2,9 @@
 
 Keys: ``name``, ``webhook_secret`` (or ``webhook_secrets``, a list, for rotation: any verifies),
 ``callback_url``, ``callback_secret``, ``timezone`` (default Europe/London), ``admin_email``,
+``form_version`` (the decision-record schema of new records: 2, or 1), ``public_authority``
+(default true: the form refuses legitimate interests without a reason), ``dpia_reference``
+(shown on the form), ``sharing_agreements`` (a list of ``{code, title}`` offered on the form),
 and a ``policy`` table (due dates and reminder steps; see :mod:`plugin.records.policy` and the
 reminders concern). The file is re-read when it changes on disk. Its path is the ``TENANTS``
 setting (default ``{DATA_DIR}/tenants.toml``).
@@ -22,12 +25,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, current_app
 
+from sharewise.forms.spec import LATEST, SPEC_PATHS
 from sharewise.plugin.settings import settings_of
 from sharewise.plugin.signing import generate_secret, secret_bytes
 
 log = logging.getLogger(__name__)
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+AGREEMENT_CODE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 DEFAULT_TIMEZONE = "Europe/London"
 
 
@@ -47,6 +52,13 @@ class Tenant:
     timezone: str = DEFAULT_TIMEZONE
     admin_email: str | None = None
     policy: dict[str, Any] = field(default_factory=dict)
+    #: the decision-record schema version of new records
+    form_version: int = LATEST
+    #: a public authority may not rely on legitimate interests for its public tasks
+    public_authority: bool = True
+    dpia_reference: str | None = None
+    #: (code, title) of each information sharing agreement offered on the form
+    sharing_agreements: tuple[tuple[str, str], ...] = ()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -86,6 +98,15 @@ def parse_tenants(data: dict[str, Any]) -> dict[str, Tenant]:
         callback_url = raw.get("callback_url")
         if callback_url and not str(callback_url).startswith(("http://", "https://")):
             raise TenantsError(f"{where}: callback_url must be an http(s) URL")
+        version = raw.get("form_version", LATEST)
+        if version not in SPEC_PATHS or isinstance(version, bool):
+            raise TenantsError(f"{where}: form_version must be one of {sorted(SPEC_PATHS)}")
+        public_authority = raw.get("public_authority", True)
+        if not isinstance(public_authority, bool):
+            raise TenantsError(f"{where}: public_authority must be true or false")
+        dpia = raw.get("dpia_reference")
+        if dpia is not None and (not isinstance(dpia, str) or len(dpia) > 200):
+            raise TenantsError(f"{where}: dpia_reference must be text of at most 200 characters")
         out[slug] = Tenant(
             slug=slug,
             name=str(raw.get("name", slug)),
@@ -95,8 +116,35 @@ def parse_tenants(data: dict[str, Any]) -> dict[str, Tenant]:
             timezone=tz,
             admin_email=raw.get("admin_email"),
             policy=dict(raw.get("policy") or {}),
+            form_version=version,
+            public_authority=public_authority,
+            dpia_reference=dpia or None,
+            sharing_agreements=_agreements(raw.get("sharing_agreements"), where),
         )
     return out
+
+
+def _agreements(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """``sharing_agreements = [{code = "...", title = "..."}, ...]`` as (code, title) pairs."""
+    if raw is None:
+        return ()
+    problem = f"{where}: sharing_agreements must be a list of {{code, title}} tables"
+    if not isinstance(raw, list):
+        raise TenantsError(problem)
+    out: list[tuple[str, str]] = []
+    for item in raw:
+        if not isinstance(item, dict) or set(item) != {"code", "title"}:
+            raise TenantsError(problem)
+        code, title = item["code"], item["title"]
+        if not isinstance(code, str) or not AGREEMENT_CODE.match(code) or code == "none":
+            raise TenantsError(f"{where}: a sharing agreement code is letters, digits and _ "
+                               "(and not 'none')")
+        if not isinstance(title, str) or not title.strip() or len(title) > 200:
+            raise TenantsError(f"{where}: a sharing agreement title is 1-200 characters")
+        out.append((code, title.strip()))
+    if len({c for c, _ in out}) != len(out):
+        raise TenantsError(f"{where}: sharing agreement codes must differ")
+    return tuple(out)
 
 
 def load_tenants(path: str | Path) -> dict[str, Tenant]:

@@ -41,7 +41,6 @@ from sharewise.plugin.outbox.models import (
 log = logging.getLogger(__name__)
 
 SEND_TASK = "tasks.delivery.send"
-SCHEMA = "sharewise.decision-record/1"
 _PENDING_KEY = "sharewise.outbox.to_enqueue"
 _HOOKED_KEY = "sharewise.outbox.hooked"
 _APP_KEY = "sharewise.outbox.app"
@@ -177,7 +176,14 @@ def _iso(value: Any) -> Any:
     return value
 
 
-def normalise_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+def schema_id(version: int) -> str:
+    """The schema id a post-back names for a record of this version (the form's own id)."""
+    from sharewise.forms.spec import load_spec
+
+    return load_spec(version).schema
+
+
+def normalise_fields(values: Mapping[str, Any], version: int = 1) -> dict[str, Any]:
     """Every field of the record schema, in spec order, normalised for JSON.
 
     Codes stay codes, checkboxes become booleans (absent means ``False``), dates ISO strings;
@@ -186,7 +192,7 @@ def normalise_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     from sharewise.forms.spec import load_spec
 
     out: dict[str, Any] = {}
-    for field in load_spec().fields:
+    for field in load_spec(version).fields:
         value = values.get(field.name)
         if field.type == "checkbox":
             out[field.name] = bool(value)
@@ -222,10 +228,11 @@ def build_record_completed(
     completed_at: datetime | None = None,
 ) -> dict[str, Any]:
     """The ``data`` of ``share.record_completed`` (the PDF's base64 is added at send time)."""
-    fields = normalise_fields(values)
+    fields = normalise_fields(values, record.schema_version)
     when = completed_at or record.completed_at
     return {
-        "schema": SCHEMA,
+        "schema": schema_id(record.schema_version),
+        "schema_version": record.schema_version,
         "record_id": record.public_id,
         "request_id": record.request_id,
         "tenant": record.tenant,
@@ -242,7 +249,8 @@ def build_record_completed(
 def build_record_cancelled(record: Any, *, reason: str | None = None) -> dict[str, Any]:
     """The ``data`` of ``share.record_cancelled`` (Sharewise has stopped working on it)."""
     return {
-        "schema": SCHEMA,
+        "schema": schema_id(record.schema_version),
+        "schema_version": record.schema_version,
         "record_id": record.public_id,
         "request_id": record.request_id,
         "tenant": record.tenant,

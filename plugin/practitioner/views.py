@@ -302,7 +302,7 @@ class ResultModel:
 
 
 def _page_model(record: Record, *, own_upload: bool) -> PageModel:
-    spec = load_spec()
+    spec = load_spec(record.schema_version)
     zone = _zone(record)
     prefill = record.prefill or {}
     direction = prefill.get("request_direction")
@@ -328,9 +328,9 @@ def _page_model(record: Record, *, own_upload: bool) -> PageModel:
     )
 
 
-def _groups(missing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _groups(missing: list[dict[str, Any]], version: int) -> list[dict[str, Any]]:
     """Missing items grouped by golden rule, with the section title and the field label."""
-    spec = load_spec()
+    spec = load_spec(version)
     titles = {s.number: s.title for s in spec.sections}
     groups: dict[int, list[dict[str, str]]] = {}
     for item in missing:
@@ -347,12 +347,13 @@ def _groups(missing: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _without_prefix(message: str) -> str:
-    """The validator's message without its ``Rule N:`` prefix (the group heading says it)."""
-    text = re.sub(r"^Rule [1-7]:\s*", "", message)
+    """The validator's message without its ``Rule N:`` / ``Rule N (name):`` prefix (the
+    group heading says it)."""
+    text = re.sub(r"^Rule [1-7](?: \([^)]*\))?:\s*", "", message)
     return text[:1].upper() + text[1:]
 
 
-def _result_model(result: UploadResult) -> ResultModel:
+def _result_model(result: UploadResult, version: int) -> ResultModel:
     if result.rejection_code is not None:
         return ResultModel(
             kind="rejected",
@@ -367,7 +368,7 @@ def _result_model(result: UploadResult) -> ResultModel:
         kind="incomplete",
         version=result.version,
         missing_count=len(result.missing),
-        groups=_groups(result.missing),
+        groups=_groups(result.missing, version),
     )
 
 
@@ -387,7 +388,7 @@ def _latest_state(record: Record) -> tuple[bool, ResultModel | None]:
             version=latest.version,
             missing_count=len(missing),
             received_display=_when(latest.received_at, zone),
-            groups=_groups(missing),
+            groups=_groups(missing, record.schema_version),
         )
 
 
@@ -497,7 +498,8 @@ def form_upload(token: str) -> Response:
     """An upload from the page's form: the page again, with the result."""
     record = _record_for(token, "form")
     result = _receive(record, "page", "practitioner")
-    return _render_record(_reload(record), _result_model(result), result.http_status)
+    return _render_record(_reload(record), _result_model(result, record.schema_version),
+                          result.http_status)
 
 
 @bp.post("/upload/<token>")
@@ -508,7 +510,8 @@ def upload(token: str) -> Response:
     result = _receive(record, "page" if multipart else "api", "practitioner")
     if _wants_json():
         return _json_result(result)
-    return _render_record(_reload(record), _result_model(result), result.http_status)
+    return _render_record(_reload(record), _result_model(result, record.schema_version),
+                          result.http_status)
 
 
 def _pdf_response(data: bytes, filename: str) -> Response:

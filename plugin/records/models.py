@@ -78,6 +78,11 @@ class Record(Base):
     prefill: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     prefill_hash: Mapped[str] = mapped_column(String(64), default="")
     prefill_version: Mapped[int] = mapped_column(Integer, default=1)
+    #: the decision-record schema (form and rules) this record keeps for its whole life
+    schema_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: the choices the tenant offered on the form, ``[[code, title], ...]`` (see
+    #: :func:`sharewise.forms.spec.form_for`); kept so a tenants-file change leaves it alone
+    form_options: Mapped[list[list[str]] | None] = mapped_column(JSONType, nullable=True)
     #: storage key of the current prefilled PDF
     prefill_pdf_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
     #: what is still missing, as ``[{"field", "rule", "message"}]`` (updated on each upload)
@@ -88,6 +93,11 @@ class Record(Base):
     audit: Mapped[list[AuditEntry]] = relationship(
         back_populates="record", order_by="AuditEntry.id", passive_deletes=True
     )
+
+    @property
+    def tenant_options(self) -> tuple[tuple[str, str], ...]:
+        """:attr:`form_options` as the form library takes them."""
+        return tuple((str(code), str(title)) for code, title in self.form_options or ())
 
     @property
     def is_final(self) -> bool:

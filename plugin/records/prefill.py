@@ -21,6 +21,7 @@ from typing import Any
 
 from sharewise.forms.prefill import fill
 from sharewise.forms.prefill import normalise_prefill as normalise
+from sharewise.forms.spec import TenantOptions
 from sharewise.forms.values import values_hash
 
 __all__ = ["CheckedPrefill", "build_pdf", "build_pdf_unchecked", "check_prefill", "normalise"]
@@ -35,7 +36,8 @@ class CheckedPrefill:
     warnings: tuple[str, ...]  # what :func:`sharewise.forms.prefill.prefill` reports
 
 
-def check_prefill(data: Mapping[str, Any], *, trusted: Collection[str] = ()) -> CheckedPrefill:
+def check_prefill(data: Mapping[str, Any], *, trusted: Collection[str] = (),
+                  version: int = 1, options: TenantOptions = ()) -> CheckedPrefill:
     """Validate ``data`` as :func:`sharewise.forms.prefill.prefill` would; its hash and warnings.
 
     Raises :class:`sharewise.forms.prefill.FormDataError` for values prefill would refuse.
@@ -43,19 +45,24 @@ def check_prefill(data: Mapping[str, Any], *, trusted: Collection[str] = ()) -> 
     :func:`sharewise.plugin.records.schemas.trusted_prefill_fields`); they are not loaded again
     (see :func:`sharewise.forms.prefill.normalise_prefill`'s ``loaded``).
     """
-    values = normalise(data, loaded=trusted)
+    values = normalise(data, loaded=trusted, version=version)
     digest = values_hash(values)
-    filled = fill(values, record_id=values["record_id"], prefill_hash=digest)
+    filled = fill(values, record_id=values["record_id"], prefill_hash=digest, version=version,
+                  tenant_options=options)
     return CheckedPrefill(values, digest, filled.warnings)
 
 
-def build_pdf(values: Mapping[str, Any], prefill_hash: str) -> bytes:
+def build_pdf(values: Mapping[str, Any], prefill_hash: str, version: int = 1,
+              options: TenantOptions = ()) -> bytes:
     """The prefilled PDF of stored values (the bytes :func:`sharewise.forms.prefill.prefill`
-    makes)."""
-    normalised = normalise(values)
-    return fill(normalised, record_id=normalised["record_id"], prefill_hash=prefill_hash).pdf
+    makes), in the record's schema ``version`` with its tenant's ``options``."""
+    normalised = normalise(values, version=version)
+    return fill(normalised, record_id=normalised["record_id"], prefill_hash=prefill_hash,
+                version=version, tenant_options=options).pdf
 
 
-def build_pdf_unchecked(values: Mapping[str, Any], record_id: str, prefill_hash: str) -> bytes:
+def build_pdf_unchecked(values: Mapping[str, Any], record_id: str, prefill_hash: str,
+                        version: int = 1, options: TenantOptions = ()) -> bytes:
     """The PDF of stored values without the schema check (values a later schema refuses)."""
-    return fill(values, record_id=record_id, prefill_hash=prefill_hash).pdf
+    return fill(values, record_id=record_id, prefill_hash=prefill_hash, version=version,
+                tenant_options=options).pdf

@@ -8,6 +8,7 @@ echo the value that was sent.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -229,13 +230,21 @@ def trusted_prefill_fields() -> frozenset[str]:
     return frozenset(leaf.name for leaf in prefill_leaves() if leaf.trusted)
 
 
-def prefill_values(data: dict[str, Any], record_id: str, requested_at: datetime) -> dict[str, Any]:
-    """The form's prefill values (JSON-ready, normalised) for a loaded ``share.requested``.
+def prefill_values(
+    data: dict[str, Any],
+    record_id: str,
+    requested_at: datetime,
+    version: int = 1,
+    tenant_values: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The prefill values (JSON-ready, normalised) of the ``version`` form for a loaded
+    ``share.requested``.
 
     Absent optional values are left out; the rest are in the form's order (the stored JSON
     and anything laying out the stored values see them so). The leaves of
     :func:`prefill_leaves` are copied (a date as ``YYYY-MM-DD``); the rest are Sharewise's
-    own or derived here.
+    own, derived here, or the tenant's (``tenant_values``: what the tenants file says of the
+    organisation, which the version 2 form shows).
     """
     practitioner = data["practitioner"]
     values: dict[str, Any] = {
@@ -253,4 +262,6 @@ def prefill_values(data: dict[str, Any], record_id: str, requested_at: datetime)
             value = value.isoformat()
         if value is not None:
             values[leaf.name] = value
-    return {f.name: values[f.name] for f in load_spec().prefilled_fields if f.name in values}
+    values.update({k: v for k, v in (tenant_values or {}).items() if v is not None})
+    return {f.name: values[f.name] for f in load_spec(version).prefilled_fields
+            if f.name in values}

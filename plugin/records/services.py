@@ -72,14 +72,16 @@ def prefilled_pdf(record: Record, app: Flask | None = None) -> bytes:
             log.warning("record %s: prefilled PDF not read (%s); made from its values",
                         record.public_id, exc)
     try:
-        pdf = prefill.build_pdf(record.prefill or {}, record.prefill_hash)
+        pdf = prefill.build_pdf(record.prefill or {}, record.prefill_hash,
+                                record.schema_version, record.tenant_options)
     except FormDataError:
         # values accepted at intake that a later form schema refuses: draw them as stored
         # rather than fail the download (fill checks only field names, choices and dates)
         log.warning("record %s: stored prefill values no longer pass the form schema",
                     record.public_id)
         pdf = prefill.build_pdf_unchecked(record.prefill or {}, record.public_id,
-                                          record.prefill_hash)
+                                          record.prefill_hash, record.schema_version,
+                                          record.tenant_options)
     if record.prefill_pdf_key:
         try:
             store.put(record.prefill_pdf_key, pdf)
@@ -98,9 +100,12 @@ def status_body(record: Record) -> dict[str, Any]:
     missing = list(record.missing or [])
     if record.status == AWAITING and not missing:
         # nothing uploaded yet: everything the prefilled form still lacks
-        missing = [p.as_dict() for p in validate(record.prefill or {})]
+        missing = [p.as_dict() for p in validate(record.prefill or {},
+                                                  version=record.schema_version,
+                                                  tenant_options=record.tenant_options)]
     return {
         "record_id": record.public_id,
+        "schema_version": record.schema_version,
         "status": record.status,
         "missing": missing,
         "due_at": iso(record.due_at),

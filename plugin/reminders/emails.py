@@ -59,10 +59,23 @@ def format_due(when: datetime, zone: ZoneInfo) -> str:
     return f"{local:%A} {local.day} {local:%B %Y, %H:%M} {local.tzname()}"
 
 
-_SUBJECT = {"due_soon": "is due soon", "due_now": "is due now", "overdue": "is overdue"}
+_SUBJECT = {"due_soon": "is due soon", "due_now": "is due now", "overdue": "is overdue",
+            "review": "is due for review", "inform": "says the person is to be told",
+            "escalation": "was not endorsed"}
 
 
-def _lead(kind: Kind, role: Role, due: str) -> str:
+def _lead(kind: Kind, role: Role, due: str, on: str = "") -> str:
+    if kind == "review":
+        return (f"The decision not to share recorded here set {on} as the date to look at it "
+                "again. Check whether anything has changed; if it has, record a new decision.")
+    if kind == "inform":
+        return (f"This record says the person (or their family) will be told about the sharing "
+                f"by {on}. If they have not been told yet, tell them, unless that has become "
+                "unsafe, and note it in the case system.")
+    if kind == "escalation":
+        return ("The decision on this record was not endorsed by the manager who reviewed it. "
+                "The record stays open until the disagreement is resolved. You are receiving "
+                "this as the manager of the practitioner it is assigned to.")
     if kind == "due_soon":
         return f"This information-sharing decision record is due by {due}."
     if kind == "due_now":
@@ -82,25 +95,32 @@ def _html_page(title: str, body: Markup) -> str:
     ).format(title, body, FOOTER))
 
 
-def reminder_email(ref: RecordRef, kind: Kind, role: Role, zone: ZoneInfo) -> EmailContent:
-    """The email for one reminder step."""
+def reminder_email(ref: RecordRef, kind: Kind, role: Role, zone: ZoneInfo,
+                   when: datetime | None = None) -> EmailContent:
+    """The email for one reminder step (``when``: the moment the row was due, which a review
+    or telling-the-person reminder names)."""
     subject = f"Information-sharing record {ref.record_id} {_SUBJECT[kind]}"
     due = format_due(ref.due_at, zone)
-    lead = _lead(kind, role, due)
-    action = "Open the record to complete it:" if role == "practitioner" else "Open the record:"
+    day = (when or ref.due_at).astimezone(zone)
+    on = f"{day:%A} {day.day} {day:%B %Y}"
+    lead = _lead(kind, role, due, on)
+    chasing = kind in ("due_soon", "due_now", "overdue")
+    label, shown = {"review": ("Review date", on), "inform": ("Tell the person by", on)}.get(
+        kind, ("Due", due))
+    link_text = ("Open the record to complete it" if chasing and role == "practitioner"
+                 else "Open the record")
     text = (f"{_wrap(lead)}\n\n"
             f"Record: {ref.record_id}\n"
             f"Case reference: {ref.case_reference}\n"
-            f"Due: {due}\n\n"
-            f"{action}\n{ref.link}\n\n"
+            f"{label}: {shown}\n\n"
+            f"{link_text}:\n{ref.link}\n\n"
             f"{_wrap(FOOTER)}\n")
     body = Markup(
         "<p>{}</p><table><tr><th align=\"left\">Record</th><td>{}</td></tr>"
         "<tr><th align=\"left\">Case reference</th><td>{}</td></tr>"
-        "<tr><th align=\"left\">Due</th><td>{}</td></tr></table>"
+        "<tr><th align=\"left\">{}</th><td>{}</td></tr></table>"
         "<p><a href=\"{}\">{}</a></p>"
-    ).format(lead, ref.record_id, ref.case_reference, due, ref.link,
-             "Open the record" if role == "manager" else "Open the record to complete it")
+    ).format(lead, ref.record_id, ref.case_reference, label, shown, ref.link, link_text)
     return EmailContent(subject=subject, text=text, html=_html_page(subject, body))
 
 

@@ -9,6 +9,17 @@ A tenant's ``[tenants.<slug>.policy]`` table may hold::
       { offset = "+3 working days", to = "manager" },        # still overdue
     ]
     digest_time = "08:00"    # manager digest on working days; "" switches it off
+    emergency_reminder_steps = [                            # an emergency record's own steps
+      { offset = "0", to = "practitioner" },
+      { offset = "+1h", to = "manager" },                    # escalated in hours, not days
+    ]
+    send_hours = "08:00-18:00"   # emails of non-emergency records wait for working hours on
+                                 # working days; "" (the default for now) sends at any time
+
+Both are off unless a tenant sets them (an emergency record then follows ``reminder_steps``
+like any other). With ``send_hours``, an emergency record's emails go at once; any other
+record's email that falls outside them (or on a day that is not a working day) waits until
+the next start of them.
 
 Offsets are relative to the record's ``due_at``: ``0``, ``±N h`` / ``±N hours``, ``±N m`` /
 ``±N minutes`` (elapsed time), ``±N day(s)`` (calendar days, same local wall-clock time) and
@@ -29,7 +40,7 @@ from zoneinfo import ZoneInfo
 from sharewise.plugin.records.policy import is_working_day
 
 Role = Literal["practitioner", "manager"]
-Kind = Literal["due_soon", "due_now", "overdue"]
+Kind = Literal["due_soon", "due_now", "overdue", "review", "inform", "escalation"]
 ROLES: tuple[Role, ...] = ("practitioner", "manager")
 
 DEFAULT_STEPS: tuple[Mapping[str, str], ...] = (
@@ -38,7 +49,14 @@ DEFAULT_STEPS: tuple[Mapping[str, str], ...] = (
     {"offset": "+1 working day", "to": "manager"},
     {"offset": "+3 working days", "to": "manager"},
 )
+#: what ``emergency_reminder_steps = true`` stands for: told at once, the manager 1 hour later
+DEFAULT_EMERGENCY_STEPS: tuple[Mapping[str, str], ...] = (
+    {"offset": "0", "to": "practitioner"},
+    {"offset": "+1h", "to": "manager"},
+)
 DEFAULT_DIGEST_TIME = time(8, 0)
+#: what ``send_hours = true`` stands for
+DEFAULT_SEND_HOURS = (time(8, 0), time(18, 0))
 
 _UNITS = {
     "m": "minutes", "min": "minutes", "mins": "minutes", "minute": "minutes",
@@ -157,6 +175,10 @@ class ReminderPolicy:
     steps: tuple[Step, ...]
     zone: ZoneInfo
     digest_time: time | None = DEFAULT_DIGEST_TIME
+    #: an emergency record's own steps (none: it follows ``steps``)
+    emergency_steps: tuple[Step, ...] = ()
+    #: (start, end) local times emails of non-emergency records are sent in, working days only
+    send_hours: tuple[time, time] | None = None
     #: recent schedules by due instant, in UTC: intakes mostly share a few due times (the
     #: due-date policy's "17:00 on the Nth working day"), and a schedule depends on the
     #: instant alone. In UTC because in a zone with summer time two instants of a repeated
@@ -164,19 +186,44 @@ class ReminderPolicy:
     _recent: dict[datetime, tuple[tuple[Step, datetime], ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
-    def schedule(self, due_at: datetime) -> list[tuple[Step, datetime]]:
-        """Every step with the moment it is due, earliest first."""
+    def schedule(self, due_at: datetime, emergency: bool = False
+                 ) -> list[tuple[Step, datetime]]:
+        """Every step with the moment it is due, earliest first: an emergency record's own
+        steps at once, any other record's moved into the sending hours."""
         if due_at.utcoffset() is None:
             raise ValueError("due_at must be timezone-aware")
         instant = due_at.astimezone(UTC)
+        if emergency and self.emergency_steps:
+            return sorted(((s, s.offset.apply(instant, self.zone)) for s in self.emergency_steps),
+                          key=lambda pair: pair[1])
         got = self._recent.get(instant)
         if got is None:
-            got = tuple(sorted(((s, s.offset.apply(instant, self.zone)) for s in self.steps),
-                               key=lambda pair: pair[1]))
+            got = tuple(sorted(((s, self.in_send_hours(s.offset.apply(instant, self.zone)))
+                                for s in self.steps), key=lambda pair: pair[1]))
             if len(self._recent) >= 256:
                 self._recent.clear()
             self._recent[instant] = got
         return list(got)
+
+    def in_send_hours(self, when: datetime) -> datetime:
+        """``when`` if it falls in the sending hours of a working day, else the next start of
+        them (UTC)."""
+        if self.send_hours is None:
+            return when.astimezone(UTC)
+        start, end = self.send_hours
+        local = when.astimezone(self.zone)
+        day = local.date()
+        if is_working_day(day) and start <= local.time().replace(tzinfo=None) < end:
+            return when.astimezone(UTC)
+        if not (is_working_day(day) and local.time().replace(tzinfo=None) < start):
+            day = shift_working_days(day, 1)
+        return datetime.combine(day, start, tzinfo=self.zone).astimezone(UTC)
+
+    def on_day(self, day: date) -> datetime:
+        """The moment an email about a date (a review, telling the person) is due: the start
+        of that day's sending hours (09:00 without them), moved to a working day (UTC)."""
+        start = self.send_hours[0] if self.send_hours else time(9, 0)
+        return self.in_send_hours(datetime.combine(day, start, tzinfo=self.zone))
 
     def step(self, key: str, to: str) -> Step | None:
         """The configured step with this key and recipient role, if any."""
@@ -192,11 +239,11 @@ class ReminderPolicy:
         return local.date()
 
 
-def _parse_steps(raw: Iterable[Any]) -> tuple[Step, ...]:
+def _parse_steps(raw: Iterable[Any], name: str = "reminder_steps") -> tuple[Step, ...]:
     steps: list[Step] = []
     seen: set[tuple[str, str]] = set()
     for i, item in enumerate(raw):
-        where = f"reminder_steps[{i}]"
+        where = f"{name}[{i}]"
         if not isinstance(item, Mapping):
             raise ReminderPolicyError(f"{where} must be a table like {{offset = \"0\", to = ...}}")
         unknown = set(item) - {"offset", "to"}
@@ -232,9 +279,30 @@ def parse_reminder_policy(policy: Mapping[str, Any] | None,
     """A tenant's reminder policy from its ``policy`` table (defaults for missing keys)."""
     policy = policy or {}
     steps = _parse_steps(policy.get("reminder_steps", DEFAULT_STEPS))
+    raw = policy.get("emergency_reminder_steps", ())
+    emergency = _parse_steps(DEFAULT_EMERGENCY_STEPS if raw is True else raw or (),
+                             "emergency_reminder_steps")
     digest = (_parse_clock(policy["digest_time"], "digest_time") if "digest_time" in policy
               else DEFAULT_DIGEST_TIME)
-    return ReminderPolicy(steps=steps, zone=ZoneInfo(timezone), digest_time=digest)
+    hours = _parse_hours(policy.get("send_hours"))
+    return ReminderPolicy(steps=steps, zone=ZoneInfo(timezone), digest_time=digest,
+                          emergency_steps=emergency, send_hours=hours)
+
+
+def _parse_hours(value: Any) -> tuple[time, time] | None:
+    """``"08:00-18:00"`` (start before end); ``""`` for none."""
+    if value in (None, "", False):
+        return None
+    if value is True:
+        return DEFAULT_SEND_HOURS
+    parts = str(value).split("-")
+    if len(parts) != 2:
+        raise ReminderPolicyError("send_hours must be like '08:00-18:00', or '' for any time")
+    start = _parse_clock(parts[0], "send_hours")
+    end = _parse_clock(parts[1], "send_hours")
+    if start is None or end is None or not start < end:
+        raise ReminderPolicyError("send_hours must be like '08:00-18:00' (start before end)")
+    return start, end
 
 
 def policy_for_tenant(tenant: Any) -> ReminderPolicy:

@@ -30,7 +30,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,7 +43,13 @@ from sqlalchemy.orm import Session
 from sharewise.plugin.db import session_scope, utcnow
 from sharewise.plugin.mail import MailError, PermanentMailError, make_message_id, send_mail
 from sharewise.plugin.records.audit import audit
-from sharewise.plugin.records.models import AWAITING, FINAL_STATUSES, INCOMPLETE, Record
+from sharewise.plugin.records.models import (
+    AWAITING,
+    COMPLETE,
+    FINAL_STATUSES,
+    INCOMPLETE,
+    Record,
+)
 from sharewise.plugin.reminders.emails import RecordRef, digest_email, reminder_email
 from sharewise.plugin.reminders.models import (
     CANCELLED,
@@ -68,6 +74,13 @@ DIGEST_TASK = "tasks.reminders.send_digest"
 #: Key of the PostgreSQL advisory lock held by a scan ("SWREMIND" in ASCII).
 SCAN_LOCK_KEY = 0x5357_5245_4D49_4E44 & 0x7FFF_FFFF_FFFF_FFFF
 OPEN_STATUSES = (AWAITING, INCOMPLETE)
+#: Reminders of a date a completed decision set (look at a decision not to share again; tell
+#: the person about the sharing): sent although the record is complete.
+FOLLOW_UP_KINDS = ("review", "inform")
+#: The manager did not endorse the decision: told at once; the record stays open.
+ESCALATION = "escalation"
+#: Kinds that are their own group in the scan: never superseded by a chasing step.
+OWN_GROUP_KINDS = (*FOLLOW_UP_KINDS, ESCALATION)
 
 
 @dataclass(frozen=True)
@@ -137,7 +150,8 @@ def reminder_rows(record: Any, tenant: Any, record_id: int | None = None,
     """
     created = now or utcnow()
     rows = []
-    for step, when in _tenant_policy(tenant).schedule(record.due_at):
+    emergency = getattr(record, "urgency", None) == "emergency"
+    for step, when in _tenant_policy(tenant).schedule(record.due_at, emergency):
         address = record.practitioner_email if step.to == "practitioner" else record.manager_email
         rows.append({
             "record_id": record_id, "step": step.key, "recipient": step.to, "kind": step.kind,
@@ -159,6 +173,30 @@ def schedule_reminders(session: Session, record: Record, tenant: Any) -> int:
     rows = reminder_rows(record, tenant, record.id)
     _insert_ignore(session, Reminder, rows)
     return len(rows)
+
+
+def _one_row(record: Record, kind: str, to: str, when: datetime) -> dict[str, Any]:
+    address = record.practitioner_email if to == "practitioner" else record.manager_email
+    return {"record_id": record.id, "step": kind, "recipient": to, "kind": kind,
+            "address": address or None, "due_at": when,
+            "state": PENDING if address else SKIPPED,
+            "last_error": None if address else "no address for this recipient",
+            "attempts": 0, "created_at": utcnow()}
+
+
+def schedule_follow_ups(session: Session, record: Record, tenant: Any,
+                        dates: Iterable[tuple[str, date]]) -> int:
+    """Rows for the dates a completed decision set (``(kind, day)``, kinds of
+    :data:`FOLLOW_UP_KINDS`), each due at the start of that day's sending hours; idempotent."""
+    policy = _tenant_policy(tenant)
+    rows = [_one_row(record, kind, "practitioner", policy.on_day(day)) for kind, day in dates]
+    _insert_ignore(session, Reminder, rows)
+    return len(rows)
+
+
+def schedule_escalation(session: Session, record: Record, now: datetime | None = None) -> None:
+    """A row telling the manager at once that the decision was not endorsed (once a record)."""
+    _insert_ignore(session, Reminder, [_one_row(record, ESCALATION, "manager", now or utcnow())])
 
 
 def schedule_missing(app: Flask | None = None, batch: int = 1000) -> int:
@@ -262,25 +300,29 @@ def scan(session: Session, *, now: datetime, tenants: Mapping[str, Any],
         seen.update(c.id for c in fresh)
         record_ids = sorted({c.record_id for c in fresh})
         rows = session.execute(
-            select(Reminder.id, Reminder.record_id, Reminder.recipient, Reminder.due_at,
-                   Reminder.lease_until, Reminder.sending_until, Record.status)
+            select(Reminder.id, Reminder.record_id, Reminder.recipient, Reminder.kind,
+                   Reminder.due_at, Reminder.lease_until, Reminder.sending_until, Record.status)
             .join(Record, Record.id == Reminder.record_id)
             .where(Reminder.record_id.in_(record_ids), Reminder.state == PENDING,
                    Reminder.due_at <= now)
         ).all()
-        final = sorted({r.record_id for r in rows if r.status in FINAL_STATUSES})
-        if final:
+        # a final record is chased no more; a complete one's follow-ups still go
+        ended = [r.id for r in rows if r.status in FINAL_STATUSES
+                 and not (r.status == COMPLETE and r.kind in FOLLOW_UP_KINDS)]
+        if ended:
             res = session.execute(
                 update(Reminder)
-                .where(Reminder.record_id.in_(final), Reminder.state == PENDING,
+                .where(Reminder.id.in_(ended), Reminder.state == PENDING,
                        _free(Reminder.sending_until, clock))
                 .values(state=CANCELLED, claim=None, lease_until=None)
                 .execution_options(synchronize_session=False))
             result.cancelled += res.rowcount or 0
-        groups: dict[tuple[int, str], list[Any]] = defaultdict(list)
+        ended_ids = set(ended)
+        groups: dict[tuple[int, str, str], list[Any]] = defaultdict(list)
         for r in rows:
-            if r.status not in FINAL_STATUSES:
-                groups[(r.record_id, r.recipient)].append(r)
+            if r.id not in ended_ids:
+                kind = r.kind if r.kind in OWN_GROUP_KINDS else "chase"
+                groups[(r.record_id, r.recipient, kind)].append(r)
         to_skip: list[int] = []
         to_claim: list[int] = []
         for group in groups.values():
@@ -493,12 +535,14 @@ def send_reminder(reminder_id: int, claim: str, *, app: Flask | None = None,
             session.rollback()
             return stop
         record = session.get(Record, row.record_id)
-        if record is None or record.is_final:
+        follow_up = row.kind in FOLLOW_UP_KINDS
+        if record is None or (record.is_final and not (follow_up and
+                                                       record.status == COMPLETE)):
             row.state, row.claim, row.lease_until, row.sending_until = CANCELLED, None, None, None
             row.attempts -= 1
             return SendOutcome(CANCELLED)
         content = reminder_email(_ref(app, record), row.kind, row.recipient,  # type: ignore[arg-type]
-                                 _zone_of(app, record.tenant))
+                                 _zone_of(app, record.tenant), when=row.due_at)
         message_id = make_message_id(row.idempotency_key, app.config["MAIL_FROM"])
         address = row.address
     try:
@@ -580,6 +624,6 @@ def send_digest(digest_id: int, claim: str, *, app: Flask | None = None,
 __all__ = [
     "ReminderSettings", "ScanResult", "SendOutcome", "due_query",
     "overdue_for_manager", "reminder_rows", "run_scan", "scan",
-    "schedule_reminders", "send_digest",
+    "schedule_escalation", "schedule_follow_ups", "schedule_reminders", "send_digest",
     "send_reminder",
 ]

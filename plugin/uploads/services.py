@@ -53,7 +53,9 @@ from sharewise.plugin.records.models import (
     AuditEntry,
     Record,
 )
+from sharewise.plugin.reminders.services import schedule_escalation, schedule_follow_ups
 from sharewise.plugin.storage import storage
+from sharewise.plugin.tenants import get_tenant
 from sharewise.plugin.uploads.models import ACCEPTED, REJECTED, SOURCES, UploadVersion
 from sharewise.plugin.uploads.models import INCOMPLETE as OUTCOME_INCOMPLETE
 
@@ -243,18 +245,23 @@ def inspect_upload(record: Record, data: bytes, app: Flask | None = None) -> Ins
             max_bytes=app.config["MAX_BODY_BYTES"],
             timeout=float(app.config.get("UPLOAD_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)),
             isolate=True,
+            version=record.schema_version,
+            tenant_options=record.tenant_options,
         )
     except UploadRejected as exc:
         return Inspection(code=exc.code, message=exc.message)
     values = dict(read.values)
     merged = {**(record.prefill or {}), **values}
-    problems = [p.as_dict() for p in merge_problems(read.problems, validate(merged))]
+    checked = validate(merged, version=record.schema_version,
+                       tenant_options=record.tenant_options)
+    problems = [p.as_dict() for p in merge_problems(read.problems, checked,
+                                                    record.schema_version)]
     return Inspection(values=values, problems=problems)
 
 
-def merge_problems(read: Any, validated: list[Problem]) -> list[Problem]:
+def merge_problems(read: Any, validated: list[Problem], version: int = 1) -> list[Problem]:
     """Reader problems (values that could not be understood) first, one per field, in order."""
-    order = {name: i for i, name in enumerate(load_spec().names)}
+    order = {name: i for i, name in enumerate(load_spec(version).names)}
     seen: set[str] = set()
     out: list[Problem] = []
     for problem in [*read, *validated]:
@@ -332,6 +339,8 @@ def _commit_version(
     )
     session.add(row)
 
+    if outcome != REJECTED:
+        _schedule_from_values(session, record, values or {}, outcome == ACCEPTED, app)
     if outcome == REJECTED:
         audit(session, record, actor, "upload_rejected", f"upload {version}: {code}")
     elif outcome == OUTCOME_INCOMPLETE:
@@ -365,6 +374,22 @@ def _commit_version(
     )
 
 
+def _schedule_from_values(session: Session, record: Record, values: dict[str, Any],
+                          complete: bool, app: Flask | None) -> None:
+    """What the uploaded answers ask of the reminders: the manager told at once when they
+    did not endorse the decision; on completion, the dates the decision set (a review, telling
+    the person) as reminders to the practitioner. Rows are unique: a repeat adds nothing."""
+    form = load_spec(record.schema_version)
+    merged = {**(record.prefill or {}), **values}
+    if form.escalates(merged):
+        schedule_escalation(session, record)
+    if complete:
+        dates = form.reminder_dates(merged)
+        tenant = get_tenant(record.tenant, app)
+        if dates and tenant is not None:
+            schedule_follow_ups(session, record, tenant, dates)
+
+
 def _complete(
     session: Session,
     record: Record,
@@ -394,6 +419,8 @@ def _complete(
         decision=str(merged.get("decision") or ""),
         completed_at=now,
         audit=trail,
+        version=record.schema_version,
+        tenant_options=record.tenant_options,
     )
     key = final_key(record.tenant, record.public_id, version)
     storage(app).put(key, final.pdf)

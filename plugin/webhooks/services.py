@@ -195,6 +195,12 @@ def _first_body(record_id: str, due: datetime) -> dict[str, Any]:
             "due_at": due.isoformat().replace("+00:00", "Z")}
 
 
+def tenant_prefill(tenant: Tenant) -> dict[str, Any]:
+    """What the form shows of the tenant's organisation (the version 2 case details)."""
+    return {"public_authority": "yes" if tenant.public_authority else "no",
+            "dpia_reference": tenant.dpia_reference}
+
+
 def create_from_event(
     tenant: Tenant,
     webhook_id: str,
@@ -214,12 +220,14 @@ def create_from_event(
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     request_id = data["request_id"]
     record_id = new_public_id()
-    values = prefill_values(data, record_id, requested_at)
+    version = tenant.form_version
+    values = prefill_values(data, record_id, requested_at, version, tenant_prefill(tenant))
     urgency = values["urgency"]
     due = data.get("due_at") or policy.due_at(requested_at, urgency, tenant.timezone,
                                               tenant.policy)
     try:
-        checked = prefill.check_prefill(values, trusted=trusted_prefill_fields())
+        checked = prefill.check_prefill(values, trusted=trusted_prefill_fields(),
+                                        version=version, options=tenant.sharing_agreements)
     except FormDataError as exc:
         raise PrefillRejected(_as_field_errors(exc.errors)) from None
 
@@ -234,7 +242,8 @@ def create_from_event(
             practitioner_ref=practitioner["id"], practitioner_email=practitioner["email"],
             manager_email=practitioner["manager"]["email"], requested_at=requested_at,
             due_at=due, created_at=now, updated_at=now, prefill=values,
-            prefill_hash=checked.prefill_hash, prefill_version=1,
+            prefill_hash=checked.prefill_hash, prefill_version=1, schema_version=version,
+            form_options=[list(pair) for pair in tenant.sharing_agreements] or None,
             prefill_pdf_key=prefill_key(tenant.slug, record_id, 1), missing=[])
         session.add(record)
         session.add(AuditEntry(record=record, at=now, actor="host", event="created",

@@ -15,9 +15,10 @@ from sharewise.forms.template import (
     FF_MULTILINE,
     FF_RADIO,
     FF_READ_ONLY,
-    TEMPLATE_PATH,
     build_template,
+    layout,
 )
+from sharewise.forms.templatefile import template_path
 from tests.forms.render import (
     has_ink,
     pdfium_fields,
@@ -27,7 +28,17 @@ from tests.forms.render import (
     widget_map,
 )
 
-SPEC = load_spec()
+PAGES = {1: 3, 2: 7}
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["v1", "v2"])
+def version(request) -> int:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def SPEC(version):  # noqa: N802  (the spec under test, as the module once had it)
+    return load_spec(version)
 
 
 def describe(pdf: bytes) -> dict:
@@ -61,8 +72,8 @@ def describe(pdf: bytes) -> dict:
 
 
 @pytest.fixture(scope="module")
-def committed() -> bytes:
-    return TEMPLATE_PATH.read_bytes()
+def committed(version) -> bytes:
+    return template_path(version).read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +81,8 @@ def fields(committed) -> dict:
     return describe(committed)
 
 
-def test_regenerating_gives_the_same_fields_and_page_text(committed, fields):
-    fresh = build_template()
+def test_regenerating_gives_the_same_fields_and_page_text(committed, fields, SPEC):
+    fresh = build_template(SPEC)
     assert describe(fresh) == fields
     # labels and guidance are page graphics: a spec edit without a rebuild shows up here
     assert pdfium_text(fresh) == pdfium_text(committed)
@@ -80,18 +91,18 @@ def test_regenerating_gives_the_same_fields_and_page_text(committed, fields):
     assert len(PdfReader(io.BytesIO(fresh)).pages) == len(PdfReader(io.BytesIO(committed)).pages)
 
 
-def test_build_is_deterministic():
-    assert build_template() == build_template()
+def test_build_is_deterministic(SPEC):
+    assert build_template(SPEC) == build_template(SPEC)
 
 
-def test_every_spec_field_is_present_flat_in_spec_order_with_its_tooltip(fields):
+def test_every_spec_field_is_present_flat_in_spec_order_with_its_tooltip(fields, SPEC):
     assert list(fields) == list(SPEC.names)
     for f in SPEC.fields:
         assert fields[f.name]["TU"] == f.tooltip
         assert "." not in f.name
 
 
-def test_field_types_flags_and_lengths_follow_the_spec(fields):
+def test_field_types_flags_and_lengths_follow_the_spec(fields, SPEC):
     for f in SPEC.fields:
         d = fields[f.name]
         assert bool(d["Ff"] & FF_READ_ONLY) == f.read_only, f.name
@@ -128,9 +139,10 @@ def test_no_javascript_actions_or_need_appearances(committed):
         assert token not in committed
 
 
-def test_pages_are_a4_with_structure_tab_order_and_widgets_in_spec_order(committed):
+def test_pages_are_a4_with_structure_tab_order_and_widgets_in_spec_order(committed, SPEC,
+                                                                        version):
     reader = PdfReader(io.BytesIO(committed))
-    assert len(reader.pages) == 3
+    assert len(reader.pages) == PAGES[version]
     order = []
     for page in reader.pages:
         assert [round(float(v)) for v in page.mediabox] == [0, 0, 595, 842]
@@ -180,18 +192,82 @@ def test_font_covers_the_promised_scripts_and_reports_the_rest():
     assert all(font.has(chr(lo)) for lo, _ in SUBSET_RANGES if lo not in (0x0300,))
 
 
-def test_empty_template_renders_without_ink_in_any_field(committed):
+def test_empty_template_renders_without_ink_in_any_field(committed, version):
     widgets = widget_map(committed)
     for pages in (render_poppler(committed), render_pdfium(committed)):
-        assert len(pages) == 3
+        assert len(pages) == PAGES[version]
         for name, boxes in widgets.items():
             for page, rect, _ in boxes:
                 assert not has_ink(pages[page], rect, inset=2.5), name
 
 
-def test_pdfium_sees_every_field_empty(committed):
+def test_pdfium_sees_every_field_empty(committed, SPEC):
     seen = pdfium_fields(committed)
     assert set(SPEC.names) - set(seen) == {
         f.name for f in SPEC.fields if f.type == "choice" and f.widget == "radio"
     }
     assert all(v in ("", False) for v in seen.values())
+
+
+# ---------------------------------------------------------------- version 2's layout and words
+
+
+def _follow_ups(spec) -> list[tuple[str, str]]:
+    """(question, follow-up) pairs, worked out here from the spec alone: a field is a
+    follow-up of a question of its own section that its required_when names, when every
+    field between the two in tab order is a follow-up of that question too (the block that
+    reads top to bottom under it)."""
+    pairs = []
+    for i, f in enumerate(spec.fields):
+        asks = {o for alt in f.required_when for o, _ in alt}
+        for j in range(i - 1, -1, -1):
+            q = spec.fields[j]
+            if q.section != f.section:
+                break
+            if q.name in asks:
+                pairs.append((q.name, f.name))
+                break
+            between = {o for alt in q.required_when for o, _ in alt}
+            above = {g.name for g in spec.fields[:j] if g.section == f.section}
+            if not between & above:
+                break  # a field that is no one's follow-up ends the block
+    return pairs
+
+
+def test_v2_no_question_is_split_from_its_follow_ups_across_a_page_break():
+    spec = load_spec(2)
+    pages = {p.field.name: p.widgets[0].page for p in layout(spec).placements}
+    pairs = _follow_ups(spec)
+    assert len(pairs) >= 30  # the test has something to check
+    split = [(q, f) for q, f in pairs if pages[q] != pages[f]]
+    assert split == []
+    # and the committed file agrees with the layout
+    fields = describe(template_path(2).read_bytes())
+    assert all(fields[q]["widgets"][0][0] == fields[f]["widgets"][0][0] for q, f in pairs)
+
+
+def test_v2_layout_check_fails_for_a_layout_that_does_not_keep_groups_together():
+    import dataclasses
+
+    spec = load_spec(2)
+    ungrouped = dataclasses.replace(spec, version=1, _by_name={})  # v1's row-by-row layout
+    pages = {p.field.name: p.widgets[0].page for p in layout(ungrouped).placements}
+    assert [(q, f) for q, f in _follow_ups(spec) if pages[q] != pages[f]] != []
+
+
+def test_v2_labels_show_when_a_field_is_needed_without_hovering():
+    spec = load_spec(2)
+    text = " ".join(pdfium_text(template_path(2).read_bytes()).split())
+    for f in spec.fields:
+        if f.marker:
+            assert f"({f.marker})" in text, f.name
+    assert text.count("(required)") >= 8 and "(if you share)" in text
+
+
+def test_v2_instructions_and_footers_are_marked_for_the_final_record():
+    reader = PdfReader(io.BytesIO(template_path(2).read_bytes()))
+    for number, page in enumerate(reader.pages):
+        ops = [(operands, op) for operands, op in page.get_contents().operations if op == b"BMC"]
+        tags = [str(operands[0]) for operands, _ in ops]
+        assert "/SharewiseFooter" in tags
+        assert ("/SharewiseIntro" in tags) == (number == 0)

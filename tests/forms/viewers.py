@@ -244,11 +244,19 @@ class _Session:
         self.doc.close()
 
 
-def _label_map() -> dict[str, dict[str, str]]:
-    """Export value -> shown label for every choice of the spec (a person picks labels)."""
-    from sharewise.forms.spec import load_spec
+def _label_map(pdf: bytes) -> dict[str, dict[str, str]]:
+    """Export value -> shown label for every choice of the form ``pdf`` is (its schema
+    version from ``/SharewiseSchema``; a person picks labels)."""
+    import io
 
-    return {f.name: {o.value: o.label for o in f.options} for f in load_spec().fields}
+    from pypdf import PdfReader
+
+    from sharewise.forms.spec import SPEC_PATHS, load_spec
+
+    schema = (PdfReader(io.BytesIO(pdf)).metadata or {}).get("/SharewiseSchema")
+    form = next((load_spec(v) for v in SPEC_PATHS if load_spec(v).schema == schema),
+                load_spec(1))
+    return {f.name: {o.value: o.label for o in f.options} for f in form.fields}
 
 
 def fill_with_pdfium(
@@ -263,7 +271,7 @@ def fill_with_pdfium(
     any other: PDFium ignores it, as a viewer does (a read-only drop-down is only clicked:
     PDFium's programmatic ``FORM_SetIndexSelected`` would bypass the read-only flag).
     """
-    labels = _label_map()
+    labels = _label_map(pdf)
     session = _Session(pdf)
     try:
         for name, value in values.items():
@@ -322,7 +330,7 @@ def pdfium_field_values(pdf: bytes) -> dict[str, str | bool]:
 
 def fill_with_pikepdf(pdf: bytes, values: Mapping[str, str | bool]) -> bytes:
     """Fill ``values`` with qpdf's form support (pikepdf.form) and save a rewritten file."""
-    labels = _label_map()
+    labels = _label_map(pdf)
     with pikepdf.open(io.BytesIO(pdf)) as doc:
         form = Form(doc, generate_appearances=DefaultAppearanceStreamGenerator)
         for name, value in values.items():

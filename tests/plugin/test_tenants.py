@@ -38,6 +38,16 @@ def test_rotation_list_and_defaults():
     {"webhook_secret": "whsec_!!notbase64"},
     {"webhook_secret": "whsec_AAAA", "timezone": "Mars/Olympus"},
     {"webhook_secret": "whsec_AAAA", "callback_url": "file:///etc/passwd"},
+    {"webhook_secret": "whsec_AAAA", "form_version": 3},
+    {"webhook_secret": "whsec_AAAA", "form_version": True},
+    {"webhook_secret": "whsec_AAAA", "public_authority": "yes"},
+    {"webhook_secret": "whsec_AAAA", "dpia_reference": 14},
+    {"webhook_secret": "whsec_AAAA", "sharing_agreements": "MASH"},
+    {"webhook_secret": "whsec_AAAA", "sharing_agreements": [{"code": "a b", "title": "x"}]},
+    {"webhook_secret": "whsec_AAAA", "sharing_agreements": [{"code": "none", "title": "x"}]},
+    {"webhook_secret": "whsec_AAAA", "sharing_agreements": [{"code": "a", "title": ""}]},
+    {"webhook_secret": "whsec_AAAA", "sharing_agreements": [{"code": "a", "title": "x"},
+                                                            {"code": "a", "title": "y"}]},
 ])
 def test_invalid(raw):
     with pytest.raises(TenantsError):
@@ -46,7 +56,18 @@ def test_invalid(raw):
 
 def test_example_file_parses():
     with open("config/tenants.example.toml", "rb") as f:
-        assert "northshire" in parse_tenants(tomllib.load(f))
+        t = parse_tenants(tomllib.load(f))["northshire"]
+    assert t.form_version == 2 and t.public_authority is True
+    assert t.sharing_agreements[0][0] == "mash_2024" and t.dpia_reference
+
+
+def test_form_keys_default_to_version_2_a_public_authority_and_no_agreements():
+    t = parse_tenants({"tenants": {"a": {"webhook_secret": "whsec_AAAA"}}})["a"]
+    assert (t.form_version, t.public_authority, t.dpia_reference, t.sharing_agreements) == (
+        2, True, None, ())
+    held = parse_tenants({"tenants": {"a": {"webhook_secret": "whsec_AAAA",
+                                            "form_version": 1}}})["a"]
+    assert held.form_version == 1
 
 
 def test_demo_tenants_file_written_once(tmp_path):

@@ -95,11 +95,11 @@ class Serve:
         assert made.status_code == 201, made.text
         record_id = made.json()["record_id"]
         with sqlite3.connect(self.db, timeout=30) as db:
-            prefill, prefill_hash = db.execute(
-                "SELECT prefill, prefill_hash FROM records WHERE public_id = ?",
-                (record_id,)).fetchone()
-        pdf = fill({**json.loads(prefill), **complete_answers()}, record_id=record_id,
-                   prefill_hash=prefill_hash).pdf
+            prefill, prefill_hash, version = db.execute(
+                "SELECT prefill, prefill_hash, schema_version FROM records "
+                "WHERE public_id = ?", (record_id,)).fetchone()
+        pdf = fill({**json.loads(prefill), **complete_answers(version)}, record_id=record_id,
+                   prefill_hash=prefill_hash, version=version).pdf
         done = httpx.post(made.json()["upload_url"], content=pdf, timeout=60,
                           headers={"Content-Type": "application/pdf",
                                    "Accept": "application/json"})

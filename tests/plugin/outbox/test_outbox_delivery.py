@@ -263,7 +263,7 @@ def test_record_completed_body_carries_the_pdf_and_every_field(app, host, make_r
 
     record = make_record()
     key, sha, size = stored_pdf(record)
-    values = {"decision": "share", "check_necessary": True, "shared_on": "2026-11-20",
+    values = {"decision": "share", "check_necessary": True, "review_on": "2026-11-20",
               "decision_reasons": "Proportionate and necessary.", "not_a_field": "dropped"}
     with session_scope(app) as s:
         r = s.get(Record, record.id)
@@ -274,13 +274,13 @@ def test_record_completed_body_carries_the_pdf_and_every_field(app, host, make_r
     body = host.records[wid]
     assert body["type"] == RECORD_COMPLETED
     data = body["data"]
-    assert data["schema"] == "sharewise.decision-record/1"
+    assert data["schema"] == "sharewise.decision-record/2" and data["schema_version"] == 2
     assert data["record_id"] == record.public_id and data["request_id"] == record.request_id
     assert data["tenant"] == "northshire" and data["decision"] == "share"
-    assert list(data["fields"]) == list(load_spec().names)
+    assert list(data["fields"]) == list(load_spec(2).names)
     assert data["fields"]["check_necessary"] is True
     assert data["fields"]["check_proportionate"] is False
-    assert data["fields"]["shared_on"] == "2026-11-20"
+    assert data["fields"]["review_on"] == "2026-11-20"
     assert "not_a_field" not in data["fields"]
     assert data["audit"] and {"at", "event", "actor"} == set(data["audit"][0])
     pdf = base64.b64decode(data["pdf"]["base64"])

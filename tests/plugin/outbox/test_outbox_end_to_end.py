@@ -45,7 +45,7 @@ def test_requested_then_completed_by_upload_reaches_the_host_signed_and_intact(
     assert all(r.verified for r in host.requests)
     assert body["type"] == "share.record_completed"
     data = body["data"]
-    assert data["schema"] == "sharewise.decision-record/1"
+    assert data["schema"] == "sharewise.decision-record/2" and data["schema_version"] == 2
     assert (data["record_id"], data["request_id"], data["tenant"], data["status"]) == (
         rid, record.request_id, "northshire", "complete")
     assert data["decision"] == "share" and data["problems"] == []

@@ -185,7 +185,7 @@ def test_page_upload_shows_missing_items_grouped_by_rule(app, client, made):
     from markupsafe import escape
 
     for item in missing:
-        text = re.sub(r"^Rule [1-7]:\s*", "", item["message"])
+        text = re.sub(r"^Rule [1-7] \([^)]*\):\s*", "", item["message"])
         assert str(escape(text[:1].upper() + text[1:])) in html
     assert "Started: some items are still missing" in html
 
@@ -218,7 +218,8 @@ def test_upload_json_answer_and_status_link(app, client, made):
 
     status = client.get(path_of(made["status_url"])).get_json()
     assert status == {"record_id": rid, "status": "incomplete", "missing": body["missing"],
-                      "due_at": "2026-07-01T16:00:00Z", "completed_at": None}
+                      "schema_version": 2, "due_at": "2026-07-01T16:00:00Z",
+                      "completed_at": None}
 
     done = client.post(path_of(made["upload_url"]),
                        data=filled_pdf(app, rid, complete_answers()), headers=JSON).get_json()

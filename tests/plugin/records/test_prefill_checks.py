@@ -235,7 +235,8 @@ def test_first_download_after_intake_is_the_prefilled_pdf(app, client, tenant, s
     path = body["form_pdf_url"][len("http://sharewise.test"):]
     first = client.get(path)
     assert first.status_code == 200 and first.mimetype == "application/pdf"
-    assert first.data == prefill(record.prefill).pdf  # what intake used to store
+    # what intake used to store
+    assert first.data == prefill(record.prefill, record.schema_version).pdf
     assert store.get(record.prefill_pdf_key) == first.data  # kept for later downloads
     reader = PdfReader(io.BytesIO(first.data))
     fields = reader.get_fields()
@@ -259,7 +260,7 @@ def test_download_is_served_when_the_store_cannot_keep_it(app, tenant, signed_po
     with app.app_context():
         pdf = services.prefilled_pdf(record)
     assert pdf.startswith(b"%PDF-") and not store.exists(record.prefill_pdf_key)
-    assert pdf == prefill(record.prefill).pdf
+    assert pdf == prefill(record.prefill, record.schema_version).pdf
 
 
 def test_warnings_in_the_201_are_prefills(tenant, signed_post, sample_event, db_session):
@@ -269,7 +270,8 @@ def test_warnings_in_the_201_are_prefills(tenant, signed_post, sample_event, db_
     resp = signed_post(tenant, event)
     assert resp.status_code == 201
     record = _record(db_session, resp.get_json()["record_id"])
-    assert tuple(resp.get_json()["warnings"]) == prefill(record.prefill).warnings
+    made = prefill(record.prefill, record.schema_version)
+    assert tuple(resp.get_json()["warnings"]) == made.warnings
     warnings = resp.get_json()["warnings"]
     assert len(warnings) == 4  # subject_name, purpose: a character and clipped text each
     assert all("Strategy" not in w and "WWW" not in w for w in warnings)  # never the value
@@ -287,7 +289,7 @@ def test_download_survives_values_a_later_schema_refuses(app, tenant, signed_pos
     body = signed_post(tenant, sample_event()).get_json()
     record = _record(db_session, body["record_id"])
 
-    def stricter(values):
+    def stricter(values, **_):
         raise FormDataError({"subject_name": ["Now too long."]})
 
     monkeypatch.setattr(checks, "normalise", stricter)

@@ -107,11 +107,11 @@ def test_status_endpoint_tokens(app, client, created):
     body = client.get(_path(created["status_url"])).get_json()
     missing = body.pop("missing")
     assert body == {"record_id": created["record_id"], "status": "awaiting_completion",
-                    "due_at": created["due_at"], "completed_at": None}
+                    "schema_version": 2, "due_at": created["due_at"], "completed_at": None}
     # nothing uploaded yet: what the prefilled form still lacks, rule by rule
     assert {1, 2, 7} <= {m["rule"] for m in missing}
     assert all(set(m) == {"field", "rule", "message"} for m in missing)
-    assert {"decision", "decided_on"} <= {m["field"] for m in missing}
+    assert {"decision", "decided_at"} <= {m["field"] for m in missing}
     form_token = created["form_url"].rsplit("/", 1)[1]
     wrong = client.get(f"/status/{form_token}")
     assert wrong.status_code == 403 and wrong.get_json()["type"].endswith("link-wrong-purpose")

@@ -62,6 +62,7 @@ def test_first_delivery_creates_record(client, tenant, signed_post, sample_event
     st = client.get(_path(body["status_url"]))
     assert st.status_code == 200
     assert st.get_json() == {"record_id": body["record_id"], "status": "awaiting_completion",
+                             "schema_version": 2,
                              "missing": st.get_json()["missing"], "due_at": body["due_at"],
                              "completed_at": None}
 

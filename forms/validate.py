@@ -80,7 +80,7 @@ def rule_prefix(form: FormSpec, rule: int) -> str:
     return f"Rule {rule} ({name}): " if name else f"Rule {rule}: "
 
 
-def _prefixed(field: FieldSpec, text: str, form: FormSpec | None = None) -> str:
+def _prefixed(field: FieldSpec, form: FormSpec | None, text: str) -> str:
     return rule_prefix(form or load_spec(), rule_of(field)) + text
 
 
@@ -103,28 +103,25 @@ def describe_invalid(field: FieldSpec, value: Any, form: FormSpec | None = None)
     """Why a value cannot be this field's (from the spec; the value itself is not echoed)."""
     quoted = f"\u201c{_bare(field.label)}\u201d"
 
-    def _prefixed(field: FieldSpec, text: str) -> str:
-        return rule_prefix(form or load_spec(), rule_of(field)) + text
-
     textual = field.type in ("text", "multiline", "email")
     if textual and isinstance(value, str) and field.max_length and len(value) > field.max_length:
-        return _prefixed(
-            field,
+        return _prefixed(field, form,
             f"{quoted} is too long: at most {field.max_length} characters, "
             f"this has {len(value)}.",
         )
     if field.type == "date":
-        return _prefixed(field, f"{quoted} must be a real date, typed as DD/MM/YYYY.")
+        return _prefixed(field, form, f"{quoted} must be a real date, typed as DD/MM/YYYY.")
     if field.type == "datetime":
-        return _prefixed(field, f"{quoted} must be a date and time, typed as DD/MM/YYYY HH:MM.")
+        return _prefixed(field, form,
+                         f"{quoted} must be a date and time, typed as DD/MM/YYYY HH:MM.")
     if field.type == "choice":
         labels = ", ".join(o.label for o in field.options)
-        return _prefixed(field, f"{quoted} must be one of: {labels}.")
+        return _prefixed(field, form, f"{quoted} must be one of: {labels}.")
     if field.type == "checkbox":
-        return _prefixed(field, f"{quoted} must be ticked or left empty.")
+        return _prefixed(field, form, f"{quoted} must be ticked or left empty.")
     if field.type == "email":
-        return _prefixed(field, f"{quoted} must be an email address.")
-    return _prefixed(field, f"{quoted} could not be read as text.")
+        return _prefixed(field, form, f"{quoted} must be an email address.")
+    return _prefixed(field, form, f"{quoted} could not be read as text.")
 
 
 def _missing(field: FieldSpec, value: Any) -> bool:
@@ -133,8 +130,6 @@ def _missing(field: FieldSpec, value: Any) -> bool:
     return value is None
 
 
-_code = code_of
-_holds = holds
 
 
 def _empty(field: FieldSpec, value: Any) -> bool:
@@ -164,11 +159,11 @@ def _completeness(
 
     def add(field: FieldSpec, text: str) -> None:
         text = text.replace("{share}", tense)
-        found[field.name] = Problem(field.name, rule_of(field), _prefixed(field, text, form))
+        found[field.name] = Problem(field.name, rule_of(field), _prefixed(field, form, text))
 
     for field in form.fields:
         value = data.get(field.name)
-        applies = bool(field.required_when) and _holds(field.required_when, data)
+        applies = bool(field.required_when) and holds(field.required_when, data)
         if (field.required or applies) and _missing(field, value):
             add(field, field.message or "this is required.")
             continue
@@ -205,7 +200,7 @@ def _completeness(
         if check.field in found:
             continue
         value = data.get(check.field)
-        if value is None or not _holds(check.when, data) or not check.breaks(_code(value)):
+        if value is None or not holds(check.when, data) or not check.breaks(code_of(value)):
             continue
         message = rule_prefix(form, check.rule) + check.message.replace("{share}", tense)
         found[check.field] = Problem(check.field, check.rule, message)

@@ -155,10 +155,9 @@ def celery_app_for(app: Flask | None = None) -> Celery:
 
 
 def connect_producer(celery_app: Celery) -> None:
-    """Open the connection of the pooled task producer now, as a process starts (a web worker:
-    :mod:`sharewise.plugin.gunicorn_conf`; the Celery worker: ``tasks.worker``), so its open
-    descriptors do not depend on what it has done since; a broker that does not answer is
-    logged, not raised."""
+    """Open the connection of the pooled task producer now, as a web worker starts
+    (:mod:`sharewise.plugin.gunicorn_conf`), so its open descriptors do not depend on what it
+    has served; a broker that does not answer is logged, not raised."""
     try:
         with celery_app.producer_or_acquire() as producer:
             # declaring the queue tasks go to reaches the broker itself (the embedded one

@@ -24,10 +24,9 @@ from typing import Any
 import click
 from celery import Celery, bootsteps
 from celery.beat import EmbeddedService
-from celery.signals import beat_init, worker_ready
+from celery.signals import beat_init
 from flask import Flask
 
-from sharewise.plugin.celery import connect_producer
 from sharewise.plugin.settings import SettingsError, StartupError, settings_of
 from sharewise.tasks import delivery, reminders  # noqa: F401 (their tasks register)
 from sharewise.tasks.sweeps import beat_schedule
@@ -96,14 +95,6 @@ def _quiet_routine_beat_lines(sender: Any = None, **_kwargs: Any) -> None:
     beat_logger = logging.getLogger("celery.beat")
     if not any(isinstance(f, RoutineBeatLines) for f in beat_logger.filters):
         beat_logger.addFilter(RoutineBeatLines())
-
-
-@worker_ready.connect
-def _connect_producer(sender: Any = None, **_kwargs: Any) -> None:
-    """The worker's own task producer (sweeps and tasks that send tasks) connects as the
-    worker starts, as each web worker's does (:func:`sharewise.plugin.celery.connect_producer`)."""
-    if sender is not None:
-        connect_producer(sender.app)
 
 
 _celery: Celery | None = None

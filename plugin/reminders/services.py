@@ -149,18 +149,20 @@ def reminder_rows(record: Any, tenant: Any, record_id: int | None = None,
     recipient has no address is written as ``skipped`` so the schedule stays visible.
     """
     created = now or utcnow()
-    rows = []
     emergency = getattr(record, "urgency", None) == "emergency"
-    for step, when in _tenant_policy(tenant).schedule(record.due_at, emergency):
-        address = record.practitioner_email if step.to == "practitioner" else record.manager_email
-        rows.append({
-            "record_id": record_id, "step": step.key, "recipient": step.to, "kind": step.kind,
+    return [_row(record, record_id, step.key, step.to, step.kind, when, created)
+            for step, when in _tenant_policy(tenant).schedule(record.due_at, emergency)]
+
+
+def _row(record: Any, record_id: int | None, step: str, to: str, kind: str, when: datetime,
+         created: datetime) -> dict[str, Any]:
+    """One reminder row, ready to insert (``skipped`` when its recipient has no address)."""
+    address = record.practitioner_email if to == "practitioner" else record.manager_email
+    return {"record_id": record_id, "step": step, "recipient": to, "kind": kind,
             "address": address or None, "due_at": when,
             "state": PENDING if address else SKIPPED,
             "last_error": None if address else "no address for this recipient",
-            "attempts": 0, "created_at": created,
-        })
-    return rows
+            "attempts": 0, "created_at": created}
 
 
 def schedule_reminders(session: Session, record: Record, tenant: Any) -> int:
@@ -175,28 +177,23 @@ def schedule_reminders(session: Session, record: Record, tenant: Any) -> int:
     return len(rows)
 
 
-def _one_row(record: Record, kind: str, to: str, when: datetime) -> dict[str, Any]:
-    address = record.practitioner_email if to == "practitioner" else record.manager_email
-    return {"record_id": record.id, "step": kind, "recipient": to, "kind": kind,
-            "address": address or None, "due_at": when,
-            "state": PENDING if address else SKIPPED,
-            "last_error": None if address else "no address for this recipient",
-            "attempts": 0, "created_at": utcnow()}
-
-
 def schedule_follow_ups(session: Session, record: Record, tenant: Any,
                         dates: Iterable[tuple[str, date]]) -> int:
     """Rows for the dates a completed decision set (``(kind, day)``, kinds of
     :data:`FOLLOW_UP_KINDS`), each due at the start of that day's sending hours; idempotent."""
     policy = _tenant_policy(tenant)
-    rows = [_one_row(record, kind, "practitioner", policy.on_day(day)) for kind, day in dates]
+    now = utcnow()
+    rows = [_row(record, record.id, kind, "practitioner", kind, policy.on_day(day), now)
+            for kind, day in dates]
     _insert_ignore(session, Reminder, rows)
     return len(rows)
 
 
 def schedule_escalation(session: Session, record: Record, now: datetime | None = None) -> None:
     """A row telling the manager at once that the decision was not endorsed (once a record)."""
-    _insert_ignore(session, Reminder, [_one_row(record, ESCALATION, "manager", now or utcnow())])
+    now = now or utcnow()
+    _insert_ignore(session, Reminder,
+                   [_row(record, record.id, ESCALATION, "manager", ESCALATION, now, now)])
 
 
 def schedule_missing(app: Flask | None = None, batch: int = 1000) -> int:

@@ -13,13 +13,14 @@ A tenant's ``[tenants.<slug>.policy]`` table may hold::
       { offset = "0", to = "practitioner" },
       { offset = "+1h", to = "manager" },                    # escalated in hours, not days
     ]
-    send_hours = "08:00-18:00"   # emails of non-emergency records wait for working hours on
-                                 # working days; "" (the default for now) sends at any time
+    send_hours = "08:00-18:00"   # emails of non-emergency records wait for these hours on
+                                 # working days; "" sends at any time
 
-Both are off unless a tenant sets them (an emergency record then follows ``reminder_steps``
-like any other). With ``send_hours``, an emergency record's emails go at once; any other
-record's email that falls outside them (or on a day that is not a working day) waits until
-the next start of them.
+Both are on by default with the values shown (``true`` stands for them too);
+``emergency_reminder_steps = []`` makes an emergency record follow ``reminder_steps`` like any
+other, and ``send_hours = ""`` sends at any time. An emergency record's emails go at once; any
+other record's email that falls outside the sending hours (or on a day that is not a working
+day) waits until the next start of them.
 
 Offsets are relative to the record's ``due_at``: ``0``, ``±N h`` / ``±N hours``, ``±N m`` /
 ``±N minutes`` (elapsed time), ``±N day(s)`` (calendar days, same local wall-clock time) and
@@ -279,12 +280,12 @@ def parse_reminder_policy(policy: Mapping[str, Any] | None,
     """A tenant's reminder policy from its ``policy`` table (defaults for missing keys)."""
     policy = policy or {}
     steps = _parse_steps(policy.get("reminder_steps", DEFAULT_STEPS))
-    raw = policy.get("emergency_reminder_steps", ())
+    raw = policy.get("emergency_reminder_steps", True)
     emergency = _parse_steps(DEFAULT_EMERGENCY_STEPS if raw is True else raw or (),
                              "emergency_reminder_steps")
     digest = (_parse_clock(policy["digest_time"], "digest_time") if "digest_time" in policy
               else DEFAULT_DIGEST_TIME)
-    hours = _parse_hours(policy.get("send_hours"))
+    hours = _parse_hours(policy.get("send_hours", True))
     return ReminderPolicy(steps=steps, zone=ZoneInfo(timezone), digest_time=digest,
                           emergency_steps=emergency, send_hours=hours)
 

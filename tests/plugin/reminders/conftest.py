@@ -5,6 +5,8 @@
   retry delays so downtime tests run in seconds.
 * ``digests_on``: request it to keep the daily digest on; otherwise the tenants file switches
   it off (it follows the real clock, which the other tests must not depend on).
+* ``send_hours_on``: request it to keep the default sending hours (08:00-18:00 on working
+  days); otherwise the tenants file sends at any time, for the same reason.
 * ``make_record(**fields)``: inserts a record directly (no PDF) and schedules its reminders, the
   way intake does; returns its integer id.
 """
@@ -40,15 +42,24 @@ def digests_on() -> bool:
 
 
 @pytest.fixture
+def send_hours_on() -> bool:
+    """Request this fixture to keep the default sending hours (any time otherwise)."""
+    return True
+
+
+@pytest.fixture
 def app_config(app_config: dict[str, Any], smtp: SmtpSink,
                request: pytest.FixtureRequest) -> dict[str, Any]:
-    if "digests_on" not in request.fixturenames:
-        # The digest follows the real clock (08:00 on working days): keep it out of the tests
-        # that are not about it, so they do not depend on the day they run.
+    # The digest and the sending hours follow the real clock (08:00 on working days): keep
+    # them out of the tests that are not about them, so they do not depend on when they run.
+    pinned = "".join(line for fixture, line in (("digests_on", 'digest_time = ""\n'),
+                                                ("send_hours_on", 'send_hours = ""\n'))
+                     if fixture not in request.fixturenames)
+    if pinned:
         path = Path(app_config["TENANTS"])
         slugs = tomllib.loads(path.read_text())["tenants"]
         path.write_text(path.read_text() + "".join(
-            f'\n[tenants.{slug}.policy]\ndigest_time = ""\n' for slug in slugs))
+            f"\n[tenants.{slug}.policy]\n{pinned}" for slug in slugs))
     app_config.update(
         SMTP_URL=smtp.url(user=SMTP_USER, password=SMTP_PASSWORD),
         MAIL_FROM="sharewise@council.example",

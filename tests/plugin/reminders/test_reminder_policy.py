@@ -26,6 +26,8 @@ def as_london(pairs):
 
 
 DEFAULT = parse_reminder_policy({})
+# Without sending hours: the offsets' arithmetic as it is, at any hour of any day.
+ANY_HOUR = parse_reminder_policy({"send_hours": ""})
 
 
 def test_routine_record_on_friday_before_bank_holiday_monday():
@@ -60,7 +62,7 @@ def test_emergency_is_due_two_hours_later_even_on_a_bank_holiday():
     requested = local(2026, 5, 25, 10, 15)  # the bank holiday itself
     due = due_at(requested, "emergency")
     assert due == local(2026, 5, 25, 12, 15)
-    got = {key: when for key, _, when in as_london(DEFAULT.schedule(due))}
+    got = {key: when for key, _, when in as_london(ANY_HOUR.schedule(due))}
     assert got["-2h"] == datetime(2026, 5, 25, 10, 15)  # i.e. at once
     assert got["0"] == datetime(2026, 5, 25, 12, 15)
     # Working-day escalation counts from the next working day: Tuesday, then Thursday.
@@ -81,7 +83,7 @@ def test_working_day_steps_keep_local_wall_clock_across_dst():
 
 def test_hour_offsets_are_elapsed_time_across_dst():
     due = local(2026, 3, 29, 3, 0)  # 03:00 BST = 02:00 UTC, just after the change
-    got = dict((s.key, w) for s, w in DEFAULT.schedule(due))
+    got = dict((s.key, w) for s, w in ANY_HOUR.schedule(due))
     assert got["-2h"] == datetime(2026, 3, 29, 0, 0, tzinfo=UTC)  # two real hours earlier
 
 
@@ -165,14 +167,13 @@ def test_remembered_schedules_are_the_computed_ones():
 def test_remembered_schedules_tell_the_two_instants_of_a_repeated_hour_apart():
     """01:30 on 25 October 2026 happens twice in London; equal as dict keys, not as instants.
     Steps of minutes add elapsed time, so the two schedules are an hour apart."""
-    policy = parse_reminder_policy({"reminder_steps": [{"offset": "-1h", "to": "practitioner"},
-                                                       {"offset": "0", "to": "manager"}]})
+    steps = {"reminder_steps": [{"offset": "-1h", "to": "practitioner"},
+                                {"offset": "0", "to": "manager"}], "send_hours": ""}
+    policy = parse_reminder_policy(steps)
     first = datetime(2026, 10, 25, 1, 30, tzinfo=LONDON)
     second = datetime(2026, 10, 25, 1, 30, fold=1, tzinfo=LONDON)
     a, b = policy.schedule(first), policy.schedule(second)
     assert [w - v for (_, v), (_, w) in zip(a, b, strict=True)] == [timedelta(hours=1)] * 2
-    assert b == parse_reminder_policy(
-        {"reminder_steps": [{"offset": "-1h", "to": "practitioner"},
-                            {"offset": "0", "to": "manager"}]}).schedule(second)
+    assert b == parse_reminder_policy(steps).schedule(second)
     with pytest.raises(ValueError, match="aware"):
         policy.schedule(datetime(2026, 10, 25, 1, 30))

@@ -2,7 +2,8 @@
 
 A record is created by a signed ``share.requested`` whose timestamp is the request time; the
 scan then runs at moments before and after each step, and the real SMTP server shows which
-emails went out when.
+emails went out when. The tenants keep the default sending hours (08:00-18:00 on working
+days) and the emergency steps (the practitioner when due, the manager an hour later).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from sharewise.plugin.reminders.services import run_scan
 
 LONDON = ZoneInfo("Europe/London")
 PRAC, MANAGER = "sian.oconnor@example.org", "dafydd.llyr@example.org"
+
+pytestmark = pytest.mark.usefixtures("send_hours_on")
 
 
 def at(*args):
@@ -84,16 +87,47 @@ def test_emergency_two_hours_then_cancelled(app, smtp, signed_post, sample_event
     body = create(signed_post, sample_event, tenant, at(2026, 5, 26, 9, 0), "emergency")
     assert body["due_at"] == "2026-05-26T10:00:00Z"  # 11:00 BST
     got = timeline(app, smtp, [at(2026, 5, 26, 9, 0), at(2026, 5, 26, 10, 59),
-                               at(2026, 5, 26, 11, 0)])
-    # The heads-up (due -2h = the request time) and "due now" at 11:00.
-    assert got == {"Tue 26 09:00": [(PRAC, "due soon")], "Tue 26 10:59": [],
-                   "Tue 26 11:00": [(PRAC, "due now")]}
+                               at(2026, 5, 26, 11, 0), at(2026, 5, 26, 11, 59)])
+    assert got == {"Tue 26 09:00": [], "Tue 26 10:59": [],
+                   "Tue 26 11:00": [(PRAC, "due now")], "Tue 26 11:59": []}
     cancel = {"type": "share.cancelled", "timestamp": datetime.now(UTC).isoformat(),
               "data": {"request_id": _request_id(app, body["record_id"]),
                        "reason": "withdrawn"}}
     assert signed_post(tenant, cancel).status_code == 200
-    assert timeline(app, smtp, [at(2026, 5, 27, 11, 0), at(2026, 6, 1, 11, 0)]) == {
-        "Wed 27 11:00": [], "Mon 01 11:00": []}
+    # The manager's email an hour after the due time is not sent: the request was withdrawn.
+    assert timeline(app, smtp, [at(2026, 5, 26, 12, 0), at(2026, 5, 27, 11, 0),
+                                at(2026, 6, 1, 11, 0)]) == {
+        "Tue 26 12:00": [], "Wed 27 11:00": [], "Mon 01 11:00": []}
+
+
+def test_emergency_at_night_reaches_the_manager_an_hour_overdue(app, smtp, signed_post,
+                                                                 sample_event, tenant):
+    body = create(signed_post, sample_event, tenant, at(2026, 5, 23, 22, 30), "emergency")
+    assert body["due_at"] == "2026-05-23T23:30:00Z"  # Sunday 00:30 BST
+    got = timeline(app, smtp, [at(2026, 5, 24, 0, 30), at(2026, 5, 24, 1, 29),
+                               at(2026, 5, 24, 1, 30)])
+    assert got == {"Sun 24 00:30": [(PRAC, "due now")], "Sun 24 01:29": [],
+                   "Sun 24 01:30": [(MANAGER, "overdue")]}
+
+
+def test_a_review_date_on_a_bank_holiday_waits_for_the_next_working_morning(
+        app, smtp, signed_post, sample_event, tenant):
+    from datetime import date
+
+    from sharewise.plugin.db import session_scope
+    from sharewise.plugin.records.models import Record
+    from sharewise.plugin.reminders.models import Reminder
+    from sharewise.plugin.reminders.services import schedule_follow_ups
+
+    body = create(signed_post, sample_event, tenant, at(2026, 5, 22, 14, 30), "routine")
+    with session_scope(app) as s:  # only the review, set for the bank holiday Monday
+        record = s.query(Record).filter_by(public_id=body["record_id"]).one()
+        s.query(Reminder).filter_by(record_id=record.id).delete()
+        schedule_follow_ups(s, record, tenant, [("review", date(2026, 5, 25))])
+    got = timeline(app, smtp, [at(2026, 5, 25, 9, 0), at(2026, 5, 26, 7, 59),
+                               at(2026, 5, 26, 8, 0)])
+    assert got == {"Mon 25 09:00": [], "Tue 26 07:59": [],
+                   "Tue 26 08:00": [(PRAC, "due for review")]}
 
 
 def test_completion_stops_the_rest(app, smtp, signed_post, sample_event, tenant):

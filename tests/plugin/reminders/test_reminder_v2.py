@@ -31,8 +31,17 @@ def test_other_emails_wait_for_the_sending_hours_of_a_working_day():
     assert POLICY.on_day(date(2026, 3, 8)) == datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
 
 
-def test_without_the_keys_nothing_moves():
-    plain = parse_reminder_policy({})
+def test_both_are_on_by_default():
+    assert parse_reminder_policy({}) == POLICY
+    due = datetime(2026, 3, 7, 23, 30, tzinfo=UTC)  # a Saturday night
+    assert [s.key for s, _ in parse_reminder_policy({}).schedule(due, emergency=True)] == [
+        "0", "+1h"]
+    assert {when for _, when in parse_reminder_policy({}).schedule(due)} >= {
+        datetime(2026, 3, 9, 8, 0, tzinfo=UTC)}  # Monday 08:00, not the weekend
+
+
+def test_a_tenant_can_turn_each_off():
+    plain = parse_reminder_policy({"emergency_reminder_steps": [], "send_hours": ""})
     due = datetime(2026, 3, 7, 23, 30, tzinfo=UTC)
     assert [k for k, _ in ((s.key, w) for s, w in plain.schedule(due, emergency=True))] == [
         "-2h", "0", "+1wd", "+3wd"]

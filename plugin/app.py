@@ -22,7 +22,7 @@ from typing import Any
 import click
 from flask import Flask, Response, jsonify
 
-from sharewise.plugin import db, problems, storage, tenants
+from sharewise.plugin import db, problems, security, storage, tenants
 from sharewise.plugin.celery import celery_init_app
 from sharewise.plugin.outbox.demo_host import bp as demo_host_bp
 from sharewise.plugin.practitioner.views import bp as practitioner_bp
@@ -75,6 +75,7 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     tenants.init_app(app)
     storage.init_app(app)
     problems.init_app(app)
+    security.init_app(app)
     celery_init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)

@@ -32,6 +32,7 @@ import click
 from sharewise.plugin import settings
 from sharewise.plugin.outbox.cli import deliveries
 from sharewise.plugin.practitioner.cli import links_cmd
+from sharewise.plugin.records.cli import audit
 from sharewise.plugin.reminders.cli import reminders
 from sharewise.plugin.settings import Settings, SettingsError, StartupError, unreachable
 from sharewise.plugin.tenants import TenantsError, load_tenants, tenant_block, write_demo_tenants
@@ -357,6 +358,7 @@ def settings_cmd(readme: Path | None) -> None:
 
 # Concerns register their sub-commands below, one line each.
 main.add_command(reminders)
+main.add_command(audit)
 main.add_command(deliveries)
 main.add_command(links_cmd)
 

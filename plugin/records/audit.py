@@ -3,18 +3,23 @@
 :func:`transition` moves a record to a new status and writes its audit row; :func:`audit` writes
 a row that is not a status change (an upload, a reminder...). Both add to the caller's session,
 so the row commits with the change it describes. Audit rows are append-only (database triggers,
-see the ``0001_core`` migration). Used by intake, uploads and reminders alike, which is why it
-stands apart from any of them.
+see the ``0001_core`` migration) and hash-chained (:mod:`.chain`; :func:`verify_trails` checks
+the chains, ``sharewise audit verify``). Used by intake, uploads and reminders alike, which is
+why it stands apart from any of them.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sharewise.plugin.db import utcnow
+from sharewise.plugin.records.chain import Break, first_break
 from sharewise.plugin.records.models import CANCELLED, COMPLETE, TRANSITIONS, AuditEntry, Record
 
 log = logging.getLogger(__name__)
@@ -69,3 +74,35 @@ def audit(
                        from_status=record.status, to_status=record.status)
     session.add(entry)
     return entry
+
+
+@dataclass(frozen=True)
+class TrailCheck:
+    """One record's audit trail, checked: ``broken`` is its first bad link, if any."""
+
+    public_id: str
+    entries: int
+    broken: Break | None
+
+
+def verify_trails(session: Session, public_id: str | None = None,
+                  batch: int = 500) -> Iterator[TrailCheck]:
+    """Check the hash chain of one record's audit trail, or of every record's (in batches of
+    ``batch`` records, so a large database is never read at once)."""
+    query = select(Record.id, Record.public_id).order_by(Record.id)
+    if public_id is not None:
+        query = query.where(Record.public_id == public_id)
+    last = 0
+    while True:
+        records = session.execute(query.where(Record.id > last).limit(batch)).all()
+        if not records:
+            return
+        ids = [r.id for r in records]
+        trails: dict[int, list[AuditEntry]] = {i: [] for i in ids}
+        for entry in session.scalars(select(AuditEntry).where(AuditEntry.record_id.in_(ids))
+                                     .order_by(AuditEntry.record_id, AuditEntry.id)):
+            trails[entry.record_id].append(entry)
+        for record_id, pid in records:
+            yield TrailCheck(pid, len(trails[record_id]), first_break(trails[record_id]))
+        session.expunge_all()
+        last = ids[-1]

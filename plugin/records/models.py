@@ -21,11 +21,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column, object_session, relationship
 
 from sharewise.plugin.db import Base, UTCDateTime, utcnow
+from sharewise.plugin.records.chain import link_of
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -122,6 +124,8 @@ class AuditEntry(Base):
     from_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
     to_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: SHA-256 of the previous entry's ``chain`` and this entry (:mod:`.chain`); set on insert
+    chain: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     record: Mapped[Record] = relationship(back_populates="audit")
 
@@ -139,6 +143,40 @@ class AuditEntry(Base):
 
 class AppendOnlyError(RuntimeError):
     """Something tried to change or delete an audit entry."""
+
+
+_TIPS = "sharewise.audit_tips"  # Session.info key: {record_id: chain} of this flush's entries
+
+
+@event.listens_for(AuditEntry, "before_insert")
+def _chain_entry(_mapper: Mapper, conn: Any, target: AuditEntry) -> None:
+    """Link a new entry to the record's last one. On PostgreSQL the record's row is locked
+    first, so two transactions appending to one record take turns (SQLite has one writer)."""
+    table = AuditEntry.__table__
+    session = object_session(target)
+    tips: dict[int, str] = session.info.setdefault(_TIPS, {}) if session is not None else {}
+    previous = tips.get(target.record_id)
+    if previous is None:
+        if conn.dialect.name == "postgresql":
+            records = Record.__table__
+            conn.execute(select(records.c.id).where(records.c.id == target.record_id)
+                         .with_for_update())
+        previous = conn.scalar(select(table.c.chain).where(table.c.record_id == target.record_id)
+                               .order_by(table.c.id.desc()).limit(1))
+    if target.at is None:
+        target.at = utcnow()
+    target.chain = link_of(previous, target)
+    tips[target.record_id] = target.chain
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_tips(session: Session, _context: Any) -> None:
+    session.info.pop(_TIPS, None)  # flushed: the database has them now
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_tips_on_rollback(session: Session, _previous: Any) -> None:
+    session.info.pop(_TIPS, None)  # a failed flush: none of them was written
 
 
 @event.listens_for(AuditEntry, "before_update")

@@ -22,7 +22,7 @@ from typing import Any
 import click
 from flask import Flask, Response, jsonify
 
-from sharewise.plugin import db, problems, security, storage, tenants
+from sharewise.plugin import access, db, problems, security, storage, tenants
 from sharewise.plugin.celery import celery_init_app
 from sharewise.plugin.outbox.demo_host import bp as demo_host_bp
 from sharewise.plugin.practitioner.views import bp as practitioner_bp
@@ -36,6 +36,7 @@ from sharewise.plugin.settings import (
     sqlite_file,
     unreachable,
 )
+from sharewise.plugin.webhooks import throttle
 from sharewise.plugin.webhooks.views import bp as webhooks_bp
 
 BLUEPRINTS = (webhooks_bp, records_bp, demo_host_bp, practitioner_bp)
@@ -76,6 +77,8 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     storage.init_app(app)
     problems.init_app(app)
     security.init_app(app)
+    access.init_app(app)
+    throttle.init_app(app)
     celery_init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, current_app
 from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -134,9 +135,24 @@ def _signed_for(token: str, purpose: str, app: Flask) -> bool:
     return signed.timestamp() <= time.time()
 
 
+class LinkClaims(NamedTuple):
+    """What a genuine token says: whose record, and when the link was signed."""
+
+    tenant: str
+    record_id: str
+    issued_at: datetime
+
+
 def load_token(token: str, purpose: str, app: Flask | None = None) -> tuple[str, str]:
-    """``(tenant, record_public_id)`` from a token of ``purpose``; raises a :class:`LinkError`
-    subclass and nothing else, and touches no database.
+    """``(tenant, record_public_id)`` from a token of ``purpose`` (see :func:`read_token`)."""
+    claims = read_token(token, purpose, app)
+    return claims.tenant, claims.record_id
+
+
+def read_token(token: str, purpose: str, app: Flask | None = None) -> LinkClaims:
+    """The claims of a token of ``purpose``; raises a :class:`LinkError` subclass and nothing
+    else, and touches no database (whether the record revoked its links is the caller's
+    check, against ``issued_at``).
 
     :class:`LinkExpired`: genuine, but older than ``LINK_MAX_AGE``. :class:`LinkWrongPurpose`:
     genuine, but made for another purpose. :class:`LinkInvalid`: anything else (too long,
@@ -150,7 +166,8 @@ def load_token(token: str, purpose: str, app: Flask | None = None) -> tuple[str,
         raise LinkInvalid("this link is not valid")
     max_age = app.config["LINK_MAX_AGE"]
     try:
-        return _payload(serializer.loads(token, max_age=max_age))
+        data, signed = serializer.loads(token, max_age=max_age, return_timestamp=True)
+        return LinkClaims(*_payload(data), signed)
     except SignatureExpired as exc:
         # genuine, and either too old or dated in the future (which the service never does)
         signed = exc.date_signed

@@ -9,8 +9,9 @@ and ``frame-ancestors 'none'`` (no clickjacking).
 Cross-site requests: a browser says where a request comes from, in ``Sec-Fetch-Site`` (every
 current browser) and ``Origin``. A POST, PUT, PATCH or DELETE that a browser marks as coming
 from another site, or (without ``Sec-Fetch-Site``) whose ``Origin`` is neither this service's
-``BASE_URL`` nor the address it was sent to, is refused with ``403`` ``cross-site-request`` before its view runs, so another site's page
-cannot make a practitioner's browser upload a form. Scripts and host systems send neither
+``BASE_URL`` nor the address it was sent to, is refused with ``403`` ``cross-site-request``
+before its view runs, so another site's page cannot make a practitioner's browser upload a
+form. Scripts and host systems send neither
 header and are not affected; the webhooks are authenticated by their signatures instead.
 """
 

@@ -206,6 +206,22 @@ class Text(Kind):
 
 
 @dataclass(frozen=True)
+class RateLimit(Kind):
+    """A rate in the ``limits`` library's notation: ``20/minute``, ``100 per hour``."""
+
+    expected = "a rate such as 20/minute or 100 per hour"
+
+    def parse(self, value: Any) -> str:
+        """The rate as given (checked by ``limits.parse``)."""
+        from limits import parse as parse_rate
+
+        if not isinstance(value, str):
+            raise ValueError
+        parse_rate(value.strip())  # ValueError when it is not a rate
+        return value.strip()
+
+
+@dataclass(frozen=True)
 class Url(Kind):
     """A URL with one of ``schemes`` and a host (``local``: or a plain path; ``empty`` allowed)."""
 
@@ -420,6 +436,22 @@ class Settings:
         "", "Comma-separated keys for signing practitioner links; the FIRST signs, all verify "
         "(prepend a new key to rotate). Empty: a random key generated once into "
         "{DATA_DIR}/secret_key.", Keys())
+    webhook_failures_per_address: str = setting(
+        "20/minute", "Failed webhook signatures (or unknown tenants) one client address may "
+        "send; beyond it every webhook from that address gets 429 until the rate falls.",
+        RateLimit())
+    webhook_failures_per_tenant: str = setting(
+        "100/minute", "Failed webhook signatures one tenant's endpoint takes; beyond it a "
+        "failing one gets 429 instead of 401 (correctly signed events are still accepted).",
+        RateLimit())
+    rate_limit_storage_url: str = setting(
+        "memory://", "Where the failure counts are kept: `memory://` (each web process counts "
+        "alone) or `redis://host:port/db` (shared by every web process).",
+        Url(("memory", "redis", "rediss"), "memory:// or a redis:// URL", needs_host=False))
+    trusted_proxies: int = setting(
+        "0", "Reverse proxies in front of the web processes whose `X-Forwarded-For` and "
+        "`X-Forwarded-Proto` are believed (0: none; the client address is the connection's). "
+        "The audit trail keeps a keyed hash of the client address, never the address.", Int(0))
     link_max_age: int = setting(
         "2592000", "Lifetime of practitioner links, in seconds (default 30 days).", COUNT)
     max_body_bytes: int = setting(

@@ -56,8 +56,14 @@ from sharewise.forms.spec import load_spec
 from sharewise.plugin import links
 from sharewise.plugin.db import session_scope
 from sharewise.plugin.problems import problem, wants_problem_json
+from sharewise.plugin.records.audit import audit
 from sharewise.plugin.records.models import CANCELLED, COMPLETE, INCOMPLETE, Record
-from sharewise.plugin.records.services import RecordNotFound, get_by_public_id, prefilled_pdf
+from sharewise.plugin.records.services import (
+    RecordNotFound,
+    get_by_public_id,
+    links_revoked,
+    prefilled_pdf,
+)
 from sharewise.plugin.storage import NotFound, StorageError, storage
 from sharewise.plugin.tenants import DEFAULT_TIMEZONE, get_tenant
 from sharewise.plugin.uploads.models import REJECTED, UploadVersion
@@ -105,6 +111,14 @@ REJECTION_TITLES = {
 }
 
 LINK_ERRORS = {
+    "revoked": {
+        "title": "This link has been withdrawn",
+        "what": "The links to this decision record were withdrawn, for example because one was "
+        "sent to the wrong person. This one no longer opens the record.",
+        "todo": "Nothing you uploaded is lost. Ask for a new link from the case system or "
+        "your Sharewise administrator.",
+        "slug": "link-revoked",
+    },
     "expired": {
         "title": "This link has expired",
         "what": "Sharewise links only work for a limited time, to keep the information safe. "
@@ -206,7 +220,7 @@ def _wants_json() -> bool:
 def _record_for(token: str, purpose: str) -> Record:
     """The record a token opens (detached, loaded), or :class:`LinkFailure`."""
     try:
-        tenant, public_id = links.load_token(token, purpose)
+        tenant, public_id, issued_at = links.read_token(token, purpose)
     except links.LinkExpired:
         raise LinkFailure("expired") from None
     except links.LinkWrongPurpose:
@@ -215,9 +229,19 @@ def _record_for(token: str, purpose: str) -> Record:
         raise LinkFailure("invalid") from None
     with session_scope(readonly=True) as session:
         try:
-            return get_by_public_id(session, public_id, tenant)
+            record = get_by_public_id(session, public_id, tenant)
         except RecordNotFound:
             raise LinkFailure("invalid") from None
+    if links_revoked(record, issued_at):
+        raise LinkFailure("revoked")
+    return record
+
+
+def _accessed(record: Record, event: str, reason: str) -> None:
+    """An audit entry for a view or a download (the request's client hash goes with it)."""
+    with session_scope() as session:
+        audit(session, get_by_public_id(session, record.public_id), "practitioner", event,
+              reason)
 
 
 def _zone(record: Record) -> ZoneInfo:
@@ -481,7 +505,9 @@ def _json_result(result: UploadResult) -> Response:
 @bp.get("/form/<token>")
 def form_page(token: str) -> Response:
     """The practitioner's page."""
-    return _render_record(_record_for(token, "form"))
+    record = _record_for(token, "form")
+    _accessed(record, "viewed", "the record's page")
+    return _render_record(record)
 
 
 @bp.post("/form/<token>")
@@ -525,6 +551,7 @@ def form_pdf(token: str) -> Response:
     store = storage()
     rid = record.public_id
     if record.status == COMPLETE and record.final_pdf_key:
+        _accessed(record, "downloaded", "the final record (PDF)")
         return _pdf_response(store.get(record.final_pdf_key), f"{rid}-final.pdf")
     with session_scope(readonly=True) as session:
         latest: UploadVersion | None = latest_readable(session, record)
@@ -532,10 +559,15 @@ def form_pdf(token: str) -> Response:
         version = latest.version if latest is not None else None
     if key:
         try:
-            return _pdf_response(store.get(key), f"{rid}-upload-{version}.pdf")
+            data = store.get(key)
         except NotFound:
             pass
-    return _pdf_response(_prefilled_pdf(record), f"{rid}.pdf")
+        else:
+            _accessed(record, "downloaded", f"the form as uploaded (upload {version})")
+            return _pdf_response(data, f"{rid}-upload-{version}.pdf")
+    data = _prefilled_pdf(record)
+    _accessed(record, "downloaded", "the prefilled form (PDF)")
+    return _pdf_response(data, f"{rid}.pdf")
 
 
 def _prefilled_pdf(record: Record) -> bytes:

@@ -4,7 +4,8 @@ slipped in between others no longer matches the entries after it.
 
 The content hashed is a JSON array, compact and UTF-8: ``[previous, record_id, at, actor,
 event, from_status, to_status, reason]``, with ``at`` as ISO 8601 UTC with microseconds and
-``previous`` the empty string for a record's first entry. The ``0006_audit_chain`` migration
+``previous`` the empty string for a record's first entry, and then ``client`` (the keyed hash
+of the client's address) for an entry that has one. The ``0006_audit_chain`` migration
 chains the entries written before it with this same function, so it must not change.
 
 Limits: the chain is not keyed. It shows that a trail was altered unless whoever altered it
@@ -33,14 +34,18 @@ class ChainedEntry(Protocol):
     from_status: str | None
     to_status: str | None
     reason: str | None
+    client: str | None
     chain: str | None
 
 
 def link(previous: str | None, record_id: int, at: datetime, actor: str, event: str,
-         from_status: str | None, to_status: str | None, reason: str | None) -> str:
+         from_status: str | None, to_status: str | None, reason: str | None,
+         client: str | None = None) -> str:
     """The ``chain`` value of an entry that follows ``previous`` (``None``: the first)."""
     stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     content = [previous or "", record_id, stamp, actor, event, from_status, to_status, reason]
+    if client is not None:
+        content.append(client)
     data = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
     return hashlib.sha256(data).hexdigest()
 
@@ -48,7 +53,7 @@ def link(previous: str | None, record_id: int, at: datetime, actor: str, event: 
 def link_of(previous: str | None, entry: Any) -> str:
     """:func:`link` for an entry (an :class:`AuditEntry` or a row with the same names)."""
     return link(previous, entry.record_id, entry.at, entry.actor, entry.event,
-                entry.from_status, entry.to_status, entry.reason)
+                entry.from_status, entry.to_status, entry.reason, getattr(entry, "client", None))
 
 
 @dataclass(frozen=True)

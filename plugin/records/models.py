@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -76,6 +77,8 @@ class Record(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: links signed up to this moment no longer open the record (``sharewise links revoke``)
+    links_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: the normalised prefill values (personal data: stays behind the model layer)
     prefill: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     prefill_hash: Mapped[str] = mapped_column(String(64), default="")
@@ -124,6 +127,9 @@ class AuditEntry(Base):
     from_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
     to_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: keyed hash of the address of the client whose request wrote the entry (see
+    #: :data:`CLIENT`); never the address itself
+    client: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: SHA-256 of the previous entry's ``chain`` and this entry (:mod:`.chain`); set on insert
     chain: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
@@ -145,6 +151,11 @@ class AppendOnlyError(RuntimeError):
     """Something tried to change or delete an audit entry."""
 
 
+#: The keyed hash of the address of the client being served, set by the web layer for the
+#: length of a request (:mod:`sharewise.plugin.access`); every audit entry written meanwhile
+#: keeps it. ``None`` outside requests (workers, commands).
+CLIENT: ContextVar[str | None] = ContextVar("sharewise_audit_client", default=None)
+
 _TIPS = "sharewise.audit_tips"  # Session.info key: {record_id: chain} of this flush's entries
 
 
@@ -165,6 +176,8 @@ def _chain_entry(_mapper: Mapper, conn: Any, target: AuditEntry) -> None:
                                .order_by(table.c.id.desc()).limit(1))
     if target.at is None:
         target.at = utcnow()
+    if target.client is None:
+        target.client = CLIENT.get()
     target.chain = link_of(previous, target)
     tips[target.record_id] = target.chain
 

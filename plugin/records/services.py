@@ -1,4 +1,5 @@
-"""Record services: look-ups, the prefilled PDF, and the status a host or script reads.
+"""Record services: look-ups, the prefilled PDF, the status a host or script reads, and the
+withdrawal of a record's practitioner links.
 
 What changes a record lives with the flow that changes it: intake and cancellation in
 :mod:`sharewise.plugin.webhooks.services`, uploads in :mod:`sharewise.plugin.uploads.services`,
@@ -17,7 +18,9 @@ from sqlalchemy.orm import Session
 
 from sharewise.forms.prefill import FormDataError
 from sharewise.forms.validate import validate
+from sharewise.plugin.db import utcnow
 from sharewise.plugin.records import prefill
+from sharewise.plugin.records.audit import audit
 from sharewise.plugin.records.models import AWAITING, Record
 from sharewise.plugin.storage import NotFound, StorageError, storage
 
@@ -33,6 +36,22 @@ def find_record(session: Session, tenant: str, request_id: str) -> Record | None
     return session.scalar(
         select(Record).where(Record.tenant == tenant, Record.request_id == request_id)
     )
+
+
+def links_revoked(record: Record, issued_at: datetime) -> bool:
+    """Whether a link to ``record`` signed at ``issued_at`` was withdrawn since (a link signed
+    in the same second as the withdrawal counts as withdrawn: tokens carry whole seconds)."""
+    revoked = record.links_revoked_at
+    return revoked is not None and issued_at <= revoked
+
+
+def revoke_links(session: Session, public_id: str, reason: str | None = None) -> Record:
+    """Withdraw every practitioner link to the record signed until now (its page, download
+    and upload links; the host's status link stays). Links made afterwards open it."""
+    record = get_by_public_id(session, public_id, lock=True)
+    record.links_revoked_at = utcnow()
+    audit(session, record, "operator", "links_revoked", reason or "links withdrawn")
+    return record
 
 
 def get_by_public_id(

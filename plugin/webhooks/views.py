@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from sharewise.plugin import signing
+from sharewise.plugin.access import current_client
 from sharewise.plugin.problems import PROBLEM_JSON, Problem
 from sharewise.plugin.records.audit import InvalidTransition
 from sharewise.plugin.records.schemas import EventError, load_event
@@ -27,6 +28,7 @@ from sharewise.plugin.records.services import RecordNotFound
 from sharewise.plugin.storage import StorageError
 from sharewise.plugin.tenants import get_tenant
 from sharewise.plugin.webhooks import services
+from sharewise.plugin.webhooks.throttle import throttle
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,13 @@ def _invalid(errors: list[dict[str, str]], title: str = "Invalid event") -> Prob
                    slug="invalid-event", errors=errors)
 
 
+def _too_many(wait: int) -> Problem:
+    return Problem(429, "Too many failed requests",
+                   "Too many events with a wrong signature or tenant came from here or for "
+                   f"this tenant. Check the signing secret, then try again in {wait} s.",
+                   slug="too-many-failures", headers={"Retry-After": str(wait)})
+
+
 def _answer(result: services.IntakeResult) -> Response:
     resp = jsonify(result.body)
     resp.status_code = result.status
@@ -114,8 +123,15 @@ def _answer(result: services.IntakeResult) -> Response:
 @bp.post("/webhooks/<tenant_slug>")
 def receive(tenant_slug: str) -> Response:
     """Receive one event from a host."""
+    client = current_client()
+    wait = throttle().address_wait(client) if client else None
+    if wait is not None:
+        raise _too_many(wait)
     tenant = get_tenant(tenant_slug)
     if tenant is None:
+        wait = throttle().failed(client, None)
+        if wait is not None:
+            raise _too_many(wait)
         raise Problem(404, "Unknown tenant", "No tenant has this name.", slug="unknown-tenant")
     body = read_body(current_app.config["MAX_BODY_BYTES"])
     try:
@@ -125,6 +141,9 @@ def receive(tenant_slug: str) -> Response:
         )
     except signing.VerificationError as exc:
         log.info("webhook for %s refused: %s", tenant.slug, type(exc).__name__)
+        wait = throttle().failed(client, tenant.slug)
+        if wait is not None:
+            raise _too_many(wait) from None
         raise Problem(401, "Invalid signature", str(exc), slug="invalid-signature") from None
 
     try:

@@ -45,18 +45,23 @@ def _grow(app, public_id, n=3):
         audit.audit(s, services.get_by_public_id(s, public_id), "practitioner", "viewed")
 
 
-def _unprotected(app):
-    """A raw connection with the append-only triggers lifted (what a person with database
-    access could do)."""
+def _tamper(app, sql):
+    """Run ``sql`` with the append-only triggers lifted (what a person with database access
+    could do): for this connection only on PostgreSQL, whose test database the other tests
+    share (and reset before the connection goes back to the pool); SQLite's file is this
+    test's own."""
     engine = app.extensions["sharewise.db"]["engine"]
-    conn = engine.connect()
-    if engine.dialect.name == "postgresql":
-        conn.exec_driver_sql("ALTER TABLE audit_entries DISABLE TRIGGER audit_entries_append_only")
-    else:
-        for action in ("update", "delete"):
-            conn.exec_driver_sql(f"DROP TRIGGER audit_entries_no_{action}")
-    conn.commit()
-    return conn
+    with engine.connect() as conn:
+        postgres = engine.dialect.name == "postgresql"
+        if postgres:
+            conn.exec_driver_sql("SET session_replication_role = replica")
+        else:
+            for action in ("update", "delete"):
+                conn.exec_driver_sql(f"DROP TRIGGER audit_entries_no_{action}")
+        conn.exec_driver_sql(sql)
+        if postgres:
+            conn.exec_driver_sql("RESET session_replication_role")
+        conn.commit()
 
 
 def test_each_entry_is_linked_to_the_one_before(app, app_config, created):
@@ -96,10 +101,7 @@ def test_an_altered_trail_is_found_at_its_first_bad_entry(app, app_config, creat
                                                           position):
     _grow(app, created)
     trail = _trail(app, created)
-    conn = _unprotected(app)
-    conn.exec_driver_sql(tamper.format(first=trail[0].id, third=trail[2].id))
-    conn.commit()
-    conn.close()
+    _tamper(app, tamper.format(first=trail[0].id, third=trail[2].id))
     out = CliRunner().invoke(main, ["audit", "verify"], env=env_of(app_config))
     assert out.exit_code == 1
     assert f"{created}: BROKEN at entry {position} of " in out.output

@@ -692,7 +692,14 @@ class Journeys:
                                     "WHERE public_id = ?", (record_id,)).fetchone()
         if row is None:
             raise JourneyError(f"{record_id} is not in the database")
-        prefill = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+        if getattr(self.local, "keys", None) is None:
+            from sharewise.plugin.crypto import Keyring, parse_key
+
+            key_file = Path(self.service.db).parent / "encryption_key"
+            self.local.keys = Keyring([parse_key(key_file.read_text())])
+        from sharewise.plugin.sealed import unseal
+
+        prefill = unseal(self.local.keys, row[0], f"records.prefill:{record_id}")  # sealed
         return prefill, row[1], row[2]
 
     def _filled(self, record_id: str, answers: Any) -> bytes:

@@ -22,7 +22,7 @@ from typing import Any
 import click
 from flask import Flask, Response, jsonify
 
-from sharewise.plugin import access, db, problems, security, storage, tenants
+from sharewise.plugin import access, crypto, db, problems, security, storage, tenants
 from sharewise.plugin.celery import celery_init_app
 from sharewise.plugin.outbox.demo_host import bp as demo_host_bp
 from sharewise.plugin.practitioner.views import bp as practitioner_bp
@@ -74,6 +74,8 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     if built.migrate_on_start:
         migrate(db.engine_for(app), built.database_url)
     tenants.init_app(app)
+    crypto.init_app(app, built.encryption_key_list())
+    db.use_keyring(app, crypto.keyring(app))
     storage.init_app(app)
     problems.init_app(app)
     security.init_app(app)

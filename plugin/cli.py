@@ -356,6 +356,32 @@ def settings_cmd(readme: Path | None) -> None:
     click.echo(f"updated the settings table in {readme}")
 
 
+@main.group("keys")
+def keys() -> None:
+    """Encryption keys (ENCRYPTION_KEYS)."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new encryption key (put it first in SHAREWISE_ENCRYPTION_KEYS)."""
+    from sharewise.plugin.crypto import generate_key
+
+    click.echo(generate_key())
+
+
+@keys.command("rotate")
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 100_000),
+              help="Database rows read at a time.")
+def keys_rotate(batch: int) -> None:
+    """Encrypt everything stored again with the newest key (safe while the service runs)."""
+    from sharewise.plugin.app import existing_app
+    from sharewise.plugin.rotation import rotate
+
+    app = existing_app()
+    with app.app_context():
+        click.echo(rotate(app, batch).summary())
+
+
 # Concerns register their sub-commands below, one line each.
 main.add_command(reminders)
 main.add_command(audit)

@@ -149,6 +149,13 @@ def init_app(app: Flask) -> None:
     }
 
 
+def use_keyring(app: Flask, keys: Any) -> None:
+    """Give every session of ``app`` the keyring its sealed fields use
+    (:mod:`sharewise.plugin.sealed`)."""
+    for key in ("sessionmaker", "readonly_sessionmaker"):
+        app.extensions["sharewise.db"][key].configure(info={"sharewise.keyring": keys})
+
+
 def engine_for(app: Flask | None = None) -> Engine:
     """The engine of ``app`` (default: the current app)."""
     return (app or current_app).extensions["sharewise.db"]["engine"]

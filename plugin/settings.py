@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import secrets
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -322,6 +323,21 @@ class Keys(Kind):
         return ",".join(value)
 
 
+class EncryptionKeys(Keys):
+    """Comma-separated AES-256 keys (32 bytes each, URL-safe base64), newest first."""
+
+    expected = "comma-separated keys of 32 bytes in URL-safe base64 (`sharewise keys generate`)"
+
+    def parse(self, value: Any) -> tuple[str, ...]:
+        """The keys as given, each checked."""
+        from sharewise.plugin.crypto import parse_key
+
+        keys = super().parse(value)
+        for key in keys:
+            parse_key(key)  # ValueError when it is not one
+        return keys
+
+
 class JsonObject(Kind):
     """A JSON object (or a mapping), kept read-only."""
 
@@ -452,6 +468,11 @@ class Settings:
         "0", "Reverse proxies in front of the web processes whose `X-Forwarded-For` and "
         "`X-Forwarded-Proto` are believed (0: none; the client address is the connection's). "
         "The audit trail keeps a keyed hash of the client address, never the address.", Int(0))
+    encryption_keys: tuple[str, ...] = setting(
+        "", "Comma-separated keys that encrypt the stored PDFs and the personal fields of the "
+        "database (AES-256-GCM); the FIRST encrypts, all decrypt (prepend a new key, then run "
+        "`sharewise keys rotate`). Empty: a key generated once into {DATA_DIR}/encryption_key "
+        "(back it up: without it nothing stored can be read).", EncryptionKeys())
     link_max_age: int = setting(
         "2592000", "Lifetime of practitioner links, in seconds (default 30 days).", COUNT)
     max_body_bytes: int = setting(
@@ -568,10 +589,14 @@ class Settings:
         """The link-signing keys: ``secret_keys``, else the key kept in ``DATA_DIR``."""
         return self.secret_keys or (ensure_secret_key(self.data_dir),)
 
+    def encryption_key_list(self) -> tuple[str, ...]:
+        """The encryption keys: ``encryption_keys``, else the key kept in ``DATA_DIR``."""
+        return self.encryption_keys or (ensure_encryption_key(self.data_dir),)
+
     def uses_data_dir(self) -> bool:
         """Whether anything is kept in ``DATA_DIR`` (the embedded default, or part of it)."""
         inside = str(self.data_dir)
-        return not self.secret_keys or any(
+        return not self.secret_keys or not self.encryption_keys or any(
             inside in value for value in (self.database_url, self.broker_url, self.storage_url))
 
 
@@ -710,24 +735,41 @@ def build(config: Mapping[str, Any] | None = None,
 
 
 def ensure_secret_key(data_dir: Path) -> str:
-    """The embedded default link-signing key: generated once into ``DATA_DIR/secret_key``.
+    """The embedded default link-signing key: generated once into ``DATA_DIR/secret_key``."""
+    return _key_file(data_dir / "secret_key", lambda: secrets.token_urlsafe(48))
+
+
+def ensure_encryption_key(data_dir: Path) -> str:
+    """The embedded default encryption key: generated once into ``DATA_DIR/encryption_key``
+    (readable by its owner only), with a warning the first time."""
+    from sharewise.plugin.crypto import generate_key
+
+    return _key_file(data_dir / "encryption_key", generate_key, announce=(
+        "generated an encryption key into %s (set SHAREWISE_ENCRYPTION_KEYS to use your own); "
+        "back it up with the database: without it the stored records cannot be read"))
+
+
+def _key_file(path: Path, make: Callable[[], str], announce: str | None = None) -> str:
+    """The key in ``path``, made by ``make`` the first time.
 
     Safe when several processes start at once: the key is written to a temporary file and
     hard-linked into place, so every process reads the same complete key.
     """
-    path = data_dir / "secret_key"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".secret_key.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
             with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(48))
+                f.write(make())
                 f.flush()
                 os.fsync(f.fileno())
             try:
                 os.link(tmp, path)
             except FileExistsError:
                 pass
+            else:
+                if announce:
+                    logging.getLogger(__name__).warning(announce, path)
         finally:
             os.unlink(tmp)
     return path.read_text().strip()

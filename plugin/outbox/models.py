@@ -24,20 +24,20 @@ from __future__ import annotations
 import base64
 import secrets
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     ForeignKey,
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from sharewise.plugin.db import Base, UTCDateTime, utcnow
+from sharewise.plugin.sealed import SealedJSON, register
 
 PENDING = "pending"
 SENDING = "sending"
@@ -76,9 +76,10 @@ class Delivery(Base):
     event_type: Mapped[str] = mapped_column(String(64))
     #: distinguishes several events of one type for one record (e.g. the overdue step)
     dedupe_key: Mapped[str] = mapped_column(String(128), default="")
-    #: the whole body except the PDF's base64 (added at send time from ``pdf_key``); plain
-    #: JSON, not JSONB, on PostgreSQL so the body keeps its key order (fields in form order)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: the whole body except the PDF's base64 (added at send time from ``pdf_key``); sealed
+    #: in the database (:mod:`sharewise.plugin.sealed`), in its key order (form order)
+    payload_sealed: Mapped[str | None] = mapped_column("payload", Text, nullable=True)
+    payload = SealedJSON("payload_sealed")
     pdf_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default=PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -103,6 +104,9 @@ class Delivery(Base):
 
     def __repr__(self) -> str:
         return f"<Delivery {self.public_id} {self.event_type} {self.state}>"
+
+
+register(Delivery, lambda delivery, field: f"deliveries.{field}:{delivery.record_id}")
 
 
 class DeliveryAttempt(Base):

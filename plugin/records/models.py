@@ -2,7 +2,8 @@
 
 Outside the database a record is known only by its opaque public id (``SR-`` + 16 random
 base32 characters); the integer primary key never leaves the model layer. Personal data (names,
-emails, dates of birth, form text) lives only in ``Record.prefill`` and the email columns.
+emails, dates of birth, form text) lives only in ``Record.prefill`` (sealed: encrypted in its
+column, bound to the record) and the email columns.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column, object_sessio
 
 from sharewise.plugin.db import Base, UTCDateTime, utcnow
 from sharewise.plugin.records.chain import link_of
+from sharewise.plugin.sealed import SealedJSON, register
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -79,8 +81,9 @@ class Record(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: links signed up to this moment no longer open the record (``sharewise links revoke``)
     links_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    #: the normalised prefill values (personal data: stays behind the model layer)
-    prefill: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: the normalised prefill values (personal data: sealed in the database, :mod:`..sealed`)
+    prefill_sealed: Mapped[str | None] = mapped_column("prefill", Text, nullable=True)
+    prefill = SealedJSON("prefill_sealed", default=dict)
     prefill_hash: Mapped[str] = mapped_column(String(64), default="")
     prefill_version: Mapped[int] = mapped_column(Integer, default=1)
     #: the decision-record schema (form and rules) this record keeps for its whole life
@@ -145,6 +148,14 @@ class AuditEntry(Base):
             "to_status": self.to_status,
             "reason": self.reason,
         }
+
+
+def _public_id_first(record: Record) -> None:
+    if record.public_id is None:
+        record.public_id = new_public_id()
+
+
+register(Record, lambda record, field: f"records.{field}:{record.public_id}", _public_id_first)
 
 
 class AppendOnlyError(RuntimeError):

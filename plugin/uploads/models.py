@@ -16,11 +16,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from sharewise.plugin.db import Base, UTCDateTime, utcnow
 from sharewise.plugin.records.models import JSONType, Record
+from sharewise.plugin.sealed import SealedJSON, register
 
 ACCEPTED = "accepted"
 INCOMPLETE = "incomplete"
@@ -51,8 +52,9 @@ class UploadVersion(Base):
     storage_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
     outcome: Mapped[str] = mapped_column(String(16))
     rejection_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    #: the parsed, normalised values (``None`` for a rejected upload)
-    values: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    #: the parsed, normalised values (``None`` for a rejected upload); sealed in the database
+    values_sealed: Mapped[str | None] = mapped_column("values", Text, nullable=True)
+    values = SealedJSON("values_sealed")
     #: ``[{"field", "rule", "message"}]`` still missing (empty when accepted or rejected)
     problems: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
 
@@ -60,3 +62,6 @@ class UploadVersion(Base):
 
     def __repr__(self) -> str:  # never personal data
         return f"<UploadVersion {self.record_id}#{self.version} {self.outcome}>"
+
+
+register(UploadVersion, lambda upload, field: f"upload_versions.{field}:{upload.record_id}")

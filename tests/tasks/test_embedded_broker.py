@@ -12,7 +12,6 @@ logged and skipped: the worker carries on and later work arrives.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -29,8 +28,10 @@ import httpx
 import pytest
 
 from sharewise.forms.prefill import fill
+from sharewise.plugin.crypto import Keyring, parse_key
 from sharewise.plugin.demo import sample_event, signed_request
 from sharewise.plugin.outbox.hostsim import HostSimulator
+from sharewise.plugin.sealed import unseal
 from sharewise.plugin.signing import generate_secret
 from tests.plugin.uploads.journey import complete_answers
 
@@ -98,7 +99,9 @@ class Serve:
             prefill, prefill_hash, version = db.execute(
                 "SELECT prefill, prefill_hash, schema_version FROM records "
                 "WHERE public_id = ?", (record_id,)).fetchone()
-        pdf = fill({**json.loads(prefill), **complete_answers(version)}, record_id=record_id,
+        keys = Keyring([parse_key((self.db.parent / "encryption_key").read_text())])
+        values = unseal(keys, prefill, f"records.prefill:{record_id}")  # sealed at rest
+        pdf = fill({**values, **complete_answers(version)}, record_id=record_id,
                    prefill_hash=prefill_hash, version=version).pdf
         done = httpx.post(made.json()["upload_url"], content=pdf, timeout=60,
                           headers={"Content-Type": "application/pdf",

@@ -198,8 +198,10 @@ def test_the_service_keeps_its_pdfs_in_s3(moto_endpoint, monkeypatch, app_config
     """The whole path on S3: intake stores the prefilled PDF, an upload its bytes, both in
     the bucket, and the download serves them back from there."""
     from sharewise.plugin.app import create_app
+    from sharewise.plugin.crypto import is_sealed
     from sharewise.plugin.db import engine_for
     from sharewise.plugin.demo import sample_event, signed_request
+    from sharewise.plugin.storage import storage
     from sharewise.plugin.tenants import get_tenant
 
     monkeypatch.setenv(ENDPOINT_ENV, moto_endpoint)
@@ -223,7 +225,9 @@ def test_the_service_keeps_its_pdfs_in_s3(moto_endpoint, monkeypatch, app_config
         keys = [o["Key"] for o in store.client.list_objects_v2(Bucket=bucket)["Contents"]]
         assert f"pdfs/northshire/{rid}/prefill-1.pdf" in keys
         [upload_key] = [k for k in keys if "/upload-" in k]
-        assert store.get(upload_key.removeprefix("pdfs/")) == pdf.data
+        sealed = store.get(upload_key.removeprefix("pdfs/"))
+        assert is_sealed(sealed) and b"%PDF" not in sealed  # encrypted in the bucket too
+        assert storage(app).get(upload_key.removeprefix("pdfs/")) == pdf.data
         again = client.get(made["form_pdf_url"].removeprefix(base))
         assert again.data == pdf.data  # their own upload, read back from S3
     finally:

@@ -76,7 +76,8 @@ def test_every_upload_is_a_numbered_version_and_nothing_is_lost(app, client, mad
     assert rows[1].values["decision"] == "share" and rows[1].problems
     assert rows[3].values["consent"] == "given" and rows[3].problems == []
     assert rows[0].values is None and rows[4].values is None
-    assert audit_trail(app, rid) == [
+    # (the downloads of the form, access entries of their own, are left out here)
+    assert [e for e in audit_trail(app, rid) if e[0] != "downloaded"] == [
         ("created", None, "awaiting_completion"),
         ("upload_rejected", "awaiting_completion", "awaiting_completion"),
         ("upload_incomplete", "awaiting_completion", "incomplete"),

@@ -29,7 +29,7 @@ def test_concurrent_new_webhook_ids_for_one_request(app, tenant, sample_event, d
     assert all(same_answer(b, bodies[0]) for b in bodies)
     assert _counts(db_session) == (1, 1, THREADS)
     # intake writes no file (the prefilled PDF is made on first download)
-    assert not list((app.extensions["sharewise.storage"].root / tenant.slug).rglob("*"))
+    assert not list((app.extensions["sharewise.storage"].inner.root / tenant.slug).rglob("*"))
 
 
 def test_concurrent_same_webhook_id(app, tenant, sample_event, db_session):

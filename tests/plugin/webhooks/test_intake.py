@@ -353,7 +353,7 @@ def test_schema_errors_list_each_field(tenant, signed_post, sample_event, db_ses
     text = json.dumps(problem, ensure_ascii=False)
     assert "Dafydd" not in text and "not-an-email" not in text and "sideways" not in text
     assert _count(db_session, Record) == 0
-    assert not list((storage(app).root).rglob("*.pdf"))
+    assert not list(storage(app).inner.root.rglob("*.pdf"))
 
 
 def test_bad_timestamp_in_envelope(tenant, signed_post, sample_event):
@@ -443,7 +443,7 @@ def test_values_refused_by_the_form_library_are_422(tenant, signed_post, sample_
     assert resp.get_json()["errors"] == [
         {"field": "prefill.subject_name", "message": "Not a value the form can hold."}]
     assert _count(db_session, Record) == 0
-    assert not list(storage(app).root.rglob("*.pdf"))
+    assert not list(storage(app).inner.root.rglob("*.pdf"))
 
 
 @pytest.mark.parametrize(

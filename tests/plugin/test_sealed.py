@@ -1,0 +1,82 @@
+"""Sealed personal fields (issue 18): a record's prefill, an upload's values and a post-back's
+body are encrypted in their columns and bound to their record; rows written before sealing
+still read, and a rotation seals them; the code above the models never sees ciphertext."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select, text
+
+from sharewise.plugin.crypto import DecryptionError
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.records.models import Record
+from tests.plugin.uploads.journey import (
+    complete_answers,
+    create_record,
+    filled_pdf,
+    path_of,
+    record_row,
+    versions,
+)
+
+NAME = "Zebedee Quixote-Marchbanks"
+
+
+@pytest.fixture
+def completed(app, client, signed_post, sample_event):
+    made = create_record(signed_post, sample_event, subject={
+        "name": NAME, "date_of_birth": "2014-03-09", "type": "child"})
+    pdf = filled_pdf(app, made["record_id"], complete_answers())
+    resp = client.post(path_of(made["upload_url"]), data=pdf,
+                       headers={"Content-Type": "application/pdf",
+                                "Accept": "application/json"})
+    assert resp.status_code == 200 and resp.get_json()["status"] == "complete"
+    return made
+
+
+def _raw(app, sql):
+    with app.extensions["sharewise.db"]["engine"].connect() as conn:
+        return [r[0] for r in conn.execute(text(sql))]
+
+
+def test_personal_fields_are_sealed_in_their_columns(app, completed):
+    for sql in ("SELECT prefill FROM records", 'SELECT "values" FROM upload_versions',
+                "SELECT payload FROM deliveries"):
+        stored = _raw(app, sql)
+        assert stored and all(s.startswith("sealed:") for s in stored), sql
+        assert not any("Quixote" in s or "subject" in s for s in stored), sql
+    record = record_row(app, completed["record_id"])
+    assert record.prefill["subject_name"] == NAME  # the model layer opens them
+    assert versions(app, completed["record_id"])[0].values["consent"] == "given"
+
+
+def test_a_sealed_value_copied_to_another_record_does_not_open(app, signed_post, sample_event,
+                                                              completed):
+    other = create_record(signed_post, sample_event, request_id="REQ-OTHER")
+    engine = app.extensions["sharewise.db"]["engine"]
+    with engine.begin() as conn:
+        sealed = conn.execute(text("SELECT prefill FROM records WHERE public_id = :p"),
+                              {"p": completed["record_id"]}).scalar_one()
+        conn.execute(text("UPDATE records SET prefill = :s WHERE public_id = :p"),
+                     {"s": sealed, "p": other["record_id"]})
+    with pytest.raises(DecryptionError), session_scope(app) as s:
+        s.scalar(select(Record).where(Record.public_id == other["record_id"]))
+
+
+def test_rows_from_before_sealing_read_and_a_rotation_seals_them(app, completed):
+    from sharewise.plugin.rotation import rotate
+
+    engine = app.extensions["sharewise.db"]["engine"]
+    plain = {"subject_name": NAME, "case_reference": "CASE-OLD"}
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE records SET prefill = :v"), {"v": json.dumps(plain)})
+    assert record_row(app, completed["record_id"]).prefill == plain
+    with app.app_context():
+        result = rotate(app, batch=1)
+    assert result.fields == 1 and result.rows >= 3  # the record; the rest were current
+    assert _raw(app, "SELECT prefill FROM records")[0].startswith("sealed:")
+    assert record_row(app, completed["record_id"]).prefill == plain
+    with app.app_context():
+        assert rotate(app).fields == 0

@@ -68,7 +68,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -904,14 +904,25 @@ def backlog(base: str, path: str, secret: str, request_ids: list[str], connectio
     }
 
 
-def count_records(db: Path, tenant: str, prefix: str) -> dict[str, int]:
-    """How many records, and distinct request ids, the database holds for ``prefix*``."""
+def count_records(db: Path, tenant: str, ids: Sequence[str]) -> dict[str, int]:
+    """How many records, and distinct request ids, the database holds for the request ids
+    ``ids`` (found by their keyed hashes: the ids themselves are sealed)."""
     import sqlite3
 
+    from sharewise.plugin.crypto import Keyring, parse_key
+    from sharewise.plugin.records.models import request_hash
+
+    keys = Keyring([parse_key((db.parent / "encryption_key").read_text())])
+    hashes = [request_hash(keys, tenant, i)[0] for i in ids]
+    rows = distinct = 0
     with sqlite3.connect(db, timeout=30) as conn:
-        rows, distinct = conn.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT request_id) FROM records "
-            "WHERE tenant = ? AND request_id LIKE ? || '%'", (tenant, prefix)).fetchone()
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            n, d = conn.execute(
+                f"SELECT COUNT(*), COUNT(DISTINCT request_hash) FROM records "  # noqa: S608
+                f"WHERE tenant = ? AND request_hash IN ({marks})", (tenant, *chunk)).fetchone()
+            rows, distinct = rows + n, distinct + d
     return {"rows": rows, "distinct": distinct}
 
 
@@ -1182,7 +1193,7 @@ def run(tmp: Path, args: argparse.Namespace, results: dict[str, Any]) -> None:
                 b = backlog(service.base, f"/webhooks/{TENANT}", webhook_secret, ids,
                             args.connections, args.client_procs, args.client)
             b["server_cpu_s"] = tree_cpu_seconds(serve.pid, serve.marker) - cpu
-            b["db"] = count_records(service.db, TENANT, prefix)
+            b["db"] = count_records(service.db, TENANT, ids)
             b["peak_pss_kb"], b["peak_count"] = peak.pss_kb, peak.count
             print_rate("sharewise", b)
             print(f"  database: {b['db']['rows']} records, {b['db']['distinct']} distinct "

@@ -31,14 +31,18 @@ def broker_settings(url: str) -> dict[str, Any]:
 
     ``sqla+sqlite:///<file>`` (the embedded default): kombu's SQLAlchemy transport, which keeps
     each message as one row written in one SQLite transaction, so concurrent producers and
-    consumers of several processes never see half a message (the file's folder is created).
+    consumers of several processes never see half a message (the file's folder is created),
+    with one pooled connection per process.
     ``filesystem://<dir>`` becomes kombu's filesystem transport options (not safe with several
     processes: kombu issue 1551).
     """
     if url.startswith(SQLA_SQLITE):
         Path(url[len(SQLA_SQLITE):]).parent.mkdir(parents=True, exist_ok=True)
+        # kombu passes these to create_engine: one pooled connection to the file, and any
+        # more a burst needs are closed when it is over (QueuePool's overflow), so a process
+        # keeps at most one descriptor on broker.db however busy it was
         return {"broker_url": url[len("sqla+"):], "broker_transport": EMBEDDED_TRANSPORT,
-                "broker_transport_options": {}}
+                "broker_transport_options": {"pool_size": 1, "max_overflow": 8}}
     if url.startswith(FILESYSTEM_PREFIX):
         root = Path(url[len(FILESYSTEM_PREFIX) :] or "broker").expanduser().resolve()
         queue, processed, control = root / "queue", root / "processed", root / "control"

@@ -194,7 +194,7 @@ def _beat_argv(s: Settings) -> list[str]:
 
 def _loopback(host: str) -> str:
     """Where this machine reaches a server listening on ``host``."""
-    if host in ("0.0.0.0", ""):  # noqa: S104 - reading the setting, not binding
+    if host in ("0.0.0.0", ""):  # noqa: S104  # nosec B104 - reading the setting, not binding
         return "127.0.0.1"
     if host == "::":
         return "[::1]"
@@ -380,6 +380,45 @@ def keys_rotate(batch: int) -> None:
     app = existing_app()
     with app.app_context():
         click.echo(rotate(app, batch).summary())
+
+
+@main.command("purge")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(1, 100_000),
+              help="Most records to purge in this run.")
+def purge_cmd(dry_run: bool, limit: int) -> None:
+    """Delete the PDFs and personal fields of finished records past their retention."""
+    from sharewise.plugin.app import existing_app
+    from sharewise.plugin.retention import due_for_purge, purge
+
+    app = existing_app()
+    with app.app_context():
+        due = due_for_purge(app, limit=limit) if dry_run else purge(app, limit=limit)
+    for d in due:
+        click.echo(f"{d.public_id}  {d.tenant}  host acknowledged {d.acknowledged_at:%Y-%m-%d}")
+    verb = "would be purged" if dry_run else "purged"
+    click.echo(f"{len(due)} record(s) {verb}")
+
+
+@main.command("export")
+@click.option("--subject-name", required=True, help="The person's name as the case system has it.")
+@click.option("--date-of-birth", default=None, metavar="YYYY-MM-DD",
+              help="The person's date of birth (as the case system sent it), if it had one.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="A folder to create for the export (it must not exist yet).")
+def export_cmd(subject_name: str, date_of_birth: str | None, out: Path) -> None:
+    """Write every record about one person, with its audit trail, to a new folder (a subject
+    access request); free-text answers that may hold others' data are listed for review."""
+    from sharewise.plugin.app import existing_app
+    from sharewise.plugin.subject_access import export_subject
+
+    if out.exists():
+        raise click.ClickException(f"{out} exists already: name a new folder")
+    app = existing_app()
+    with app.app_context():
+        result = export_subject(app, subject_name, date_of_birth, out)
+    click.echo(f"{len(result.records)} record(s), {result.files} file(s) written to {out}; "
+               "review the free-text fields each record.json lists under third_party_review")
 
 
 # Concerns register their sub-commands below, one line each.

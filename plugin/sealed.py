@@ -99,21 +99,24 @@ def sealed_fields(model: type) -> list[SealedJSON]:
 
 
 def register(model: type, context: Callable[[Any, str], str],
-             before_seal: Callable[[Any], None] | None = None) -> None:
+             before_seal: Callable[[Any, Keyring], None] | None = None) -> None:
     """Seal ``model``'s :class:`SealedJSON` fields on flush and open them on load.
 
-    ``context(obj, field_name)`` names what a value is bound to; ``before_seal(obj)`` runs
-    first on insert (to set what the context needs, such as a public id).
+    ``context(obj, field_name)`` names what a value is bound to; ``before_seal(obj, keys)``
+    runs first on every insert and update that changes a sealed field (to set what the
+    context needs, such as a public id, or keyed hashes of the plain values).
     """
     fields = sealed_fields(model)
 
     def _seal(_mapper: Any, _conn: Any, target: Any, inserting: bool) -> None:
-        if inserting and before_seal is not None:
-            before_seal(target)
-        keys = None
+        changed = inserting or any(target.__dict__.get(f.column) == _PENDING for f in fields)
+        if not changed:
+            return
+        keys = keyring_of(object_session(target))
+        if before_seal is not None:
+            before_seal(target, keys)
         for f in fields:
             if inserting or target.__dict__.get(f.column) == _PENDING:
-                keys = keys or keyring_of(object_session(target))
                 value = getattr(target, f.name)
                 setattr(target, f.column, None if value is None else
                         seal(keys, value, context(target, f.name)))

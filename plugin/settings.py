@@ -503,6 +503,9 @@ class Settings:
     reader_idle_seconds: float = setting(
         "60", "A PDF reader process with no upload for this many seconds stops (the next "
         "upload starts one again, in about a third of a second).", SECONDS)
+    retention_sweep_interval: float = setting(
+        "3600", "Seconds between the beat sweeps that delete the PDFs and personal fields of "
+        "finished records past their tenant's retention_days.", SECONDS)
     sweep_interval: float = setting(
         "60", "Seconds between Celery beat sweeps that re-enqueue work that is due and not done.",
         SECONDS)

@@ -5,6 +5,8 @@ Keys: ``name``, ``webhook_secret`` (or ``webhook_secrets``, a list, for rotation
 ``form_version`` (the decision-record schema of new records: 2, or 1), ``public_authority``
 (default true: the form refuses legitimate interests without a reason), ``dpia_reference``
 (shown on the form), ``sharing_agreements`` (a list of ``{code, title}`` offered on the form),
+``retention_days`` (default 30: days after the host acknowledged a finished record's post-back
+before its PDFs and personal fields are deleted; see :mod:`sharewise.plugin.retention`),
 and a ``policy`` table (due dates and reminder steps; see :mod:`plugin.records.policy` and the
 reminders concern). The file is re-read when it changes on disk. Its path is the ``TENANTS``
 setting (default ``{DATA_DIR}/tenants.toml``).
@@ -59,6 +61,8 @@ class Tenant:
     dpia_reference: str | None = None
     #: (code, title) of each information sharing agreement offered on the form
     sharing_agreements: tuple[tuple[str, str], ...] = ()
+    #: days after the host acknowledged a finished record before its content is deleted
+    retention_days: int = 30
 
     @property
     def zone(self) -> ZoneInfo:
@@ -107,6 +111,11 @@ def parse_tenants(data: dict[str, Any]) -> dict[str, Tenant]:
         dpia = raw.get("dpia_reference")
         if dpia is not None and (not isinstance(dpia, str) or len(dpia) > 200):
             raise TenantsError(f"{where}: dpia_reference must be text of at most 200 characters")
+        retention = raw.get("retention_days", 30)
+        if isinstance(retention, bool) or not isinstance(retention, int) or not (
+                0 <= retention <= 36500):
+            raise TenantsError(f"{where}: retention_days must be a whole number of days "
+                               "from 0 to 36500")
         out[slug] = Tenant(
             slug=slug,
             name=str(raw.get("name", slug)),
@@ -120,6 +129,7 @@ def parse_tenants(data: dict[str, Any]) -> dict[str, Tenant]:
             public_authority=public_authority,
             dpia_reference=dpia or None,
             sharing_agreements=_agreements(raw.get("sharing_agreements"), where),
+            retention_days=retention,
         )
     return out
 

@@ -28,7 +28,7 @@ from celery.signals import beat_init
 from flask import Flask
 
 from sharewise.plugin.settings import SettingsError, StartupError, settings_of
-from sharewise.tasks import delivery, reminders  # noqa: F401 (their tasks register)
+from sharewise.tasks import delivery, reminders, retention  # noqa: F401 (tasks register)
 from sharewise.tasks.sweeps import beat_schedule
 
 

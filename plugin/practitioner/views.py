@@ -111,6 +111,14 @@ REJECTION_TITLES = {
 }
 
 LINK_ERRORS = {
+    "purged": {
+        "title": "This record's content has been deleted",
+        "what": "The decision was recorded and the case system has the finished record. As "
+        "planned, the copy Sharewise kept was deleted after its retention period.",
+        "todo": "Look for the record in the case system.",
+        "slug": "record-purged",
+        "status": 410,
+    },
     "revoked": {
         "title": "This link has been withdrawn",
         "what": "The links to this decision record were withdrawn, for example because one was "
@@ -163,10 +171,11 @@ def _page_headers(resp: Response) -> Response:
 @bp.errorhandler(LinkFailure)
 def _link_failure(exc: LinkFailure) -> Response:
     info = LINK_ERRORS[exc.kind]
+    status = int(info.get("status", 403))
     if _wants_json():
-        return problem(403, info["title"], info["todo"], slug=info["slug"])
+        return problem(status, info["title"], info["todo"], slug=info["slug"])
     html = render_template("practitioner/link_error.html", error=info, tenant_name=None)
-    return Response(html, status=403, mimetype="text/html")
+    return Response(html, status=status, mimetype="text/html")
 
 
 class BodyCutShort(Exception):
@@ -234,6 +243,8 @@ def _record_for(token: str, purpose: str) -> Record:
             raise LinkFailure("invalid") from None
     if links_revoked(record, issued_at):
         raise LinkFailure("revoked")
+    if record.purged_at is not None:
+        raise LinkFailure("purged")
     return record
 
 

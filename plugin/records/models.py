@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import unicodedata
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column, object_session, relationship
 
+from sharewise.plugin.crypto import Keyring
 from sharewise.plugin.db import Base, UTCDateTime, utcnow
 from sharewise.plugin.records.chain import link_of
 from sharewise.plugin.sealed import SealedJSON, register
@@ -59,14 +61,22 @@ class Record(Base):
 
     __tablename__ = "records"
     __table_args__ = (
-        UniqueConstraint("tenant", "request_id", name="uq_records_tenant_request"),
+        Index("uq_records_tenant_request_hash", "tenant", "request_hash", unique=True),
         Index("ix_records_status_due", "status", "due_at"),
+        Index("ix_records_subject_hash", "subject_hash"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     tenant: Mapped[str] = mapped_column(String(64))
-    request_id: Mapped[str] = mapped_column(String(128))
+    #: the host's id of the request: sealed (it may carry a case system's own numbering);
+    #: looked up by ``request_hash``, its keyed hash (:func:`request_hash`)
+    request_id_sealed: Mapped[str | None] = mapped_column("request_id", Text, nullable=True)
+    request_id = SealedJSON("request_id_sealed")
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: keyed hash of the person's normalised name and date of birth (:func:`subject_hash`),
+    #: how a subject access request finds their records without reading every one
+    subject_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(32), default=AWAITING)
     urgency: Mapped[str] = mapped_column(String(16), default="routine")
     case_reference: Mapped[str] = mapped_column(String(64), default="")
@@ -79,6 +89,8 @@ class Record(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: when its PDFs and personal fields were deleted (:mod:`sharewise.plugin.retention`)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: links signed up to this moment no longer open the record (``sharewise links revoke``)
     links_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: the normalised prefill values (personal data: sealed in the database, :mod:`..sealed`)
@@ -150,12 +162,34 @@ class AuditEntry(Base):
         }
 
 
-def _public_id_first(record: Record) -> None:
+def request_hash(keys: Keyring, tenant: str, request_id: str) -> list[str]:
+    """The keyed hashes a host's request id may be stored under, newest key first."""
+    return keys.keyed_hashes(f"{tenant}\0{request_id}", "request_id")
+
+
+def normalise_name(name: str) -> str:
+    """A person's name as the subject hash sees it: Unicode-normalised (NFKC), case-folded,
+    runs of spaces as one, no spaces at either end."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def subject_hash(keys: Keyring, name: str, date_of_birth: str | None) -> list[str]:
+    """The keyed hashes of a person (name and ISO date of birth), newest key first."""
+    return keys.keyed_hashes(f"{normalise_name(name)}\0{date_of_birth or ''}", "subject")
+
+
+def _before_seal(record: Record, keys: Keyring) -> None:
     if record.public_id is None:
         record.public_id = new_public_id()
+    if record.request_id is not None:
+        record.request_hash = request_hash(keys, record.tenant, record.request_id)[0]
+    prefill = record.prefill or {}
+    if prefill.get("subject_name"):
+        record.subject_hash = subject_hash(keys, prefill["subject_name"],
+                                           prefill.get("subject_date_of_birth"))[0]
 
 
-register(Record, lambda record, field: f"records.{field}:{record.public_id}", _public_id_first)
+register(Record, lambda record, field: f"records.{field}:{record.public_id}", _before_seal)
 
 
 class AppendOnlyError(RuntimeError):

@@ -8,12 +8,13 @@ status changes and their audit rows in :mod:`sharewise.plugin.records.audit`.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from sharewise.forms.prefill import FormDataError
@@ -21,7 +22,8 @@ from sharewise.forms.validate import validate
 from sharewise.plugin.db import utcnow
 from sharewise.plugin.records import prefill
 from sharewise.plugin.records.audit import audit
-from sharewise.plugin.records.models import AWAITING, Record
+from sharewise.plugin.records.models import AWAITING, Record, request_hash
+from sharewise.plugin.sealed import keyring_of
 from sharewise.plugin.storage import NotFound, StorageError, storage
 
 log = logging.getLogger(__name__)
@@ -31,11 +33,20 @@ class RecordNotFound(LookupError):
     """No record for this tenant and request id / public id."""
 
 
+def request_clause(session: Session, tenant: str, request_id: str) -> ColumnElement[bool]:
+    """SQL that picks the record of a host request by the keyed hash of its id (under any
+    configured key), or, for a row written before the hashes existed, by its plain JSON text
+    (until ``sharewise keys rotate`` seals and hashes it)."""
+    hashes = request_hash(keyring_of(session), tenant, request_id)
+    legacy = json.dumps(request_id, ensure_ascii=False)
+    return and_(Record.tenant == tenant,
+                or_(Record.request_hash.in_(hashes),
+                    and_(Record.request_hash.is_(None), Record.request_id_sealed == legacy)))
+
+
 def find_record(session: Session, tenant: str, request_id: str) -> Record | None:
     """The record of a host request."""
-    return session.scalar(
-        select(Record).where(Record.tenant == tenant, Record.request_id == request_id)
-    )
+    return session.scalar(select(Record).where(request_clause(session, tenant, request_id)))
 
 
 def links_revoked(record: Record, issued_at: datetime) -> bool:
@@ -129,4 +140,5 @@ def status_body(record: Record) -> dict[str, Any]:
         "missing": missing,
         "due_at": iso(record.due_at),
         "completed_at": iso(record.completed_at),
+        "purged_at": iso(record.purged_at),
     }

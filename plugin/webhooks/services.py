@@ -43,7 +43,12 @@ from sharewise.plugin.records.schemas import (
     prefill_values,
     trusted_prefill_fields,
 )
-from sharewise.plugin.records.services import RecordNotFound, find_record, prefill_key
+from sharewise.plugin.records.services import (
+    RecordNotFound,
+    find_record,
+    prefill_key,
+    request_clause,
+)
 from sharewise.plugin.reminders.services import schedule_reminders
 from sharewise.plugin.tenants import Tenant
 from sharewise.plugin.uploads.services import handle_upload
@@ -132,6 +137,10 @@ def _busy(exc: OperationalError, what: str) -> ServiceBusy:
     return ServiceBusy(what)
 
 
+class _Duplicate(Exception):
+    """``work`` found the event's request recorded already (nothing was written)."""
+
+
 def _answered_once(tenant: Tenant, webhook_id: str, app: Flask, what: str,
                    work: Callable[[Session], IntakeResult],
                    duplicate: Callable[[], IntakeResult | None] | None = None) -> IntakeResult:
@@ -141,7 +150,7 @@ def _answered_once(tenant: Tenant, webhook_id: str, app: Flask, what: str,
     try:
         with session_scope(app) as session:
             return work(session)
-    except IntegrityError:
+    except (IntegrityError, _Duplicate):
         answer = duplicate() if duplicate else _replay(tenant, webhook_id, app)
         if answer is None:  # pragma: no cover - the constraint that failed names a row
             raise
@@ -236,6 +245,8 @@ def create_from_event(
     now = utcnow()
 
     def work(session: Session) -> IntakeResult:
+        if find_record(session, tenant.slug, request_id) is not None:
+            raise _Duplicate()  # (one from before a key rotation has another hash: no conflict)
         record = Record(
             public_id=record_id, tenant=tenant.slug, request_id=request_id,
             status=AWAITING, urgency=urgency, case_reference=data["case"]["reference"],
@@ -287,7 +298,7 @@ def cancel(
             return replay_result(replay, app)
         record = session.scalar(
             select(Record)
-            .where(Record.tenant == tenant.slug, Record.request_id == request_id)
+            .where(request_clause(session, tenant.slug, request_id))
             .with_for_update()
         )
         if record is None:

@@ -80,3 +80,45 @@ def test_rows_from_before_sealing_read_and_a_rotation_seals_them(app, completed)
     assert record_row(app, completed["record_id"]).prefill == plain
     with app.app_context():
         assert rotate(app).fields == 0
+
+
+def test_the_hosts_request_id_is_sealed_and_found_by_its_keyed_hash(app, signed_post,
+                                                                    sample_event, tenant):
+    from sharewise.plugin.crypto import keyring
+    from sharewise.plugin.records.models import request_hash, subject_hash
+
+    made = create_record(signed_post, sample_event, request_id="REQ-SECRET-4711", subject={
+        "name": "  ZOË  Ångström ", "date_of_birth": "2014-03-09", "type": "child"})
+    stored = _raw(app, "SELECT request_id || ' ' || request_hash || ' ' || subject_hash "
+                       "FROM records")[0]
+    assert "4711" not in stored and "sealed:" in stored
+    keys = keyring(app)
+    row = record_row(app, made["record_id"])
+    assert row.request_id == "REQ-SECRET-4711"
+    assert row.request_hash == request_hash(keys, "northshire", "REQ-SECRET-4711")[0]
+    assert row.subject_hash == subject_hash(keys, "zoë ångström", "2014-03-09")[0]
+    again = signed_post(tenant, sample_event(request_id="REQ-SECRET-4711"))
+    assert again.status_code == 200 and again.get_json()["record_id"] == made["record_id"]
+    cancel = {"type": "share.cancelled", "timestamp": "2026-11-24T10:00:00Z",
+              "data": {"request_id": "REQ-SECRET-4711", "reason": "withdrawn"}}
+    assert signed_post(tenant, cancel).status_code == 200
+
+
+def test_a_request_from_before_the_hashes_is_still_found_and_a_rotation_hashes_it(
+        app, signed_post, sample_event, tenant):
+    from sharewise.plugin.rotation import rotate
+
+    made = create_record(signed_post, sample_event, request_id="REQ-LEGACY")
+    with app.extensions["sharewise.db"]["engine"].begin() as conn:  # as migration 0009 left it
+        conn.execute(text("UPDATE records SET request_id = '\"REQ-LEGACY\"', "
+                          "request_hash = NULL"))
+    again = signed_post(tenant, sample_event(request_id="REQ-LEGACY"))
+    assert again.status_code == 200 and again.get_json()["record_id"] == made["record_id"]
+    with app.app_context():
+        rotate(app)
+    row = record_row(app, made["record_id"])
+    assert row.request_hash and row.request_id == "REQ-LEGACY"
+    assert _raw(app, "SELECT request_id FROM records")[0].startswith("sealed:")
+    cancel = {"type": "share.cancelled", "timestamp": "2026-11-24T10:00:00Z",
+              "data": {"request_id": "REQ-LEGACY", "reason": "withdrawn"}}
+    assert signed_post(tenant, cancel).status_code == 200

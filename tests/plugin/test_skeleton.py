@@ -13,7 +13,7 @@ from sharewise.plugin.storage import storage
 
 
 def test_migrated_to_head(app):
-    assert current_revision(engine_for(app)) == "0008_sealed_fields"
+    assert current_revision(engine_for(app)) == "0010_retention"
 
 
 def test_real_worker_runs_task_in_app_context(app, celery_worker):

@@ -219,7 +219,7 @@ def test_upload_json_answer_and_status_link(app, client, made):
     status = client.get(path_of(made["status_url"])).get_json()
     assert status == {"record_id": rid, "status": "incomplete", "missing": body["missing"],
                       "schema_version": 2, "due_at": "2026-07-01T16:00:00Z",
-                      "completed_at": None}
+                      "completed_at": None, "purged_at": None}
 
     done = client.post(path_of(made["upload_url"]),
                        data=filled_pdf(app, rid, complete_answers()), headers=JSON).get_json()

@@ -107,7 +107,8 @@ def test_status_endpoint_tokens(app, client, created):
     body = client.get(_path(created["status_url"])).get_json()
     missing = body.pop("missing")
     assert body == {"record_id": created["record_id"], "status": "awaiting_completion",
-                    "schema_version": 2, "due_at": created["due_at"], "completed_at": None}
+                    "schema_version": 2, "due_at": created["due_at"], "completed_at": None,
+                    "purged_at": None}
     # nothing uploaded yet: what the prefilled form still lacks, rule by rule
     assert {1, 2, 7} <= {m["rule"] for m in missing}
     assert all(set(m) == {"field", "rule", "message"} for m in missing)

@@ -64,7 +64,7 @@ def test_first_delivery_creates_record(client, tenant, signed_post, sample_event
     assert st.get_json() == {"record_id": body["record_id"], "status": "awaiting_completion",
                              "schema_version": 2,
                              "missing": st.get_json()["missing"], "due_at": body["due_at"],
-                             "completed_at": None}
+                             "completed_at": None, "purged_at": None}
 
 
 def test_same_webhook_id_again_is_200_same_body(client, tenant, signed_post, sample_event,

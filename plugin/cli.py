@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -370,8 +371,8 @@ def keys_generate() -> None:
 
 
 @keys.command("rotate")
-@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 100_000),
-              help="Database rows read at a time.")
+@click.option("--batch", default=100, show_default=True, type=click.IntRange(1, 100_000),
+              help="Records re-encrypted per transaction.")
 def keys_rotate(batch: int) -> None:
     """Encrypt everything stored again with the newest key (safe while the service runs)."""
     from sharewise.plugin.app import existing_app
@@ -414,6 +415,12 @@ def export_cmd(subject_name: str, date_of_birth: str | None, out: Path) -> None:
 
     if out.exists():
         raise click.ClickException(f"{out} exists already: name a new folder")
+    if date_of_birth is not None:
+        try:
+            date_of_birth = date.fromisoformat(date_of_birth.strip()).isoformat()
+        except ValueError:
+            raise click.BadParameter("use YYYY-MM-DD, as the case system sent it",
+                                     param_hint="--date-of-birth") from None
     app = existing_app()
     with app.app_context():
         result = export_subject(app, subject_name, date_of_birth, out)

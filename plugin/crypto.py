@@ -78,6 +78,10 @@ class Keyring:
         self._hash_keys = [hmac.new(k, b"sharewise keyed hash", hashlib.sha256).digest()
                            for _, _, k in self._keys]
 
+    def __len__(self) -> int:
+        """How many keys (more than one: a rotation may be under way)."""
+        return len(self._keys)
+
     def encrypt(self, data: bytes, context: str) -> bytes:
         """``data`` sealed with the newest key, bound to ``context``."""
         key_id, aead, _ = self._keys[0]

@@ -11,9 +11,11 @@ Purging deletes the record's stored PDFs (prefilled, uploads, final) and empties
 fields (the case system's values, every upload's answers, the post-backs' bodies, the staff
 addresses, the subject hash); what remains is the audit skeleton: ids, states, times, the
 hashes of the final PDF and of every upload, and the audit trail, which gains a ``purged``
-entry. The files go first, then the fields in one transaction, so a purge cut short is simply
-done again by the next sweep. ``sharewise purge --dry-run`` lists what a purge would delete;
-the beat sweep ``tasks.retention.purge`` does it every ``RETENTION_SWEEP_INTERVAL``.
+entry. It all happens in one transaction under the record's row lock (files deleted, fields
+emptied, commit), so a purge cut short is simply done again by the next sweep, and an upload
+or a key rotation of the same record waits for it. ``sharewise purge --dry-run`` lists what a
+purge would delete; the beat sweep ``tasks.retention.purge`` does it every
+``RETENTION_SWEEP_INTERVAL``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sharewise.plugin.outbox.models import (
     DELIVERED,
     RECORD_CANCELLED,
     RECORD_COMPLETED,
+    SKIPPED,
     Delivery,
 )
 from sharewise.plugin.records.audit import audit
@@ -80,34 +83,39 @@ def due_for_purge(app: Flask, now: datetime | None = None, limit: int = 500,
 
 
 def purge_record(app: Flask, due: Due, now: datetime | None = None) -> bool:
-    """Delete one record's PDFs and personal fields (idempotent); whether it did."""
+    """Delete one record's PDFs and personal fields (idempotent); whether it did.
+
+    One transaction, under the record's row lock (so an upload or a key rotation of the same
+    record waits): the files are deleted, then the fields emptied, then it commits. A purge
+    cut short leaves the record unpurged, and the next run does it again.
+    """
     now = now or utcnow()
     store = storage(app)
-    with session_scope(app, readonly=True) as session:
-        record = session.get(Record, due.record_id)
-        if record is None or record.purged_at is not None:
-            return False
-        keys = [record.prefill_pdf_key, record.final_pdf_key, *session.scalars(
-            select(UploadVersion.storage_key).where(UploadVersion.record_id == record.id))]
-    for key in keys:
-        if key:
-            store.delete(key)  # no error for one already gone
     with session_scope(app) as session:
         record = session.get(Record, due.record_id, with_for_update=True)
         if record is None or record.purged_at is not None:
             return False
+        uploads = list(session.scalars(select(UploadVersion)
+                                       .where(UploadVersion.record_id == record.id)))
+        for key in [record.prefill_pdf_key, record.final_pdf_key,
+                    *(u.storage_key for u in uploads)]:
+            if key:
+                store.delete(key)  # no error for one already gone
         record.prefill = {}
         record.subject_hash = None
         record.practitioner_email = record.manager_email = record.practitioner_ref = None
         record.prefill_pdf_key = record.final_pdf_key = None
         record.purged_at = now
-        for upload in session.scalars(select(UploadVersion)
-                                      .where(UploadVersion.record_id == record.id)):
+        for upload in uploads:
             upload.values = None
             upload.storage_key = None
         for delivery in session.scalars(select(Delivery)
                                         .where(Delivery.record_id == record.id)):
             delivery.payload = {}
+            delivery.pdf_key = None
+            if delivery.state != DELIVERED:  # nothing left to send: never retried
+                delivery.state, delivery.last_error = SKIPPED, "record purged"
+                delivery.next_attempt_at = None
         session.execute(update(Reminder).where(Reminder.record_id == record.id)
                         .values(address=None))
         days = (now - due.acknowledged_at).days

@@ -11,12 +11,13 @@ time; so is every sealed field (a record's prefill, an upload's values, a post-b
 one batch of rows per transaction. The database is the list: a file it does not name is not
 touched. Each object is
 rewritten atomically (the store's own guarantee), so readers see the old or the new, never
-half, and running it twice does nothing the second time.
+half, and running it twice does nothing the second time. Records are taken in batches under
+their row locks, so a record being purged or uploaded to waits or is waited for, and a purged
+record is left alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from flask import Flask
@@ -29,8 +30,6 @@ from sharewise.plugin.records.models import Record
 from sharewise.plugin.sealed import is_current, sealed_fields
 from sharewise.plugin.storage import EncryptedStorage, storage
 from sharewise.plugin.uploads.models import UploadVersion
-
-SEALED_MODELS = (Record, UploadVersion, Delivery)
 
 
 @dataclass
@@ -49,46 +48,41 @@ class RotationResult:
                 "field(s) encrypted again")
 
 
-def stored_keys(app: Flask, batch: int = 500) -> Iterator[str]:
-    """Every storage key the database names, read in batches of ``batch`` rows."""
-    for column, id_column in ((Record.prefill_pdf_key, Record.id),
-                              (Record.final_pdf_key, Record.id),
-                              (UploadVersion.storage_key, UploadVersion.id)):
-        last = 0
-        while True:
-            with session_scope(app, readonly=True) as session:
-                rows = session.execute(
-                    select(id_column, column).where(id_column > last, column.is_not(None))
-                    .order_by(id_column).limit(batch)).all()
-            if not rows:
-                break
-            last = rows[-1][0]
-            yield from (key for _, key in rows)
+def rotate(app: Flask, batch: int = 100) -> RotationResult:
+    """Re-encrypt every stored PDF and sealed field that is not under the newest key.
 
-
-def rotate(app: Flask, batch: int = 500) -> RotationResult:
-    """Re-encrypt every stored PDF and sealed field that is not under the newest key."""
+    Record by record in batches of ``batch``, each batch one transaction holding its records'
+    row locks, so a purge or an upload of the same record waits (and a purged record is
+    skipped: nothing of it comes back).
+    """
     store = storage(app)
     assert isinstance(store, EncryptedStorage)  # the app's store always is
-    result = RotationResult()
-    for key in stored_keys(app, batch):
-        result.checked += 1
-        result.resealed += store.reseal(key)
     keys = keyring(app)
-    for model in SEALED_MODELS:
-        fields = sealed_fields(model)
-        last = 0
-        while True:
-            with session_scope(app) as session:
-                rows = list(session.scalars(select(model).where(model.id > last)
-                                            .order_by(model.id).limit(batch)))
-                for row in rows:
-                    for f in fields:
-                        if not is_current(keys, getattr(row, f.column)):
-                            setattr(row, f.name, getattr(row, f.name))  # sealed anew on flush
-                            result.fields += 1
-                result.rows += len(rows)
-            if not rows:
+    result = RotationResult()
+    last = 0
+    while True:
+        with session_scope(app) as session:
+            records = list(session.scalars(
+                select(Record).where(Record.id > last).order_by(Record.id).limit(batch)
+                .with_for_update()))
+            if not records:
                 break
-            last = rows[-1].id
+            last = records[-1].id
+            live = [r for r in records if r.purged_at is None]
+            ids = [r.id for r in live]
+            uploads = list(session.scalars(select(UploadVersion)
+                                           .where(UploadVersion.record_id.in_(ids))))
+            deliveries = list(session.scalars(select(Delivery)
+                                              .where(Delivery.record_id.in_(ids))))
+            for key in [k for r in live for k in (r.prefill_pdf_key, r.final_pdf_key)] + [
+                    u.storage_key for u in uploads]:
+                if key:
+                    result.checked += 1
+                    result.resealed += store.reseal(key)
+            for row in [*live, *uploads, *deliveries]:
+                result.rows += 1
+                for f in sealed_fields(type(row)):
+                    if not is_current(keys, getattr(row, f.column)):
+                        setattr(row, f.name, getattr(row, f.name))  # sealed anew on flush
+                        result.fields += 1
     return result

@@ -26,8 +26,8 @@ class _LinksGroup(click.Group):
     """``links RECORD`` is ``links show RECORD``: the command existed before its siblings."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
-            args = ["show", *args]
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["show", *args]  # also `links --json RECORD`
         return super().parse_args(ctx, args)
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    inspect,
     select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -212,7 +213,10 @@ def _chain_entry(_mapper: Mapper, conn: Any, target: AuditEntry) -> None:
     session = object_session(target)
     tips: dict[int, str] = session.info.setdefault(_TIPS, {}) if session is not None else {}
     previous = tips.get(target.record_id)
-    if previous is None:
+    record = target.__dict__.get("record")
+    if previous is None and record is not None and inspect(record).pending:
+        pass  # the record is inserted in this same flush: this is its first entry
+    elif previous is None:
         if conn.dialect.name == "postgresql":
             records = Record.__table__
             conn.execute(select(records.c.id).where(records.c.id == target.record_id)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from sharewise.forms.prefill import FormDataError
@@ -33,20 +33,31 @@ class RecordNotFound(LookupError):
     """No record for this tenant and request id / public id."""
 
 
-def request_clause(session: Session, tenant: str, request_id: str) -> ColumnElement[bool]:
-    """SQL that picks the record of a host request by the keyed hash of its id (under any
-    configured key), or, for a row written before the hashes existed, by its plain JSON text
-    (until ``sharewise keys rotate`` seals and hashes it)."""
-    hashes = request_hash(keyring_of(session), tenant, request_id)
+def find_record(session: Session, tenant: str, request_id: str, *,
+                lock: bool = False) -> Record | None:
+    """The record of a host request: by the keyed hash of its id (under any configured key),
+    else, for a row written before the hashes existed, by its plain JSON text (until
+    ``sharewise keys rotate`` seals and hashes it). Two indexed look-ups, not one ``OR``,
+    which SQLite would answer by reading every record of the tenant."""
     legacy = json.dumps(request_id, ensure_ascii=False)
-    return and_(Record.tenant == tenant,
-                or_(Record.request_hash.in_(hashes),
-                    and_(Record.request_hash.is_(None), Record.request_id_sealed == legacy)))
+    for clause in (Record.request_hash.in_(request_hash(keyring_of(session), tenant, request_id)),
+                   and_(Record.request_hash.is_(None), Record.request_id_sealed == legacy)):
+        stmt = select(Record).where(Record.tenant == tenant, clause)
+        found = session.scalar(stmt.with_for_update() if lock else stmt)
+        if found is not None:
+            return found
+    return None
 
 
-def find_record(session: Session, tenant: str, request_id: str) -> Record | None:
-    """The record of a host request."""
-    return session.scalar(select(Record).where(request_clause(session, tenant, request_id)))
+def may_be_stored_unhashed(session: Session, tenant: str) -> bool:
+    """Whether a request of ``tenant`` may be stored where the unique key on ``request_hash``
+    does not see it: under an older key's hash during a rotation, or without a hash before
+    the first rotation after the upgrade that added them. Only then must intake look for a
+    duplicate itself (one indexed query); otherwise the unique key finds it."""
+    if len(keyring_of(session)) > 1:
+        return True
+    unhashed = select(Record.id).where(Record.tenant == tenant, Record.request_hash.is_(None))
+    return session.scalar(unhashed.limit(1)) is not None
 
 
 def links_revoked(record: Record, issued_at: datetime) -> bool:

@@ -309,6 +309,10 @@ def _commit_version(
 ) -> UploadResult:
     """Number the version and apply its effect under the record lock (caller commits)."""
     record = _lock(session, record)
+    if record.purged_at is not None and key is not None:
+        # purged while this file was read: keep nothing of it (the version row says so)
+        storage(app or current_app._get_current_object()).delete(key)  # type: ignore[attr-defined]
+        key = None
     # The status may have changed while the file was read (a racing upload completed it).
     if code is None and record.status in (COMPLETE, CANCELLED):
         code = "record_complete" if record.status == COMPLETE else "record_cancelled"

@@ -46,8 +46,8 @@ from sharewise.plugin.records.schemas import (
 from sharewise.plugin.records.services import (
     RecordNotFound,
     find_record,
+    may_be_stored_unhashed,
     prefill_key,
-    request_clause,
 )
 from sharewise.plugin.reminders.services import schedule_reminders
 from sharewise.plugin.tenants import Tenant
@@ -135,6 +135,10 @@ def _event_row(tenant: Tenant, webhook_id: str, event_type: str, record: Record 
 def _busy(exc: OperationalError, what: str) -> ServiceBusy:
     log.warning("%s: the database stayed locked past the timeout", what)
     return ServiceBusy(what)
+
+
+class RecordPurged(LookupError):
+    """The request's record was purged after its retention period: nothing more is kept."""
 
 
 class _Duplicate(Exception):
@@ -245,8 +249,9 @@ def create_from_event(
     now = utcnow()
 
     def work(session: Session) -> IntakeResult:
-        if find_record(session, tenant.slug, request_id) is not None:
-            raise _Duplicate()  # (one from before a key rotation has another hash: no conflict)
+        if (may_be_stored_unhashed(session, tenant.slug)
+                and find_record(session, tenant.slug, request_id) is not None):
+            raise _Duplicate()  # its stored hash is one the unique key would not compare
         record = Record(
             public_id=record_id, tenant=tenant.slug, request_id=request_id,
             status=AWAITING, urgency=urgency, case_reference=data["case"]["reference"],
@@ -296,11 +301,7 @@ def cancel(
         replay = find_replay(session, tenant.slug, webhook_id)
         if replay is not None:
             return replay_result(replay, app)
-        record = session.scalar(
-            select(Record)
-            .where(request_clause(session, tenant.slug, request_id))
-            .with_for_update()
-        )
+        record = find_record(session, tenant.slug, request_id, lock=True)
         if record is None:
             raise RecordNotFound(request_id)
         if record.status != CANCELLED:
@@ -332,6 +333,8 @@ def form_submitted(tenant: Tenant, webhook_id: str, request_id: str, pdf: bytes,
         record = find_record(session, tenant.slug, request_id)
         if record is None:
             raise RecordNotFound(request_id)
+        if record.purged_at is not None:  # its content was deleted: nothing more is kept
+            raise RecordPurged(request_id)
 
     def work(session: Session) -> IntakeResult:
         result = handle_upload(session, record, pdf, source="host", actor="host", app=app)

@@ -5,12 +5,14 @@ Two counts, kept by the ``limits`` library (moving windows, in the process's mem
 Redis, ``RATE_LIMIT_STORAGE_URL``):
 
 * per **client address**: every failed signature, and every event for a tenant that does not
-  exist, counts against the address. Beyond ``WEBHOOK_FAILURES_PER_ADDRESS`` every webhook
-  from that address is refused with 429 before its body is read, until the rate falls.
-* per **tenant**: every failed signature counts against the tenant. Beyond
-  ``WEBHOOK_FAILURES_PER_TENANT`` a failing event gets 429 rather than 401. A correctly signed
-  event is still accepted: whoever floods a tenant's endpoint from many addresses must not be
-  able to shut the host out.
+  exist, counts against the address (``WEBHOOK_FAILURES_PER_ADDRESS``);
+* per **tenant**: every failed signature counts against the tenant
+  (``WEBHOOK_FAILURES_PER_TENANT``).
+
+Beyond either limit a failing event gets 429 with ``Retry-After`` rather than 401 or 404. A
+correctly signed event is always accepted: behind a proxy every client may share one address,
+and whoever floods an endpoint must not be able to shut the host out (checking an HMAC costs
+microseconds, so there is nothing to save by refusing before it).
 
 Only failures are counted: a host's normal traffic, however busy, never meets a limit. The
 address is counted under its keyed hash (:mod:`sharewise.plugin.access`), so not even the
@@ -38,12 +40,6 @@ class Throttle:
     limiter: strategies.RateLimiter
     per_address: RateLimitItem
     per_tenant: RateLimitItem
-
-    def address_wait(self, client: str) -> int | None:
-        """Seconds until ``client`` may send again, or ``None`` when it may now."""
-        if self.limiter.test(self.per_address, "address", client):
-            return None
-        return self._wait(self.per_address, "address", client)
 
     def failed(self, client: str | None, tenant: str | None) -> int | None:
         """Count one failure; the seconds to wait when it went over a limit, else ``None``."""

@@ -124,9 +124,6 @@ def _answer(result: services.IntakeResult) -> Response:
 def receive(tenant_slug: str) -> Response:
     """Receive one event from a host."""
     client = current_client()
-    wait = throttle().address_wait(client) if client else None
-    if wait is not None:
-        raise _too_many(wait)
     tenant = get_tenant(tenant_slug)
     if tenant is None:
         wait = throttle().failed(client, None)
@@ -191,6 +188,10 @@ def _dispatch(tenant: Any, webhook_id: str, event_type: str, timestamp: datetime
     except RecordNotFound:
         raise Problem(404, "Unknown request", "No record exists for this request_id.",
                       slug="unknown-request") from None
+    except services.RecordPurged:
+        raise Problem(410, "Record purged", "This request's record was finished and its "
+                      "content deleted after the retention period; nothing more is kept.",
+                      slug="record-purged") from None
     except StorageError as exc:  # nothing was recorded: the bytes are stored before any row
         log.error("file store error on a %s event for %s: %s", event_type, tenant.slug, exc)
         raise Problem(503, "File store unavailable",

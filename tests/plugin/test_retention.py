@@ -154,3 +154,25 @@ def test_the_beat_task_purges_through_a_real_worker(app, client, signed_post, sa
     assert _files(app) == []
     with session_scope(app, readonly=True) as s:
         assert s.scalar(select(Record.purged_at).where(Record.id == record.id))
+
+
+def test_nothing_comes_back_after_a_purge(app, client, signed_post, sample_event, tenant):
+    """A key rotation leaves a purged record alone, and a host's late upload of its form is
+    refused without keeping the file."""
+    import base64
+
+    from sharewise.plugin.rotation import rotate
+
+    made, record = _finish(app, client, signed_post, sample_event)
+    _no_pending_reminders(app, record)
+    pdf = filled_pdf(app, made["record_id"], complete_answers())
+    assert purge(app, now=NOW + timedelta(days=31))
+    with app.app_context():
+        rotate(app)
+    assert _files(app) == [] and record_row(app, made["record_id"]).prefill == {}
+    late = {"type": "share.form_submitted", "timestamp": datetime.now(UTC).isoformat(),
+            "data": {"request_id": record_row(app, made["record_id"]).request_id,
+                     "pdf_base64": base64.b64encode(pdf).decode()}}
+    resp = signed_post(tenant, late)
+    assert resp.status_code == 410 and resp.get_json()["type"].endswith("record-purged")
+    assert _files(app) == []

@@ -122,3 +122,25 @@ def test_a_request_from_before_the_hashes_is_still_found_and_a_rotation_hashes_i
     cancel = {"type": "share.cancelled", "timestamp": "2026-11-24T10:00:00Z",
               "data": {"request_id": "REQ-LEGACY", "reason": "withdrawn"}}
     assert signed_post(tenant, cancel).status_code == 200
+
+
+def test_during_a_rotation_a_repeated_request_is_still_a_duplicate(app_config):
+    from sharewise.plugin.app import create_app
+    from sharewise.plugin.crypto import generate_key
+    from sharewise.plugin.demo import sample_event, signed_request
+    from sharewise.plugin.tenants import get_tenant
+
+    old, new = generate_key(), generate_key()
+
+    def post(app, request_id):
+        secret = get_tenant("northshire", app).webhook_secrets[0]
+        body, headers = signed_request(secret, sample_event(request_id=request_id))
+        return app.test_client().post("/webhooks/northshire", data=body, headers=headers)
+
+    first = post(create_app({**app_config, "ENCRYPTION_KEYS": old}), "REQ-ROT")
+    assert first.status_code == 201
+    during = create_app({**app_config, "ENCRYPTION_KEYS": f"{new},{old}"})
+    again = post(during, "REQ-ROT")  # stored under the old key's hash, found all the same
+    assert again.status_code == 200
+    assert again.get_json()["record_id"] == first.get_json()["record_id"]
+    assert post(during, "REQ-NEW").status_code == 201

@@ -64,3 +64,11 @@ def test_no_match_writes_an_empty_export(app, app_config, signed_post, sample_ev
                                        "--date-of-birth", "2001-01-01",
                                        "--out", str(tmp_path / "none")], env=env_of(app_config))
     assert result.exit_code == 0 and "0 record(s)" in result.output
+
+
+def test_a_date_of_birth_in_another_format_is_refused(app, app_config, tmp_path):
+    result = CliRunner().invoke(main, ["export", "--subject-name", "A B", "--date-of-birth",
+                                       "09/03/2014", "--out", str(tmp_path / "x")],
+                                env=env_of(app_config))
+    assert result.exit_code == 2 and "YYYY-MM-DD" in result.output
+    assert not (tmp_path / "x").exists()

@@ -5,6 +5,7 @@ and ``sharewise links revoke`` withdraws a record's practitioner links at once."
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pytest
@@ -126,3 +127,9 @@ def test_revoked_links_stop_at_once_and_fresh_ones_work(app, client, made, monke
 def test_revoking_an_unknown_record(app, monkeypatch):
     out = _cli(app, monkeypatch, "links", "revoke", "SR-NOSUCHRECORD")
     assert out.exit_code == 1 and "no record 'SR-NOSUCHRECORD'" in out.output
+
+
+def test_the_links_command_still_takes_its_options_first(app, made, monkeypatch):
+    out = _cli(app, monkeypatch, "links", "--json", made["record_id"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["record_id"] == made["record_id"]

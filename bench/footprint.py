@@ -693,10 +693,7 @@ class Journeys:
         if row is None:
             raise JourneyError(f"{record_id} is not in the database")
         if getattr(self.local, "keys", None) is None:
-            from sharewise.plugin.crypto import Keyring, parse_key
-
-            key_file = Path(self.service.db).parent / "encryption_key"
-            self.local.keys = Keyring([parse_key(key_file.read_text())])
+            self.local.keys = service_keyring(Path(self.service.db))
         from sharewise.plugin.sealed import unseal
 
         prefill = unseal(self.local.keys, row[0], f"records.prefill:{record_id}")  # sealed
@@ -904,15 +901,23 @@ def backlog(base: str, path: str, secret: str, request_ids: list[str], connectio
     }
 
 
+def service_keyring(db: Path) -> Any:
+    """The keyring of the service whose database is ``db`` (the embedded default's key file
+    beside it), to open what it sealed."""
+    from sharewise.plugin.crypto import Keyring
+    from sharewise.plugin.settings import ensure_encryption_key
+
+    return Keyring.from_text([ensure_encryption_key(db.parent)])
+
+
 def count_records(db: Path, tenant: str, ids: Sequence[str]) -> dict[str, int]:
     """How many records, and distinct request ids, the database holds for the request ids
     ``ids`` (found by their keyed hashes: the ids themselves are sealed)."""
     import sqlite3
 
-    from sharewise.plugin.crypto import Keyring, parse_key
     from sharewise.plugin.records.models import request_hash
 
-    keys = Keyring([parse_key((db.parent / "encryption_key").read_text())])
+    keys = service_keyring(db)
     hashes = [request_hash(keys, tenant, i)[0] for i in ids]
     rows = distinct = 0
     with sqlite3.connect(db, timeout=30) as conn:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from sharewise.plugin.records.models import CLIENT
@@ -45,8 +45,6 @@ def current_client() -> str | None:
 
 
 def _begin() -> None:
-    from flask import current_app
-
     key = current_app.extensions[_KEY]
     g.sharewise_client = CLIENT.set(client_hash(request.remote_addr, key))
 

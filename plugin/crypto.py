@@ -12,9 +12,9 @@ the key id (the start of the key's SHA-256) says which key opens it, so data sea
 older key still reads after a new key is put first, and ``sharewise keys rotate`` re-seals it
 with the newest key in batches while the service runs.
 
-:meth:`Keyring.keyed_hash` is HMAC-SHA256 under a key derived from an encryption key, for
-lookups that need equality without the plain value (the host's request id); during a rotation
-a lookup tries the hash under every key (:meth:`Keyring.keyed_hashes`).
+:meth:`Keyring.keyed_hashes` is HMAC-SHA256 under a key derived from each encryption key, for
+lookups that need equality without the plain value (the host's request id): the newest key's
+is stored, and during a rotation a lookup tries them all.
 
 Limits: a context is a label, not a secret; the key id tells which key sealed an object, not
 anything about its content; and the length of a ciphertext gives away the length of its
@@ -78,6 +78,11 @@ class Keyring:
         self._hash_keys = [hmac.new(k, b"sharewise keyed hash", hashlib.sha256).digest()
                            for _, _, k in self._keys]
 
+    @classmethod
+    def from_text(cls, keys: Sequence[str]) -> Keyring:
+        """The keyring of configured text keys (``ENCRYPTION_KEYS``, or a key file's text)."""
+        return cls([parse_key(k) for k in keys])
+
     def __len__(self) -> int:
         """How many keys (more than one: a rotation may be under way)."""
         return len(self._keys)
@@ -105,19 +110,17 @@ class Keyring:
         """Whether ``blob`` is sealed with the newest key (else a rotation re-seals it)."""
         return is_sealed(blob) and blob[len(MAGIC) : len(MAGIC) + _ID_BYTES] == self._keys[0][0]
 
-    def keyed_hash(self, value: str, purpose: str) -> str:
-        """HMAC-SHA256 of ``value`` for ``purpose`` under the newest key (64 hex characters)."""
-        return self.keyed_hashes(value, purpose)[0]
-
     def keyed_hashes(self, value: str, purpose: str) -> list[str]:
-        """:meth:`keyed_hash` under every key, newest first (a lookup during a rotation)."""
+        """HMAC-SHA256 of ``value`` for ``purpose`` (64 hex characters) under every key,
+        newest first: the first is the one to store, all of them are for a look-up during a
+        rotation."""
         message = f"{purpose}\0{value}".encode()
         return [hmac.new(k, message, hashlib.sha256).hexdigest() for k in self._hash_keys]
 
 
 def init_app(app: Flask, keys: Sequence[str]) -> None:
     """Give ``app`` the keyring of ``keys`` (configured text keys, newest first)."""
-    app.extensions["sharewise.keyring"] = Keyring([parse_key(k) for k in keys])
+    app.extensions["sharewise.keyring"] = Keyring.from_text(keys)
 
 
 def keyring(app: Flask | None = None) -> Keyring:

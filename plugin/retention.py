@@ -21,10 +21,8 @@ purge would delete; the beat sweep ``tasks.retention.purge`` does it every
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from flask import Flask
 from sqlalchemy import exists, select, update
@@ -58,11 +56,10 @@ class Due:
     acknowledged_at: datetime
 
 
-def due_for_purge(app: Flask, now: datetime | None = None, limit: int = 500,
-                  tenants: Mapping[str, Any] | None = None) -> list[Due]:
+def due_for_purge(app: Flask, now: datetime | None = None, limit: int = 500) -> list[Due]:
     """Records whose retention has run out, oldest acknowledgement first (at most ``limit``)."""
     now = now or utcnow()
-    tenants = tenants if tenants is not None else all_tenants(app)
+    tenants = all_tenants(app)
     acked = (select(Delivery.record_id, Delivery.delivered_at)
              .where(Delivery.event_type.in_((RECORD_COMPLETED, RECORD_CANCELLED)),
                     Delivery.state == DELIVERED).subquery())

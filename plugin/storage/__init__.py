@@ -122,7 +122,8 @@ class EncryptedStorage(Storage):
             return False
         if self.keys.is_current(raw):
             return False
-        self.put(key, self.get(key))
+        plain = self.keys.decrypt(raw, self._context(key)) if is_sealed(raw) else raw
+        self.put(key, plain)
         return True
 
 

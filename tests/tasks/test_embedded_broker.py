@@ -28,10 +28,11 @@ import httpx
 import pytest
 
 from sharewise.forms.prefill import fill
-from sharewise.plugin.crypto import Keyring, parse_key
+from sharewise.plugin.crypto import Keyring
 from sharewise.plugin.demo import sample_event, signed_request
 from sharewise.plugin.outbox.hostsim import HostSimulator
 from sharewise.plugin.sealed import unseal
+from sharewise.plugin.settings import ensure_encryption_key
 from sharewise.plugin.signing import generate_secret
 from tests.plugin.uploads.journey import complete_answers
 
@@ -99,7 +100,7 @@ class Serve:
             prefill, prefill_hash, version = db.execute(
                 "SELECT prefill, prefill_hash, schema_version FROM records "
                 "WHERE public_id = ?", (record_id,)).fetchone()
-        keys = Keyring([parse_key((self.db.parent / "encryption_key").read_text())])
+        keys = Keyring.from_text([ensure_encryption_key(self.db.parent)])
         values = unseal(keys, prefill, f"records.prefill:{record_id}")  # sealed at rest
         pdf = fill({**values, **complete_answers(version)}, record_id=record_id,
                    prefill_hash=prefill_hash, version=version).pdf

@@ -1,7 +1,12 @@
-"""gunicorn logs without credentials: link tokens in paths are replaced by ``<token>``.
+"""gunicorn's logs in the service's format, without credentials or client addresses.
 
 A practitioner link's token is a bearer credential (whoever holds it opens the record), so it
-must not reach a log file. Used by ``sharewise web`` / ``serve`` (``--logger-class``).
+must not reach a log file: link tokens in paths are replaced by ``<token>``. The client's
+address is personal data and is not logged either (the audit trail keeps a keyed hash of it).
+Both of gunicorn's logs use the formatter of ``SHAREWISE_LOG_FORMAT``
+(:mod:`sharewise.plugin.logs`); in JSON an access line carries ``method``, ``path``,
+``status``, ``bytes`` and ``duration_ms`` as fields. Used by ``sharewise web`` / ``serve``
+(``--logger-class``).
 """
 
 from __future__ import annotations
@@ -11,32 +16,45 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-#: ``/<first segment>/<token>``: the link paths of :mod:`sharewise.plugin.links`.
-_TOKEN_PATH = re.compile(r"^(/(?:form|upload|status)/)[^/?\s]+")
-#: The same paths anywhere in a message (gunicorn quotes a bad request line in its error log).
-_TOKEN_ANYWHERE = re.compile(r"(/(?:form|upload|status)/)[^/?\s'\"]+")
+from sharewise.plugin.logs import fields, formatter, redact, redact_text
+from sharewise.plugin.settings import build
 
-
-def redact(path: str | None) -> str | None:
-    """``path`` with a link token replaced by ``<token>``."""
-    return _TOKEN_PATH.sub(r"\1<token>", path) if path else path
-
-
-def redact_text(text: str) -> str:
-    """``text`` with every link token after a link path replaced by ``<token>``."""
-    return _TOKEN_ANYWHERE.sub(r"\1<token>", text)
+#: gunicorn's error lines name the client ("Invalid request from ip=203.0.113.9: ...").
+_CLIENT_ADDRESS = re.compile(r"ip=[0-9A-Fa-f.:\[\]]+[0-9A-Fa-f\]]")
 
 
 class RedactingLogger(Logger):
     """gunicorn's logger with link tokens removed from the access log (``%(U)s``, ``%(r)s``,
     the referer) and from error-log messages (a malformed request line is quoted there)."""
 
+    def setup(self, cfg: Any) -> None:
+        """gunicorn's handlers, then the service's log format on them."""
+        super().setup(cfg)
+        self.log_format = build().log_format
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                if getattr(handler, "_gunicorn", False):  # gunicorn's own, not another's
+                    handler.setFormatter(formatter(self.log_format))
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        """One access line; in JSON its parts are fields too."""
+        if getattr(self, "log_format", "text") != "json":
+            super().access(resp, req, environ, request_time)
+            return
+        if not self.access_log_enabled:
+            return
+        atoms = self.atoms(resp, req, environ, request_time)
+        self.access_log.info(
+            "%s %s %s", atoms["m"], atoms["U"], atoms["s"],
+            extra=fields(method=atoms["m"], path=atoms["U"], status=atoms["s"],
+                         bytes=atoms["B"], duration_ms=round(atoms["D"] / 1000, 1)))
+
     def _clean(self, msg: object, args: tuple) -> str:
         try:
             text = str(msg) % args if args else str(msg)
         except (TypeError, ValueError):
             text = " ".join([str(msg), *map(str, args)])
-        return redact_text(text)
+        return _CLIENT_ADDRESS.sub("ip=<client>", redact_text(text))
 
     def critical(self, msg: object, *args: Any, **kwargs: Any) -> None:
         super().critical(self._clean(msg, args), **kwargs)

@@ -14,7 +14,6 @@ them all.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,9 @@ from typing import Any
 import click
 from flask import Flask, Response, jsonify
 
-from sharewise.plugin import access, crypto, db, problems, security, storage, tenants
+from sharewise.plugin import access, crypto, db, logs, problems, security, storage, tenants
 from sharewise.plugin.celery import celery_init_app
+from sharewise.plugin.openapi import bp as openapi_bp
 from sharewise.plugin.outbox.demo_host import bp as demo_host_bp
 from sharewise.plugin.practitioner.views import bp as practitioner_bp
 from sharewise.plugin.records.views import bp as records_bp
@@ -39,24 +39,7 @@ from sharewise.plugin.settings import (
 from sharewise.plugin.webhooks import throttle
 from sharewise.plugin.webhooks.views import bp as webhooks_bp
 
-BLUEPRINTS = (webhooks_bp, records_bp, demo_host_bp, practitioner_bp)
-#: Libraries whose INFO lines are routine chatter (Alembic: "Context impl SQLiteImpl", "Will
-#: assume transactional DDL", "Running upgrade ..."); the app logs one line of its own instead.
-QUIET_LOGGERS = ("alembic",)
-
-
-def configure_logging(level: str) -> None:
-    """Plain process-wide logging (record ids only ever reach it)."""
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(
-            level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-    if level.upper() != "DEBUG":
-        for name in QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-
+BLUEPRINTS = (webhooks_bp, records_bp, demo_host_bp, practitioner_bp, openapi_bp)
 def create_app(config: Mapping[str, Any] | None = None, *,
                settings: Settings | None = None) -> Flask:
     """Build the Sharewise Flask app (``settings``: already built by the caller, e.g. the CLI;
@@ -68,7 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     app.config.update({k: v for k, v in config.items() if k not in KEYS})
     install(app, built)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    configure_logging(built.log_level)
+    logs.configure(built.log_level, built.log_format)
 
     db.init_app(app)
     if built.migrate_on_start:

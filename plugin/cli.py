@@ -147,7 +147,7 @@ def _web_argv(s: Settings) -> list[str]:
         "--access-logfile", "-",
         "--logger-class", "sharewise.plugin.accesslog.RedactingLogger",
         "--config", "python:sharewise.plugin.gunicorn_conf",
-        "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
+        "--access-logformat", '"%(m)s %(U)s" %(s)s %(B)s %(M)sms',
         "sharewise.plugin.wsgi:app",
     ]
 
@@ -158,7 +158,7 @@ def _worker_argv(s: Settings, *, embedded: bool = False) -> list[str]:
     post-back, an email), so it forks nothing; a scaled-out ``sharewise worker`` keeps Celery's
     prefork pool and a separate ``sharewise beat``."""
     argv = [
-        sys.executable, "-m", "celery", "-A", "sharewise.tasks.worker", "worker",
+        sys.executable, "-m", "celery", "--quiet", "-A", "sharewise.tasks.worker", "worker",
         "--loglevel", s.log_level,
         "--concurrency", str(s.worker_concurrency),
         "--hostname", f"sharewise-{os.getpid()}@%h",
@@ -187,7 +187,7 @@ def _port_in_use(host: str, port: int) -> bool:
 
 def _beat_argv(s: Settings) -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "sharewise.tasks.worker", "beat",
+        sys.executable, "-m", "celery", "--quiet", "-A", "sharewise.tasks.worker", "beat",
         "--loglevel", s.log_level,
         "--schedule", str(s.data_dir / "celerybeat-schedule"),
     ]

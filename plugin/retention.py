@@ -28,6 +28,7 @@ from flask import Flask
 from sqlalchemy import exists, select, update
 
 from sharewise.plugin.db import session_scope, utcnow
+from sharewise.plugin.logs import fields
 from sharewise.plugin.outbox.models import (
     DELIVERED,
     RECORD_CANCELLED,
@@ -119,7 +120,8 @@ def purge_record(app: Flask, due: Due, now: datetime | None = None) -> bool:
         audit(session, record, "sharewise", "purged",
               f"PDFs and personal fields deleted {days} day(s) after the host acknowledged "
               "the record")
-    log.info("record %s purged (retention)", due.public_id)
+    log.info("record %s purged (retention)", due.public_id,
+             extra=fields(record=due.public_id, status="purged"))
     return True
 
 

@@ -180,7 +180,7 @@ class Bool(Kind):
 
 @dataclass(frozen=True)
 class Text(Kind):
-    """Free text (``choices``: one of them, case-insensitive, kept upper-case)."""
+    """Free text (``choices``: one of them, case-insensitive, kept as the choice is written)."""
 
     choices: tuple[str, ...] = ()
     required: bool = False
@@ -198,9 +198,10 @@ class Text(Kind):
             raise ValueError
         text = value.strip()
         if self.choices:
-            text = text.upper()
-            if text not in self.choices:
+            match = [c for c in self.choices if c.upper() == text.upper()]
+            if not match:
                 raise ValueError
+            text = match[0]
         if self.required and not text:
             raise ValueError
         return text
@@ -512,6 +513,11 @@ class Settings:
     log_level: str = setting(
         "INFO", "Log level of every process.",
         Text(("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")))
+    log_format: str = setting(
+        "json", "Log lines of every process: json (one object per line: time, level, logger, "
+        "message, and the record id, tenant, event, status and duration where they apply) "
+        "or text (for reading in a terminal). Neither holds personal data.",
+        Text(("json", "text")))
     delivery_timeout: float = setting(
         "15", "Seconds one post-back attempt to a host may take (connect, send, answer) before "
         "it counts as a timeout and is retried.", SECONDS)

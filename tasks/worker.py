@@ -6,7 +6,8 @@ sweeps register themselves) and :func:`install` puts the beat sweeps in with the
 the app's settings. A bad setting or an unreachable database stops the process
 with one line (no traceback). In beat, the routine "Scheduler: Sending due task" lines are
 logged at DEBUG (:class:`RoutineBeatLines`, installed on the ``celery.beat`` logger when beat
-starts: Celery's ``beat_init`` signal).
+starts: Celery's ``beat_init`` signal). Celery's log handlers get the service's log format
+(``after_setup_logger``).
 
 ``sharewise serve`` runs one worker for the whole service, with beat as a thread of it
 (``--beat-thread``, :class:`BeatThread`: a worker bootstep, Celery's documented way to add to a
@@ -24,10 +25,11 @@ from typing import Any
 import click
 from celery import Celery, bootsteps
 from celery.beat import EmbeddedService
-from celery.signals import beat_init
+from celery.signals import after_setup_logger, after_setup_task_logger, beat_init
 from flask import Flask
 
-from sharewise.plugin.settings import SettingsError, StartupError, settings_of
+from sharewise.plugin import logs
+from sharewise.plugin.settings import SettingsError, StartupError, build, settings_of
 from sharewise.tasks import delivery, reminders, retention  # noqa: F401 (tasks register)
 from sharewise.tasks.sweeps import beat_schedule
 
@@ -95,6 +97,18 @@ def _quiet_routine_beat_lines(sender: Any = None, **_kwargs: Any) -> None:
     beat_logger = logging.getLogger("celery.beat")
     if not any(isinstance(f, RoutineBeatLines) for f in beat_logger.filters):
         beat_logger.addFilter(RoutineBeatLines())
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _log_format(logger: logging.Logger | None = None, **_kwargs: Any) -> None:
+    """Celery's handlers write the service's log format (:mod:`sharewise.plugin.logs`), and a
+    failed task's line names its exception's type, not its message."""
+    if logger is not None:
+        logs.use_format(logger, build().log_format)
+    trace = logging.getLogger("celery.app.trace")
+    if not any(isinstance(f, logs.ExceptionTypeOnly) for f in trace.filters):
+        trace.addFilter(logs.ExceptionTypeOnly())
 
 
 _celery: Celery | None = None

@@ -32,6 +32,7 @@ from flask import Flask
 from sqlalchemy import and_, func, or_, select, update
 
 from sharewise.plugin.db import session_scope, utcnow
+from sharewise.plugin.logs import fields
 from sharewise.plugin.outbox.client import AttemptOutcome, Verdict, post_signed
 from sharewise.plugin.outbox.models import (
     DEAD,
@@ -199,6 +200,9 @@ def attempt_delivery(
         "delivery %s attempt %d: %s (%s) -> %s",
         claimed.public_id, claimed.attempt_number, outcome.verdict.value,
         outcome.status_code or outcome.error, state,
+        extra=fields(delivery=claimed.public_id, attempt=claimed.attempt_number,
+                     status=state, http_status=outcome.status_code,
+                     duration_ms=outcome.duration_ms),
     )
     if countdown is not None:
         send_soon(claimed.public_id, countdown=countdown, app=app)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sharewise.plugin.db import utcnow
+from sharewise.plugin.logs import fields
 from sharewise.plugin.records.chain import Break, first_break
 from sharewise.plugin.records.models import CANCELLED, COMPLETE, TRANSITIONS, AuditEntry, Record
 
@@ -62,7 +63,9 @@ def transition(
         record.cancelled_at = now
     session.add(AuditEntry(record=record, at=now, actor=actor, event=event,
                            from_status=from_status, to_status=to_status, reason=reason))
-    log.info("record %s: %s -> %s by %s", record.public_id, from_status, to_status, actor)
+    log.info("record %s: %s -> %s by %s", record.public_id, from_status, to_status, actor,
+             extra=fields(record=record.public_id, tenant=record.tenant, event=event,
+                          status=to_status))
     return True
 
 

@@ -41,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from sharewise.plugin.db import session_scope, utcnow
+from sharewise.plugin.logs import fields
 from sharewise.plugin.mail import MailError, PermanentMailError, make_message_id, send_mail
 from sharewise.plugin.records.audit import audit
 from sharewise.plugin.records.models import (
@@ -557,8 +558,8 @@ def send_reminder(reminder_id: int, claim: str, *, app: Flask | None = None,
         row.last_error = None
         record = session.get(Record, row.record_id)
         _record_sent(session, record, row)
-    log.info("reminder %s sent (%s, step %s, to %s)", reminder_id, row.kind, row.step,
-             row.recipient)
+    log.info("reminder %s sent (%s, step %s, to the %s)", reminder_id, row.kind, row.step,
+             row.recipient, extra=fields(reminder=reminder_id, status=SENT))
     return SendOutcome(SENT)
 
 

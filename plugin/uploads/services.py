@@ -43,6 +43,7 @@ from sharewise.forms.sandbox import read_upload
 from sharewise.forms.spec import load_spec
 from sharewise.forms.validate import Problem, validate
 from sharewise.plugin.db import utcnow
+from sharewise.plugin.logs import fields
 from sharewise.plugin.outbox.services import enqueue_record_completed
 from sharewise.plugin.records.audit import audit, transition
 from sharewise.plugin.records.models import (
@@ -366,6 +367,8 @@ def _commit_version(
         source,
         outcome,
         f" ({code})" if code else "",
+        extra=fields(record=record.public_id, tenant=record.tenant, event="upload",
+                     status=outcome, version=version, code=code),
     )
     return UploadResult(
         record_id=record.public_id,

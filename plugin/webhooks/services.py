@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from sharewise.forms.prefill import FormDataError
 from sharewise.plugin import links
 from sharewise.plugin.db import is_locked, session_scope, utcnow
+from sharewise.plugin.logs import fields
 from sharewise.plugin.outbox.services import enqueue_record_cancelled
 from sharewise.plugin.records import policy, prefill
 from sharewise.plugin.records.audit import transition
@@ -273,7 +274,8 @@ def create_from_event(
                             lambda: _duplicate(tenant, webhook_id, request_id, app))
     if result.status != 201:
         return result
-    log.info("record %s created for %s", record_id, tenant.slug)
+    log.info("record %s created for %s", record_id, tenant.slug,
+             extra=fields(record=record_id, tenant=tenant.slug, event=REQUESTED))
     answer = answer_body(REQUESTED, body, tenant.slug, app)  # links signed after the commit
     if result.warnings:
         answer["warnings"] = result.warnings

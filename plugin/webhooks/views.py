@@ -13,6 +13,7 @@ import binascii
 import json
 import logging
 import re
+import time
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from sharewise.plugin import signing
 from sharewise.plugin.access import current_client
+from sharewise.plugin.logs import fields
 from sharewise.plugin.problems import PROBLEM_JSON, Problem
 from sharewise.plugin.records.audit import InvalidTransition
 from sharewise.plugin.records.schemas import EventError, load_event
@@ -137,7 +139,8 @@ def receive(tenant_slug: str) -> Response:
             tolerance=current_app.config["WEBHOOK_TOLERANCE"],
         )
     except signing.VerificationError as exc:
-        log.info("webhook for %s refused: %s", tenant.slug, type(exc).__name__)
+        log.info("webhook for %s refused: %s", tenant.slug, type(exc).__name__,
+                 extra=fields(tenant=tenant.slug, status=401))
         wait = throttle().failed(client, tenant.slug)
         if wait is not None:
             raise _too_many(wait) from None
@@ -161,17 +164,21 @@ def receive(tenant_slug: str) -> Response:
             raise _invalid([{"field": path, "message": "Contains an unpaired surrogate escape "
                              "(\\uD800-\\uDFFF), which is not a character."} for path in lone])
 
-    outcome = "failed"  # one log line per event, with what became of it
+    outcome, status, record_id = "failed", 500, None  # one log line per event: its outcome
+    started = time.perf_counter()
     try:
         result = _dispatch(tenant, webhook_id, event_type, timestamp, data)
+        status, record_id = result.status, result.record_id
         outcome = f"{result.status}" + (f" record {result.record_id}" if result.record_id else "")
         return _answer(result)
     except Problem as exc:
-        outcome = f"{exc.status} {exc.slug}"
+        status, outcome = exc.status, f"{exc.status} {exc.slug}"
         raise
     finally:
         log.info("webhook %r for %s: %s -> %s", webhook_id[:64], tenant.slug, event_type,
-                 outcome)
+                 outcome, extra=fields(
+                     tenant=tenant.slug, event=event_type, status=status, record=record_id,
+                     duration_ms=round((time.perf_counter() - started) * 1000, 1)))
 
 
 def _dispatch(tenant: Any, webhook_id: str, event_type: str, timestamp: datetime,
@@ -193,7 +200,8 @@ def _dispatch(tenant: Any, webhook_id: str, event_type: str, timestamp: datetime
                       "content deleted after the retention period; nothing more is kept.",
                       slug="record-purged") from None
     except StorageError as exc:  # nothing was recorded: the bytes are stored before any row
-        log.error("file store error on a %s event for %s: %s", event_type, tenant.slug, exc)
+        log.error("file store error on a %s event for %s: %s", event_type, tenant.slug,
+                  type(exc).__name__, extra=fields(tenant=tenant.slug, event=event_type))
         raise Problem(503, "File store unavailable",
                       "The file store failed and nothing was recorded. Send the event again; "
                       "a repeat is safe.", slug="storage-unavailable",

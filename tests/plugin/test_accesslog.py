@@ -26,6 +26,9 @@ def test_error_log_messages_are_redacted(caplog):
         logger.error(f"odd: /form/{TOKEN}")
         logger.info("plain %s", "message")
     text = caplog.text
-    assert TOKEN not in text
-    assert text.count("<token>") == 2
+    assert TOKEN not in text and "127.0.0.1" not in text  # nor the client's address
+    assert "ip=<client>" in text
+    # pytest 9 also attaches its capture to a non-propagating logger that an earlier test made:
+    # a line may then be captured twice
+    assert sum(line.count("<token>") for line in set(text.splitlines())) == 2
     assert "plain message" in text

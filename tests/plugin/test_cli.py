@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -160,7 +161,17 @@ def test_serve_demo_pdf_duplicates_and_clean_stop(served, tmp_path):
     assert not [pid for pid in tree if _alive(pid)]
     log = served.output()
     assert "Traceback" not in log and "Zoë" not in log
-    assert '"GET /form/<token>" 200' in log
+    # every line of the service's processes is one JSON object (aside from the supervisor's
+    # own "sharewise: ..." console lines, and Celery's "worker: Warm shutdown" notice, which
+    # it prints rather than logs); the page's access line has its parts as fields
+    lines = [line for line in log.splitlines()
+             if line and not line.startswith(("sharewise: ", "worker: Warm shutdown"))]
+    assert not [line for line in lines if not line.startswith("{")], log
+    entries = [json.loads(line) for line in lines]
+    assert {"web", "worker"} <= {e["logger"].split(".")[0].replace("gunicorn", "web")
+                                 .replace("celery", "worker") for e in entries}
+    assert {"method": "GET", "path": "/form/<token>", "status": "200"}.items() <= \
+        next(e for e in entries if e.get("path") == "/form/<token>").items()
     token = link.rsplit("/", 1)[1]
     assert token not in log  # a link token is a credential: never logged
 
@@ -354,4 +365,5 @@ def test_beat_logs_its_routine_sends_at_debug(tmp_path):
     assert "Sending due task" not in quiet and "Traceback" not in quiet
     assert not [c for c in ALEMBIC_CHATTER if c in quiet], quiet
     verbose = _beat_output(tmp_path, "DEBUG", "Sending due task", grace=0)
-    assert re.search(r"DEBUG celery\.beat: Scheduler: Sending due task", verbose)
+    assert re.search(r'"level": "DEBUG", "logger": "celery\.beat", "message": "Scheduler: '
+                     r'Sending due task', verbose)

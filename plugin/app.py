@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask, Response, jsonify
+from flask import Flask
 
 from sharewise.plugin import access, crypto, db, logs, problems, security, storage, tenants
 from sharewise.plugin.celery import celery_init_app
+from sharewise.plugin.health import bp as health_bp
 from sharewise.plugin.openapi import bp as openapi_bp
 from sharewise.plugin.outbox.demo_host import bp as demo_host_bp
 from sharewise.plugin.practitioner.views import bp as practitioner_bp
@@ -39,7 +40,8 @@ from sharewise.plugin.settings import (
 from sharewise.plugin.webhooks import throttle
 from sharewise.plugin.webhooks.views import bp as webhooks_bp
 
-BLUEPRINTS = (webhooks_bp, records_bp, demo_host_bp, practitioner_bp, openapi_bp)
+BLUEPRINTS = (webhooks_bp, records_bp, demo_host_bp, practitioner_bp, openapi_bp,
+              health_bp)
 def create_app(config: Mapping[str, Any] | None = None, *,
                settings: Settings | None = None) -> Flask:
     """Build the Sharewise Flask app (``settings``: already built by the caller, e.g. the CLI;
@@ -67,7 +69,6 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     celery_init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
-    app.add_url_rule("/healthz", "healthz", _healthz)
     return app
 
 
@@ -100,14 +101,3 @@ def migrate(engine: Any, url: str) -> None:
         db.upgrade(engine)
     except (OperationalError, InterfaceError) as exc:
         raise StartupError(unreachable("database", url, exc)) from None
-
-
-def _healthz() -> Response:
-    """Liveness and database check for load balancers and ``sharewise serve``'s start-up."""
-    from sqlalchemy import text
-
-    with db.session_scope(readonly=True) as session:
-        session.execute(text("SELECT 1"))
-    resp = jsonify({"status": "ok"})
-    resp.headers["Cache-Control"] = "no-store"
-    return resp

@@ -221,6 +221,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         log.info("database migrated from %s to %s", before or "empty", after)
 
 
+def head_revision() -> str:
+    """The newest migration in the code (what ``upgrade head`` reaches)."""
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(alembic_config()).get_current_head())
+
+
 def current_revision(engine: Engine) -> str | None:
     """The database's Alembic revision (``None`` before the first migration)."""
     from alembic.runtime.migration import MigrationContext

@@ -201,6 +201,16 @@ def document() -> dict[str, Any]:
         "operationId": "healthz", "summary": "The process is alive",
         "responses": {"200": {"description": "Alive", "content": {"application/json": {
             "schema": {"type": "object"}}}}}}})
+    check = {"type": "object", "required": ["ok", "detail", "ms"], "properties": {
+        "ok": {"type": "boolean"}, "detail": {"type": "string"}, "ms": {"type": "number"}}}
+    readiness = {"application/json": {"schema": {
+        "type": "object", "required": ["status", "checks"], "properties": {
+            "status": {"enum": ["ready", "not_ready"]},
+            "checks": {"type": "object", "additionalProperties": check}}}}}
+    spec.path("/readyz", operations={"get": {
+        "operationId": "readyz", "summary": "Database, migrations, broker and file store",
+        "responses": {"200": {"description": "Ready", "content": readiness},
+                      "503": {"description": "A check failed (named)", "content": readiness}}}})
     spec.path("/openapi.json", operations={"get": {
         "operationId": "openapi", "summary": "This document",
         "responses": {"200": {"description": "OpenAPI 3.1", "content": {

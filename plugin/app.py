@@ -21,8 +21,19 @@ from typing import Any
 import click
 from flask import Flask
 
-from sharewise.plugin import access, crypto, db, logs, problems, security, storage, tenants
+from sharewise.plugin import (
+    access,
+    crypto,
+    db,
+    logs,
+    metrics,
+    problems,
+    security,
+    storage,
+    tenants,
+)
 from sharewise.plugin.celery import celery_init_app
+from sharewise.plugin.exporter import bp as exporter_bp
 from sharewise.plugin.health import bp as health_bp
 from sharewise.plugin.openapi import bp as openapi_bp
 from sharewise.plugin.outbox.demo_host import bp as demo_host_bp
@@ -41,7 +52,7 @@ from sharewise.plugin.webhooks import throttle
 from sharewise.plugin.webhooks.views import bp as webhooks_bp
 
 BLUEPRINTS = (webhooks_bp, records_bp, demo_host_bp, practitioner_bp, openapi_bp,
-              health_bp)
+              health_bp, exporter_bp)
 def create_app(config: Mapping[str, Any] | None = None, *,
                settings: Settings | None = None) -> Flask:
     """Build the Sharewise Flask app (``settings``: already built by the caller, e.g. the CLI;
@@ -66,6 +77,7 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     security.init_app(app)
     access.init_app(app)
     throttle.init_app(app)
+    metrics.init_app(app)
     celery_init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)

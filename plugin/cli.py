@@ -129,6 +129,8 @@ def _starting(ctx: click.Context, host: str | None = None, port: int | None = No
     _check_broker(s)
     os.environ.update(s.environment())
     os.environ[f"{settings.ENV_PREFIX}_MIGRATE_ON_START"] = "false"  # done above, once
+    s.metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(s.metrics_dir)  # plugin/metrics.py
     return s
 
 
@@ -224,6 +226,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     if _port_in_use(s.host, s.port):
         raise StartupError(f"port {s.port} is in use on {s.host}: stop what holds it, or "
                            "choose another with --port or SHAREWISE_PORT")
+    for stale in s.metrics_dir.glob("*.db"):  # the last run's samples (its processes are gone)
+        stale.unlink()
     spec = {
         "children": [{"name": "web", "argv": _web_argv(s)},
                      {"name": "worker", "argv": _worker_argv(s, embedded=True)}],

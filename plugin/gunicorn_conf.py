@@ -7,6 +7,14 @@ command-line settings stay in :func:`sharewise.plugin.cli._web_argv` where they 
 from typing import Any
 
 
+def child_exit(server: Any, worker: Any) -> None:
+    """A web worker ended: its live-only metric samples go (prometheus-client's multiprocess
+    mode; counters and histograms stay, summed)."""
+    from sharewise.plugin.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
+
+
 def post_worker_init(worker: Any) -> None:
     """A new web worker connects its task producer before it serves anything.
 

@@ -211,6 +211,10 @@ def document() -> dict[str, Any]:
         "operationId": "readyz", "summary": "Database, migrations, broker and file store",
         "responses": {"200": {"description": "Ready", "content": readiness},
                       "503": {"description": "A check failed (named)", "content": readiness}}}})
+    spec.path("/metrics", operations={"get": {
+        "operationId": "metrics", "summary": "Prometheus metrics (text format)",
+        "responses": {"200": {"description": "The metrics", "content": {"text/plain": {
+            "schema": {"type": "string"}}}}}}})
     spec.path("/openapi.json", operations={"get": {
         "operationId": "openapi", "summary": "This document",
         "responses": {"200": {"description": "OpenAPI 3.1", "content": {

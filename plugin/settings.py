@@ -513,6 +513,11 @@ class Settings:
     log_level: str = setting(
         "INFO", "Log level of every process.",
         Text(("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")))
+    metrics_dir: Path = setting(
+        "{DATA_DIR}/metrics", "Where the processes of one machine (gunicorn's workers, the "
+        "Celery worker) write their metric samples for /metrics to add up (prometheus-client's "
+        "multiprocess mode; exported as PROMETHEUS_MULTIPROC_DIR). `serve` empties it at start.",
+        PathKind())
     log_format: str = setting(
         "json", "Log lines of every process: json (one object per line: time, level, logger, "
         "message, and the record id, tenant, event, status and duration where they apply) "
@@ -729,6 +734,7 @@ def build(config: Mapping[str, Any] | None = None,
         if d.name not in values:
             values[d.name] = parse(d)
     values["tenants"] = _absolute(values["tenants"])
+    values["metrics_dir"] = _absolute(values["metrics_dir"])
     if values["smtp_ca_file"] is not None:
         values["smtp_ca_file"] = _absolute(values["smtp_ca_file"])
     values["database_url"] = _absolute_sqlite(values["database_url"])

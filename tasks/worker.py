@@ -20,15 +20,22 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from typing import Any
 
 import click
 from celery import Celery, bootsteps
 from celery.beat import EmbeddedService
-from celery.signals import after_setup_logger, after_setup_task_logger, beat_init
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    beat_init,
+    task_postrun,
+    task_prerun,
+)
 from flask import Flask
 
-from sharewise.plugin import logs
+from sharewise.plugin import logs, metrics
 from sharewise.plugin.settings import SettingsError, StartupError, build, settings_of
 from sharewise.tasks import delivery, reminders, retention  # noqa: F401 (tasks register)
 from sharewise.tasks.sweeps import beat_schedule
@@ -109,6 +116,25 @@ def _log_format(logger: logging.Logger | None = None, **_kwargs: Any) -> None:
     trace = logging.getLogger("celery.app.trace")
     if not any(isinstance(f, logs.ExceptionTypeOnly) for f in trace.filters):
         trace.addFilter(logs.ExceptionTypeOnly())
+
+
+_started: dict[str, float] = {}
+
+
+@task_prerun.connect
+def _task_started(task_id: str | None = None, **_kwargs: Any) -> None:
+    if task_id is not None:
+        _started[task_id] = time.perf_counter()
+
+
+@task_postrun.connect
+def _task_ended(task_id: str | None = None, task: Any = None, state: str | None = None,
+                **_kwargs: Any) -> None:
+    """The task's run time in ``sharewise_task_duration_seconds`` (plugin/metrics.py)."""
+    started = _started.pop(task_id or "", None)
+    if started is not None and task is not None:
+        metrics.TASK_SECONDS.labels(task.name, state or "unknown").observe(
+            time.perf_counter() - started)
 
 
 _celery: Celery | None = None

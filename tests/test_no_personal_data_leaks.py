@@ -9,7 +9,8 @@ the post-back delivered; and around it hostile and faulty requests that carry ca
 (a bad signature, an invalid value, an oversized value, a replay, a garbage upload, an upload
 to a finished record, a post-back the host refuses, so the tenant's admin is emailed). Then
 no canary may appear in: the output of every process (every line of which must be a JSON
-object), the body of any 4xx/5xx answer, or any email (headers and body).
+object), the body of any 4xx/5xx answer, any email (headers and body), or ``/metrics``
+(which, read here, also shows that the samples of every process are added up).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from sharewise.forms.prefill import fill
 from sharewise.plugin.crypto import Keyring
@@ -248,6 +250,7 @@ def test_no_canary_in_logs_error_answers_or_emails(tmp_path):
             ).json()["status"] == "complete"
             _wait("the admin's notice", lambda: any(
                 "admin@refused.example" in m.rcpt_tos for m in smtp.received), timeout=60)
+            metrics = httpx.get(f"{served.base}/metrics", timeout=30).text
         finally:
             served.stop()
             smtp.stop()
@@ -266,6 +269,20 @@ def test_no_canary_in_logs_error_answers_or_emails(tmp_path):
         assert not _leaks(mail.raw.decode("utf-8", "replace")), mail.raw
         assert not _leaks(str(mail.message.get_body(("plain",)).get_content())), mail.raw
     assert not _leaks(log), [line for line in log.splitlines() if _leaks(line)][:5]
+    assert not _leaks(metrics)
+    # /metrics adds up every process's samples (prometheus-client's multiprocess mode): the web
+    # workers' events and uploads, and the Celery worker's emails, deliveries and task times
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(metrics) for s in f.samples}
+    assert samples[("sharewise_events_total", (("status", "201"),
+                                               ("type", "share.requested")))] == 2
+    assert samples[("sharewise_uploads_total", (("outcome", "accepted"),
+                                                ("source", "api")))] == 2
+    assert sum(v for (n, _), v in samples.items() if n == "sharewise_reminders_sent_total") >= 2
+    assert samples[("sharewise_deliveries_total", (("state", "delivered"),))] >= 2
+    assert sum(v for (n, labels), v in samples.items()
+               if n == "sharewise_task_duration_seconds_count") >= 4
+    assert samples[("sharewise_records", (("status", "complete"), ("tenant", "northshire")))] == 1
     assert "Traceback" not in log
 
 

@@ -33,6 +33,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from sharewise.plugin.db import session_scope, utcnow
 from sharewise.plugin.logs import fields
+from sharewise.plugin.metrics import DELIVERIES, DELIVERY_ATTEMPTS
 from sharewise.plugin.outbox.client import AttemptOutcome, Verdict, post_signed
 from sharewise.plugin.outbox.models import (
     DEAD,
@@ -204,6 +205,8 @@ def attempt_delivery(
                      status=state, http_status=outcome.status_code,
                      duration_ms=outcome.duration_ms),
     )
+    DELIVERY_ATTEMPTS.labels(outcome.verdict.value).inc()
+    DELIVERIES.labels(state).inc()
     if countdown is not None:
         send_soon(claimed.public_id, countdown=countdown, app=app)
     if state in (FAILED, DEAD):

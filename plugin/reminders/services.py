@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 from sharewise.plugin.db import session_scope, utcnow
 from sharewise.plugin.logs import fields
 from sharewise.plugin.mail import MailError, PermanentMailError, make_message_id, send_mail
+from sharewise.plugin.metrics import REMINDERS_SENT
 from sharewise.plugin.records.audit import audit
 from sharewise.plugin.records.models import (
     AWAITING,
@@ -560,6 +561,7 @@ def send_reminder(reminder_id: int, claim: str, *, app: Flask | None = None,
         _record_sent(session, record, row)
     log.info("reminder %s sent (%s, step %s, to the %s)", reminder_id, row.kind, row.step,
              row.recipient, extra=fields(reminder=reminder_id, status=SENT))
+    REMINDERS_SENT.labels(row.kind, str(row.step)).inc()
     return SendOutcome(SENT)
 
 
@@ -616,6 +618,7 @@ def send_digest(digest_id: int, claim: str, *, app: Flask | None = None,
         row.claim = row.lease_until = row.sending_until = None
         row.last_error = None
     log.info("digest %s sent (%d record(s))", digest_id, count)
+    REMINDERS_SENT.labels("digest", "digest").inc()
     return SendOutcome(SENT)
 
 

@@ -44,6 +44,7 @@ from sharewise.forms.spec import load_spec
 from sharewise.forms.validate import Problem, validate
 from sharewise.plugin.db import utcnow
 from sharewise.plugin.logs import fields
+from sharewise.plugin.metrics import UPLOADS
 from sharewise.plugin.outbox.services import enqueue_record_completed
 from sharewise.plugin.records.audit import audit, transition
 from sharewise.plugin.records.models import (
@@ -370,6 +371,7 @@ def _commit_version(
         extra=fields(record=record.public_id, tenant=record.tenant, event="upload",
                      status=outcome, version=version, code=code),
     )
+    UPLOADS.labels(source, outcome).inc()
     return UploadResult(
         record_id=record.public_id,
         status=record.status,

@@ -23,6 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from sharewise.plugin import signing
 from sharewise.plugin.access import current_client
 from sharewise.plugin.logs import fields
+from sharewise.plugin.metrics import EVENTS, SIGNATURE_FAILURES
 from sharewise.plugin.problems import PROBLEM_JSON, Problem
 from sharewise.plugin.records.audit import InvalidTransition
 from sharewise.plugin.records.schemas import EventError, load_event
@@ -141,6 +142,7 @@ def receive(tenant_slug: str) -> Response:
     except signing.VerificationError as exc:
         log.info("webhook for %s refused: %s", tenant.slug, type(exc).__name__,
                  extra=fields(tenant=tenant.slug, status=401))
+        SIGNATURE_FAILURES.labels(tenant.slug).inc()
         wait = throttle().failed(client, tenant.slug)
         if wait is not None:
             raise _too_many(wait) from None
@@ -175,6 +177,7 @@ def receive(tenant_slug: str) -> Response:
         status, outcome = exc.status, f"{exc.status} {exc.slug}"
         raise
     finally:
+        EVENTS.labels(event_type, str(status)).inc()
         log.info("webhook %r for %s: %s -> %s", webhook_id[:64], tenant.slug, event_type,
                  outcome, extra=fields(
                      tenant=tenant.slug, event=event_type, status=status, record=record_id,

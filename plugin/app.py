@@ -32,13 +32,16 @@ from sharewise.plugin import (
     storage,
     tenants,
 )
+from sharewise.plugin.admin.views import bp as admin_bp
 from sharewise.plugin.celery import celery_init_app
 from sharewise.plugin.exporter import bp as exporter_bp
 from sharewise.plugin.health import bp as health_bp
 from sharewise.plugin.openapi import bp as openapi_bp
 from sharewise.plugin.outbox.demo_host import bp as demo_host_bp
 from sharewise.plugin.practitioner.views import bp as practitioner_bp
+from sharewise.plugin.records import policy as records_policy
 from sharewise.plugin.records.views import bp as records_bp
+from sharewise.plugin.reminders import policy as reminders_policy
 from sharewise.plugin.settings import (
     KEYS,
     Settings,
@@ -51,8 +54,10 @@ from sharewise.plugin.settings import (
 from sharewise.plugin.webhooks import throttle
 from sharewise.plugin.webhooks.views import bp as webhooks_bp
 
+#: what each concern checks of a tenant's values when the tenants file is read
+TENANT_CHECKS = (records_policy.check_policy, reminders_policy.check_policy)
 BLUEPRINTS = (webhooks_bp, records_bp, demo_host_bp, practitioner_bp, openapi_bp,
-              health_bp, exporter_bp)
+              health_bp, exporter_bp, admin_bp)
 def create_app(config: Mapping[str, Any] | None = None, *,
                settings: Settings | None = None) -> Flask:
     """Build the Sharewise Flask app (``settings``: already built by the caller, e.g. the CLI;
@@ -69,7 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     db.init_app(app)
     if built.migrate_on_start:
         migrate(db.engine_for(app), built.database_url)
-    tenants.init_app(app)
+    tenants.init_app(app, TENANT_CHECKS)
     crypto.init_app(app, built.encryption_key_list())
     db.use_keyring(app, crypto.keyring(app))
     storage.init_app(app)

@@ -122,6 +122,9 @@ def _starting(ctx: click.Context, host: str | None = None, port: int | None = No
         _set_env(HOST=host, PORT=port)
         s = settings.build()
     s.data_dir.mkdir(parents=True, exist_ok=True)
+    from sharewise.plugin.app import TENANT_CHECKS
+
+    load_tenants(s.tenants, TENANT_CHECKS)  # a bad tenants file stops here, in one line
     if s.migrate_on_start:
         _migrate(s)
     else:
@@ -347,8 +350,17 @@ README_END = "<!-- settings:end -->"
 @main.command("settings")
 @click.option("--readme", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Rewrite the settings table between the markers in this file.")
-def settings_cmd(readme: Path | None) -> None:
+@click.option("--docs", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the whole configuration reference (docs/configuration.md) here.")
+def settings_cmd(readme: Path | None, docs: Path | None) -> None:
     """Print every SHAREWISE_ setting with its default (Markdown table)."""
+    if docs is not None:
+        from sharewise.plugin.confdoc import reference
+
+        docs.write_text(reference())
+        click.echo(f"wrote the configuration reference to {docs}")
+        if readme is None:
+            return
     table = settings.markdown_table()
     if readme is None:
         click.echo(table)

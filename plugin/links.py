@@ -22,6 +22,8 @@ service never made) is :class:`LinkInvalid`, like a tampered one.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import time
 from datetime import datetime
@@ -185,6 +187,44 @@ def read_token(token: str, purpose: str, app: Flask | None = None) -> LinkClaims
         raise LinkInvalid("this link is not valid") from None
     except _DECODE_ERRORS:
         raise LinkInvalid("this link is not valid") from None
+
+
+#: a manager's team link (the overview of their practitioners' open records) lasts two weeks:
+#: each working day's digest brings a fresh one
+TEAM_SECONDS = 14 * 86400
+
+
+def manager_key(tenant: str, address: str, app: Flask | None = None) -> str:
+    """A keyed hash of a manager's address within a tenant: what a team link names (the
+    address itself is never in a link)."""
+    key = tuple((app or current_app).config["SECRET_KEYS"])[0].encode()
+    return hmac.new(key, f"{tenant}\0{address.strip().lower()}".encode(),
+                    hashlib.sha256).hexdigest()[:32]
+
+
+def _team_serializer(app: Flask | None = None) -> URLSafeTimedSerializer:
+    keys = tuple((app or current_app).config["SECRET_KEYS"])
+    return _Serializer(list(reversed(keys)), salt="sharewise.link.team")
+
+
+def team_url(tenant: str, address: str, app: Flask | None = None) -> str:
+    """The absolute URL of a manager's team overview (``/admin/team/<token>``)."""
+    app = app or current_app
+    token = _team_serializer(app).dumps([tenant, manager_key(tenant, address, app)])
+    return f"{app.config['BASE_URL']}/admin/team/{token}"
+
+
+def load_team_token(token: str, app: Flask | None = None) -> tuple[str, str]:
+    """``(tenant, manager key)`` of a team link, or :class:`LinkError`."""
+    try:
+        tenant, key = _team_serializer(app).loads(token, max_age=TEAM_SECONDS)
+    except SignatureExpired:
+        raise LinkExpired("this team link has expired") from None
+    except (*_DECODE_ERRORS, ValueError, TypeError):
+        raise LinkInvalid("this team link is not valid") from None
+    if not isinstance(tenant, str) or not isinstance(key, str):
+        raise LinkInvalid("this team link is not valid")
+    return tenant, key
 
 
 def link_url(tenant: str, record_public_id: str, purpose: str, app: Flask | None = None) -> str:

@@ -453,6 +453,10 @@ class Settings:
         "", "Comma-separated keys for signing practitioner links; the FIRST signs, all verify "
         "(prepend a new key to rotate). Empty: a random key generated once into "
         "{DATA_DIR}/secret_key.", Keys())
+    admin_tokens: tuple[str, ...] = setting(
+        "", "Comma-separated tokens that sign in to the read-only overview at /admin (a token "
+        "may also be the password of HTTP basic credentials). Empty: /admin is off. Use long "
+        "random values (`sharewise keys generate` makes one).", Keys())
     webhook_failures_per_address: str = setting(
         "20/minute", "Failed webhook signatures (or unknown tenants) one client address may "
         "send; beyond it every webhook from that address gets 429 until the rate falls.",

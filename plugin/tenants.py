@@ -1,15 +1,13 @@
 """The tenants file: one TOML table per host system (``[tenants.<slug>]``).
 
-Keys: ``name``, ``webhook_secret`` (or ``webhook_secrets``, a list, for rotation: any verifies),
-``callback_url``, ``callback_secret``, ``timezone`` (default Europe/London), ``admin_email``,
-``form_version`` (the decision-record schema of new records: 2, or 1), ``public_authority``
-(default true: the form refuses legitimate interests without a reason), ``dpia_reference``
-(shown on the form), ``sharing_agreements`` (a list of ``{code, title}`` offered on the form),
-``retention_days`` (default 30: days after the host acknowledged a finished record's post-back
-before its PDFs and personal fields are deleted; see :mod:`sharewise.plugin.retention`),
-and a ``policy`` table (due dates and reminder steps; see :mod:`plugin.records.policy` and the
-reminders concern). The file is re-read when it changes on disk. Its path is the ``TENANTS``
-setting (default ``{DATA_DIR}/tenants.toml``).
+Its keys, and those of each tenant's ``policy`` table (due dates and reminders), are defined
+once, in :data:`TENANT_KEYS` and :data:`POLICY_KEYS`: ``docs/configuration.md`` is generated
+from them, and a key that is not there is refused (a typo never passes silently). A bad value
+stops start-up with one line naming the tenant, the key and the problem; the policy's values
+are checked by the concerns that use them (``checks``, passed in by the app: this module
+imports nothing above it). The file is re-read when it changes on disk; a file that became
+bad is not used (the error is logged and the previous tenants stay). Its path is the
+``TENANTS`` setting (default ``{DATA_DIR}/tenants.toml``).
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ import re
 import tempfile
 import threading
 import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,71 @@ log = logging.getLogger(__name__)
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 AGREEMENT_CODE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 DEFAULT_TIMEZONE = "Europe/London"
+
+
+@dataclass(frozen=True)
+class TenantKey:
+    """One documented key of the tenants file: ``default`` is TOML as it would be written
+    (``""``: no default)."""
+
+    name: str
+    kind: str
+    default: str
+    doc: str
+
+
+TENANT_KEYS: tuple[TenantKey, ...] = (
+    TenantKey("name", "text", "the slug", "The council or trust, as emails and pages name it."),
+    TenantKey("webhook_secret", "`whsec_<base64>`", "", "Verifies the host's events "
+              "(Standard Webhooks). Required, unless `webhook_secrets` is given."),
+    TenantKey("webhook_secrets", "list of `whsec_<base64>`", "[]", "Several secrets during "
+              "a rotation: an event signed with any of them is accepted."),
+    TenantKey("callback_url", "`http(s)` URL", "", "Where finished records are posted. "
+              "Without it nothing is posted back."),
+    TenantKey("callback_secret", "`whsec_<base64>`", "", "Signs what Sharewise posts to "
+              "`callback_url`."),
+    TenantKey("timezone", "IANA zone name", '"Europe/London"', "The zone of due dates, "
+              "working days, sending hours and dates on the form."),
+    TenantKey("admin_email", "email address", "", "Told when a post-back fails for good or "
+              "the host's callback is disabled."),
+    TenantKey("form_version", "1 or 2", "2", "The decision-record schema of new records "
+              "(records keep the version they were made with)."),
+    TenantKey("public_authority", "true or false", "true", "A public authority may not rely on "
+              "legitimate interests for its public tasks: the form then asks why it applies."),
+    TenantKey("dpia_reference", "text, 200 characters at most", "", "The data protection "
+              "impact assessment, shown on the form."),
+    TenantKey("sharing_agreements", "list of `{ code, title }`", "[]", "Information sharing "
+              "agreements offered as choices on the form, beside \"None\"."),
+    TenantKey("retention_days", "whole days, 0 to 36500", "30", "Days after the host "
+              "acknowledged a finished record before its PDFs and personal fields are deleted."),
+    TenantKey("policy", "table", "{}", "Due dates and reminders: the keys below."),
+)
+POLICY_KEYS: tuple[TenantKey, ...] = (
+    TenantKey("due_time", "local time `HH:MM`", '"17:00"', "When a routine or urgent record "
+              "is due, on its due day."),
+    TenantKey("urgent_cutoff", "local time `HH:MM`", '"13:00"', "An urgent request received "
+              "by then on a working day is due the same day; later, the next working day."),
+    TenantKey("emergency_hours", "hours above 0", "2", "An emergency record is due this long "
+              "after the request."),
+    TenantKey("reminder_steps", "list of `{ offset, to }`", '[{ offset = "-2h", to = '
+              '"practitioner" }, { offset = "0", to = "practitioner" }, { offset = '
+              '"+1 working day", to = "manager" }, { offset = "+3 working days", to = '
+              '"manager" }]', "Who is emailed when, relative to the due time: `offset` like "
+              '"-2h", "0", "+30 minutes", "+1 day", "+2 working days"; `to` is practitioner '
+              "or manager."),
+    TenantKey("emergency_reminder_steps", "list of `{ offset, to }`, or true",
+              '[{ offset = "0", to = "practitioner" }, { offset = "+1h", to = "manager" }]',
+              "The steps of emergency records, sent at any hour; `[]` chases them like the "
+              "rest."),
+    TenantKey("digest_time", "local time `HH:MM`, or \"\"", '"08:00"', "When managers get "
+              "their daily digest of overdue records, on working days; \"\" turns it off."),
+    TenantKey("send_hours", "`HH:MM-HH:MM`, or \"\"", '"08:00-18:00"', "Emails (but "
+              "emergencies') wait for these hours of a working day; \"\" sends at any time."),
+)
+_TOP = frozenset(k.name for k in TENANT_KEYS)
+_POLICY = frozenset(k.name for k in POLICY_KEYS)
+#: checks a concern makes of a tenant's values (``ValueError`` with a message naming the key)
+Check = Callable[["Tenant"], None]
 
 
 class TenantsError(ValueError):
@@ -70,8 +134,15 @@ class Tenant:
         return ZoneInfo(self.timezone)
 
 
-def parse_tenants(data: dict[str, Any]) -> dict[str, Tenant]:
-    """Tenants from a parsed TOML document."""
+def _known(keys: Any, allowed: frozenset[str], where: str) -> None:
+    unknown = sorted(set(keys) - allowed)
+    if unknown:
+        raise TenantsError(f"{where}: unknown key {unknown[0]!r} (the keys are listed in "
+                           "docs/configuration.md)")
+
+
+def parse_tenants(data: dict[str, Any], checks: Sequence[Check] = ()) -> dict[str, Tenant]:
+    """Tenants from a parsed TOML document; each is also given to every check in ``checks``."""
     out: dict[str, Tenant] = {}
     for slug, raw in (data.get("tenants") or {}).items():
         where = f"tenant {slug!r}"
@@ -79,6 +150,10 @@ def parse_tenants(data: dict[str, Any]) -> dict[str, Tenant]:
             raise TenantsError(f"{where}: slug must match {SLUG.pattern}")
         if not isinstance(raw, dict):
             raise TenantsError(f"{where}: must be a table")
+        _known(raw, _TOP, where)
+        if not isinstance(raw.get("policy", {}), dict):
+            raise TenantsError(f"{where}: policy must be a table")
+        _known(raw.get("policy", {}), _POLICY, f"{where}, policy")
         secrets_: list[str] = []
         if raw.get("webhook_secret"):
             secrets_.append(raw["webhook_secret"])
@@ -131,6 +206,11 @@ def parse_tenants(data: dict[str, Any]) -> dict[str, Tenant]:
             sharing_agreements=_agreements(raw.get("sharing_agreements"), where),
             retention_days=retention,
         )
+        for check in checks:
+            try:
+                check(out[slug])
+            except ValueError as exc:
+                raise TenantsError(f"{where}, policy: {exc}") from None
     return out
 
 
@@ -157,14 +237,14 @@ def _agreements(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def load_tenants(path: str | Path) -> dict[str, Tenant]:
+def load_tenants(path: str | Path, checks: Sequence[Check] = ()) -> dict[str, Tenant]:
     """Read and parse a tenants file (a missing file means no tenants)."""
     path = Path(path)
     if not path.exists():
         return {}
     try:
         with path.open("rb") as f:
-            return parse_tenants(tomllib.load(f))
+            return parse_tenants(tomllib.load(f), checks)
     except tomllib.TOMLDecodeError as exc:
         raise TenantsError(f"{path}: not valid TOML ({exc})") from None
 
@@ -172,8 +252,9 @@ def load_tenants(path: str | Path) -> dict[str, Tenant]:
 class TenantRegistry:
     """The app's tenants, re-read when the file's modification time changes."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, checks: Sequence[Check] = ()) -> None:
         self.path = Path(path)
+        self.checks = tuple(checks)
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._tenants: dict[str, Tenant] = {}
@@ -192,7 +273,7 @@ class TenantRegistry:
             return
         with self._lock:
             try:
-                self._tenants = load_tenants(self.path)
+                self._tenants = load_tenants(self.path, self.checks)
             except TenantsError as exc:
                 if self._stamp is None:
                     raise
@@ -210,11 +291,12 @@ class TenantRegistry:
         return self._tenants.get(slug)
 
 
-def init_app(app: Flask) -> None:
-    """Load the app's tenants from ``TENANTS`` (``app.extensions['sharewise.tenants']``)."""
+def init_app(app: Flask, checks: Sequence[Check] = ()) -> None:
+    """Load the app's tenants from ``TENANTS`` (``app.extensions['sharewise.tenants']``),
+    each checked by ``checks``."""
     path = settings_of(app).tenants
     app.config["TENANTS_IN_USE"] = str(path)
-    app.extensions["sharewise.tenants"] = TenantRegistry(path)
+    app.extensions["sharewise.tenants"] = TenantRegistry(path, checks)
 
 
 def get_tenant(slug: str, app: Flask | None = None) -> Tenant | None:

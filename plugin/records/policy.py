@@ -75,6 +75,21 @@ def _parse_time(value: Any, default: time) -> time:
     return time(int(hours), int(minutes or 0))
 
 
+def check_policy(tenant: Any) -> None:
+    """A tenant's due-date keys are usable (``ValueError`` naming the key); for the tenants
+    file's ``checks``."""
+    policy = tenant.policy
+    for key, default in (("due_time", DEFAULT_DUE_TIME), ("urgent_cutoff",
+                                                         DEFAULT_URGENT_CUTOFF)):
+        try:
+            _parse_time(policy.get(key), default)
+        except (ValueError, TypeError):
+            raise ValueError(f"{key} must be a local time like '17:00'") from None
+    hours = policy.get("emergency_hours", DEFAULT_EMERGENCY_HOURS)
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 720:
+        raise ValueError("emergency_hours must be a number of hours above 0 (720 at most)")
+
+
 def due_at(
     requested_at: datetime,
     urgency: str,

@@ -124,8 +124,10 @@ def reminder_email(ref: RecordRef, kind: Kind, role: Role, zone: ZoneInfo,
     return EmailContent(subject=subject, text=text, html=_html_page(subject, body))
 
 
-def digest_email(refs: Sequence[RecordRef], day: date, zone: ZoneInfo) -> EmailContent:
-    """A manager's daily digest: every overdue record of their practitioners, oldest first."""
+def digest_email(refs: Sequence[RecordRef], day: date, zone: ZoneInfo,
+                 team_link: str | None = None) -> EmailContent:
+    """A manager's daily digest: every overdue record of their practitioners, oldest first,
+    and (``team_link``) the link to all their team's open records."""
     items = sorted(refs, key=lambda r: (r.due_at, r.record_id))
     n = len(items)
     noun = "record" if n == 1 else "records"
@@ -136,6 +138,9 @@ def digest_email(refs: Sequence[RecordRef], day: date, zone: ZoneInfo) -> EmailC
     for r in items:
         lines += [f"- {r.record_id} (case reference {r.case_reference}), "
                   f"due {format_due(r.due_at, zone)}", f"  {r.link}"]
+    team = "All your team's open records, overdue first"
+    if team_link:
+        lines += ["", f"{team}:", team_link]
     text = "\n".join(lines) + f"\n\n{_wrap(FOOTER)}\n"
     rows = Markup("").join(
         Markup("<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td></tr>").format(
@@ -145,4 +150,6 @@ def digest_email(refs: Sequence[RecordRef], day: date, zone: ZoneInfo) -> EmailC
         "<p>{}</p><table cellpadding=\"4\"><tr><th align=\"left\">Record</th>"
         "<th align=\"left\">Case reference</th><th align=\"left\">Due</th></tr>{}</table>"
     ).format(intro, rows)
+    if team_link:
+        body += Markup("<p><a href=\"{}\">{}</a></p>").format(team_link, team)
     return EmailContent(subject=subject, text=text, html=_html_page(subject, body))

@@ -290,6 +290,12 @@ def parse_reminder_policy(policy: Mapping[str, Any] | None,
                           emergency_steps=emergency, send_hours=hours)
 
 
+def check_policy(tenant: Any) -> None:
+    """A tenant's reminder keys are usable (:class:`ReminderPolicyError`, a ``ValueError``
+    naming the key); for the tenants file's ``checks``."""
+    parse_reminder_policy(tenant.policy, tenant.timezone)
+
+
 def _parse_hours(value: Any) -> tuple[time, time] | None:
     """``"08:00-18:00"`` (start before end); ``""`` for none."""
     if value in (None, "", False):

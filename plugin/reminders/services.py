@@ -41,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from sharewise.plugin.db import session_scope, utcnow
+from sharewise.plugin.links import link_url, team_url
 from sharewise.plugin.logs import fields
 from sharewise.plugin.mail import MailError, PermanentMailError, make_message_id, send_mail
 from sharewise.plugin.metrics import REMINDERS_SENT
@@ -475,8 +476,6 @@ def _zone_of(app: Flask, slug: str) -> ZoneInfo:
 
 
 def _link(app: Flask, record: Record) -> str:
-    from sharewise.plugin.links import link_url
-
     return link_url(record.tenant, record.public_id, "form", app)
 
 
@@ -604,7 +603,8 @@ def send_digest(digest_id: int, claim: str, *, app: Flask | None = None,
             row.last_error = "nothing overdue when it was due to be sent"
             return SendOutcome(SKIPPED)
         content = digest_email([_ref(app, r) for r in records], row.day,
-                               _zone_of(app, row.tenant))
+                               _zone_of(app, row.tenant),
+                               team_link=team_url(row.tenant, row.address, app))
         message_id = make_message_id(row.idempotency_key, app.config["MAIL_FROM"])
         address, count = row.address, len(records)
     try:

@@ -7,6 +7,7 @@ row, permanent refusals, and the manager digest.
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -199,6 +200,13 @@ def test_digest_groups_by_manager_and_lists_only_overdue(digests_on, app, smtp, 
     assert body_a.index("A-3") < body_a.index("A-1")  # oldest first
     assert mails[a].subject.startswith("2 overdue information-sharing records")
     assert "B-1" in mails[b].part("plain") and "A-1" not in mails[b].part("plain")
+    # the digest links to the manager's own team overview, whose link names no address
+    team = re.search(r"http://\S+/admin/team/\S+", body_a)
+    assert team is not None and "alice" not in team[0]
+    page = app.test_client().get(team[0].removeprefix(app.config["BASE_URL"]))
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "A-1" in html and "A-NOT-YET" in html
+    assert "B-1" not in html and "A-DONE" not in html  # another team's; finished
     with session_scope(app) as s:
         assert s.scalar(select(func.count()).select_from(Digest)) == 3
         assert {d.records for d in s.scalars(select(Digest))} == {2, 1}

@@ -1,4 +1,5 @@
-"""The browser harness: headless Debian Chromium driven by Playwright, and a live server.
+"""The browser harness (the practitioner's pages, the overview): headless Debian Chromium driven
+by Playwright, and a live server.
 
 * ``chromium``: a Playwright ``Browser`` on ``/usr/bin/chromium`` (the Debian package the
   Makefile installs; nothing is downloaded at run time). Tests using it skip, saying why, when

@@ -1,0 +1,1 @@
+"""The read-only overview for managers and admins: ``/admin``."""

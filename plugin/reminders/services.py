@@ -576,12 +576,23 @@ def _record_sent(session: Session, record: Record, row: Reminder) -> None:
 
 
 def overdue_for_manager(session: Session, tenant: str, address: str,
-                        now: datetime) -> list[Record]:
-    """Open records of ``tenant`` managed by ``address`` whose due time has passed (strictly)."""
-    return list(session.scalars(
-        select(Record).where(Record.status.in_(OPEN_STATUSES), Record.due_at < now,
-                             Record.tenant == tenant, Record.manager_email == address)
-        .order_by(Record.due_at, Record.id)))
+                        now: datetime, scan_at: datetime | None = None) -> list[Record]:
+    """Open records of ``tenant`` managed by ``address`` whose due time has passed (strictly).
+
+    ``scan_at`` (a digest's creation, the moment of its scan): leave out the records whose own
+    email to the manager that scan sends, so the manager does not get both at once. Those
+    are the manager reminders already due at the scan and not sent before it (the scan
+    claimed them); their email says the same, and their post-back still goes.
+    """
+    query = select(Record).where(Record.status.in_(OPEN_STATUSES), Record.due_at < now,
+                                 Record.tenant == tenant, Record.manager_email == address)
+    if scan_at is not None:
+        same_scan = select(Reminder.record_id).where(
+            Reminder.recipient == "manager", Reminder.due_at <= scan_at,
+            or_(Reminder.state == PENDING,
+                (Reminder.state == SENT) & (Reminder.sent_at >= scan_at)))
+        query = query.where(Record.id.not_in(same_scan))
+    return list(session.scalars(query.order_by(Record.due_at, Record.id)))
 
 
 def send_digest(digest_id: int, claim: str, *, app: Flask | None = None,
@@ -597,10 +608,10 @@ def send_digest(digest_id: int, claim: str, *, app: Flask | None = None,
         if stop is not None:
             session.rollback()
             return stop
-        records = overdue_for_manager(session, row.tenant, row.address, now)
+        records = overdue_for_manager(session, row.tenant, row.address, now, row.created_at)
         if not records:
             row.state, row.claim, row.lease_until, row.sending_until = SKIPPED, None, None, None
-            row.last_error = "nothing overdue when it was due to be sent"
+            row.last_error = "nothing overdue that this scan did not email about already"
             return SendOutcome(SKIPPED)
         content = digest_email([_ref(app, r) for r in records], row.day,
                                _zone_of(app, row.tenant),

@@ -232,3 +232,33 @@ def test_the_due_query_is_served_by_the_state_due_index(app, backend):
         plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {stmt}"))
     assert "USING INDEX ix_reminders_state_due (state=? AND due_at<?)" in plan, plan
     assert "SCAN reminders" not in plan.replace("USING INDEX", ""), plan
+
+
+def test_a_scan_does_not_send_a_manager_both_the_overdue_email_and_the_digest(
+        digests_on, app, smtp, make_record):
+    """The same scan emails the manager about a record once: its own overdue email, which the
+    digest then leaves out; a record emailed about in an earlier scan stays in the digest."""
+    now = datetime(2026, 5, 26, 7, 5, tzinfo=UTC)  # Tuesday 08:05 BST
+    boss = "alice.manager@team.example"
+    emailed_now = make_record(due_at=now - timedelta(days=1), manager=boss,
+                              case_reference="NOW-1")
+    emailed_before = make_record(due_at=now - timedelta(days=2), manager=boss,
+                                 case_reference="BEFORE-1")
+    quiet = make_record(due_at=now - timedelta(days=3), manager=boss, case_reference="QUIET-1")
+    with session_scope(app) as s:
+        s.query(Reminder).update({"state": "skipped"})
+        for rid, state, sent in ((emailed_now, "pending", None),
+                                 (emailed_before, "sent", now - timedelta(days=1))):
+            row = s.scalars(select(Reminder).where(
+                Reminder.record_id == rid, Reminder.recipient == "manager")
+                .order_by(Reminder.due_at)).first()
+            row.state, row.due_at, row.sent_at = state, now - timedelta(hours=1), sent
+    result = run_scan(app, now=now, send_inline=True)
+    assert sorted(result.outcomes) == ["sent", "sent"]  # NOW-1's own email, and the digest
+    mails = smtp.wait_for(2)
+    digest = next(m for m in mails if "overdue information-sharing" in m.subject)
+    own = next(m for m in mails if m is not digest)
+    assert "NOW-1" in own.part("plain") and own.rcpt_tos == [boss]
+    body = digest.part("plain")
+    assert "NOW-1" not in body and "BEFORE-1" in body and "QUIET-1" in body
+    assert quiet  # (kept for debugging)

@@ -312,6 +312,25 @@ def demo(ctx: click.Context, url: str | None, tenant: str | None) -> None:
     click.echo("Post-back:         when the form is complete, see `sharewise deliveries list`")
 
 
+@main.command("openapi")
+@click.option("--guide", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Rewrite the event schemas between the markers in this file.")
+def openapi_cmd(guide: Path | None) -> None:
+    """Print the OpenAPI 3.1 document of the HTTP API (also served at /openapi.json)."""
+    from sharewise.plugin.openapi import GUIDE_END, GUIDE_START, document, guide_schemas
+
+    if guide is None:
+        click.echo(json.dumps(document(), indent=2))
+        return
+    text = guide.read_text()
+    start, end = text.find(GUIDE_START), text.find(GUIDE_END)
+    if start < 0 or end < start:
+        raise click.ClickException(f"{guide} has no schema markers")
+    guide.write_text(text[: start + len(GUIDE_START)] + "\n\n" + guide_schemas() + "\n"
+                     + text[end:])
+    click.echo(f"updated the event schemas in {guide}")
+
+
 @main.group()
 def tenants() -> None:
     """Tenants (host systems)."""

@@ -13,10 +13,11 @@ Routes (the paths :mod:`sharewise.plugin.links` hands out; ``status_url`` is ser
     not retype), or once complete the final record. ``Content-Disposition: attachment``,
     ``Cache-Control: no-store``.
 ``POST /upload/<token>``
-    Multipart field ``file`` (from a page) or a raw ``application/pdf`` body (a script or the
-    host). ``Accept: application/json`` (or a raw body without ``text/html`` in ``Accept``)
-    gets JSON ``{"record_id", "status", "version", "missing": [...]}`` with ``200``; a refusal
-    gets ``application/problem+json`` with its code. Others get the page.
+    Multipart field ``file`` or a raw ``application/pdf`` body. The answer follows ``Accept``:
+    a client that prefers ``text/html`` (a browser) gets the page; any other (``*/*``, no
+    ``Accept``, ``application/json``: ``curl -F file=@form.pdf UPLOAD_URL``) gets JSON
+    ``{"record_id", "status", "version", "missing": [...]}`` with ``200``, and a refusal
+    ``application/problem+json`` with its code.
 
 Status codes of a refused upload (the page uses the same ones): ``400`` not a usable PDF
 (``empty``, ``not_pdf``, ``malformed``), ``413`` over ``MAX_BODY_BYTES`` (checked from
@@ -216,13 +217,14 @@ def _storage_failure(exc: StorageError) -> Response:
 
 
 def _wants_json() -> bool:
-    """JSON for clients that ask for it, and for raw-body uploads that do not ask for HTML."""
+    """JSON for clients that ask for it; and on the upload address (what scripts call:
+    ``curl -F file=@form.pdf UPLOAD_URL``), for every client that does not prefer HTML. A
+    browser lists ``text/html`` above everything else; ``curl`` sends ``*/*`` or nothing."""
     if wants_problem_json():
         return True
-    if request.method == "POST" and not request.mimetype.startswith(
-        ("multipart/", "application/x-www-form-urlencoded")
-    ):
-        return not any(mime == "text/html" for mime, _q in request.accept_mimetypes)
+    if request.method == "POST" and request.endpoint == "practitioner.upload":
+        accept = request.accept_mimetypes
+        return accept["text/html"] <= accept["application/json"]
     return False
 
 

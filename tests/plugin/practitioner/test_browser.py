@@ -126,3 +126,23 @@ def test_page_works_with_the_keyboard_and_on_a_phone(chromium, live_server, sign
         assert all(outline != "none" for *_rest, outline in reached)
     finally:
         context.close()
+
+
+def test_the_status_does_not_look_like_a_button(chromium, live_server, signed_post, sample_event,
+                                                backend):
+    """Drawn as Chromium draws it: no border, box, background or pointer on the state."""
+    if backend != "sqlite":
+        pytest.skip("the browser runs once, on the embedded default")
+    made = signed_post("northshire", sample_event()).get_json()
+    context = chromium.new_context()  # JavaScript on, only to read the computed style
+    try:
+        page = context.new_page()
+        page.goto(made["form_url"])
+        status = page.locator("strong.status")
+        assert status.inner_text() == "Waiting for your completed form"
+        style = status.evaluate("""e => { const s = getComputedStyle(e);
+            return [s.borderTopStyle, s.borderLeftStyle, s.backgroundColor, s.boxShadow,
+                    s.cursor, s.paddingLeft]; }""")
+        assert style == ["none", "none", "rgba(0, 0, 0, 0)", "none", "auto", "0px"], style
+    finally:
+        context.close()

@@ -6,8 +6,10 @@ sweeps register themselves) and :func:`install` puts the beat sweeps in with the
 the app's settings. A bad setting or an unreachable database stops the process
 with one line (no traceback). In beat, the routine "Scheduler: Sending due task" lines are
 logged at DEBUG (:class:`RoutineBeatLines`, installed on the ``celery.beat`` logger when beat
-starts: Celery's ``beat_init`` signal). Celery's log handlers get the service's log format
-(``after_setup_logger``).
+starts: Celery's ``beat_init`` signal), and so are the sweeps' own "Task ... received /
+succeeded" lines (:class:`RoutineTaskLines`). Celery's log handlers get the service's log format
+(``after_setup_logger``). Celery's multi-line "superuser privileges" warning is replaced by one
+line saying what to do, logged once when a worker starts as root.
 
 ``sharewise serve`` runs one worker for the whole service, with beat as a thread of it
 (``--beat-thread``, :class:`BeatThread`: a worker bootstep, Celery's documented way to add to a
@@ -20,25 +22,32 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
+import warnings
 from typing import Any
 
 import click
 from celery import Celery, bootsteps
 from celery.beat import EmbeddedService
+from celery.exceptions import SecurityWarning
 from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
     beat_init,
     task_postrun,
     task_prerun,
+    worker_init,
 )
 from flask import Flask
 
 from sharewise.plugin import logs, metrics
 from sharewise.plugin.settings import SettingsError, StartupError, build, settings_of
 from sharewise.tasks import delivery, reminders, retention  # noqa: F401 (tasks register)
-from sharewise.tasks.sweeps import beat_schedule
+from sharewise.tasks.sweeps import SWEEPS, beat_schedule
+
+# replaced by one line of our own that says what to do (_privileges)
+warnings.filterwarnings("ignore", category=SecurityWarning)
 
 
 class BeatThread(bootsteps.StartStopStep):
@@ -106,16 +115,48 @@ def _quiet_routine_beat_lines(sender: Any = None, **_kwargs: Any) -> None:
         beat_logger.addFilter(RoutineBeatLines())
 
 
+class RoutineTaskLines(logging.Filter):
+    """Logs a sweep's "Task ... received" and "... succeeded" lines (every minute, each sweep)
+    at DEBUG; other tasks' lines, and any failure, stay as they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Demote a routine line; show it only when the logger is at DEBUG."""
+        args = record.args
+        routine = {s["task"] for s in SWEEPS.values()}
+        if (record.levelno == logging.INFO and isinstance(args, dict)
+                and args.get("name") in routine):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def _add_filter(name: str, kind: type[logging.Filter]) -> None:
+    target = logging.getLogger(name)
+    if not any(isinstance(f, kind) for f in target.filters):
+        target.addFilter(kind())
+
+
 @after_setup_logger.connect
 @after_setup_task_logger.connect
 def _log_format(logger: logging.Logger | None = None, **_kwargs: Any) -> None:
-    """Celery's handlers write the service's log format (:mod:`sharewise.plugin.logs`), and a
-    failed task's line names its exception's type, not its message."""
+    """Celery's handlers write the service's log format (:mod:`sharewise.plugin.logs`); a
+    failed task's line names its exception's type, not its message; the sweeps' routine
+    lines are DEBUG."""
     if logger is not None:
         logs.use_format(logger, build().log_format)
-    trace = logging.getLogger("celery.app.trace")
-    if not any(isinstance(f, logs.ExceptionTypeOnly) for f in trace.filters):
-        trace.addFilter(logs.ExceptionTypeOnly())
+    _add_filter("celery.app.trace", logs.ExceptionTypeOnly)
+    for name in ("celery.app.trace", "celery.worker.strategy"):
+        _add_filter(name, RoutineTaskLines)
+
+
+@worker_init.connect
+def _privileges(**_kwargs: Any) -> None:
+    """Celery's "superuser privileges" warning, once and with what to do (its own is a
+    multi-line SecurityWarning that names no remedy)."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        logging.getLogger(__name__).warning(
+            "the Celery worker runs as root: run Sharewise as an unprivileged user (in "
+            "systemd, User= in the unit; in a container, USER in the image)")
 
 
 _started: dict[str, float] = {}

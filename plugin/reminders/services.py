@@ -418,7 +418,9 @@ def run_scan(app: Flask | None = None, *, now: datetime | None = None,
     settings = ReminderSettings.from_config(app.config)
     with session_scope(app) as session:
         result = scan(session, now=now, tenants=_tenants(app), settings=settings)
-    log.info("reminder scan at %s: %s", now.isoformat(), result.summary())
+    busy = result.reminders or result.digests or result.skipped or result.cancelled
+    log.log(logging.INFO if busy else logging.DEBUG,  # an idle scan every minute is routine
+            "reminder scan at %s: %s", now.isoformat(), result.summary())
     jobs = [(SEND_TASK, rid, claim) for rid, claim in result.reminders]
     jobs += [(DIGEST_TASK, did, claim) for did, claim in result.digests]
     if send_inline:

@@ -367,3 +367,32 @@ def test_beat_logs_its_routine_sends_at_debug(tmp_path):
     verbose = _beat_output(tmp_path, "DEBUG", "Sending due task", grace=0)
     assert re.search(r'"level": "DEBUG", "logger": "celery\.beat", "message": "Scheduler: '
                      r'Sending due task', verbose)
+
+
+def test_serve_logs_routine_sweeps_at_debug_and_the_root_warning_once(tmp_path):
+    """Sweeps every 0.3 s for a few seconds: at INFO, no line per sweep; Celery's superuser
+    warning is one line saying what to do (when the suite runs as root, as CI does)."""
+    s = Served(tmp_path)
+    s.env.update(SHAREWISE_SWEEP_INTERVAL="0.3", SHAREWISE_DELIVERY_SWEEP_INTERVAL="0.3",
+                 SHAREWISE_REMINDER_SCAN_INTERVAL="0.3")
+    s.stop()
+    s.proc = subprocess.Popen([SHAREWISE, "serve", "--port", str(s.port)], cwd=s.cwd,
+                              env=s.env, stdout=s.log, stderr=subprocess.STDOUT)
+    try:
+        s.wait_ready()
+        time.sleep(4)  # about a dozen rounds of each sweep
+        metrics = httpx.get(f"{s.base}/metrics", timeout=10).text
+    finally:
+        s.stop()
+    scans = re.search(r'sharewise_task_duration_seconds_count\{state="SUCCESS",'
+                      r'task="tasks.reminders.scan"\} (\d+)', metrics)
+    assert scans and int(scans[1]) >= 3, metrics  # the sweeps did run
+    entries = [json.loads(line) for line in s.output().splitlines() if line.startswith("{")]
+    routine = [e for e in entries if e["message"].startswith("Task tasks.")
+               or e["message"].startswith("reminder scan at")]
+    assert routine == [], routine[:3]
+    messages = [e["message"] for e in entries]
+    assert not [m for m in messages if "superuser privileges" in m]
+    root_lines = [m for m in messages if "runs as root" in m]
+    assert len(root_lines) == (1 if os.geteuid() == 0 else 0), root_lines
+    assert all("unprivileged user" in m for m in root_lines)

@@ -113,14 +113,27 @@ def _migrate(s: Settings) -> None:
         engine.dispose()
 
 
-def _starting(ctx: click.Context, host: str | None = None, port: int | None = None) -> Settings:
+def _starting(ctx: click.Context, host: str | None = None, port: int | None = None, *,
+              scaled_out: bool = False) -> Settings:
     """The settings of a process about to start (``serve``, ``web``, ``worker``, ``beat``):
     ``--host`` / ``--port`` applied, the data directory created, the database migrated here
-    (once) and the broker reached; exported, so the processes started see the same values."""
+    (once) and the broker reached; exported, so the processes started see the same values.
+
+    ``scaled_out`` (``web``, ``worker``, ``beat``): on a shared database (not SQLite) the keys
+    must be set, for a key generated into one machine's data directory would leave the
+    others unable to open its links or read its files."""
     s: Settings = ctx.find_object(Settings)  # type: ignore[assignment]
     if host is not None or port is not None:
         _set_env(HOST=host, PORT=port)
         s = settings.build()
+    if scaled_out and not s.database_url.startswith("sqlite"):
+        missing = [f"{settings.ENV_PREFIX}_{k}" for k, v in (
+            ("SECRET_KEYS", s.secret_keys), ("ENCRYPTION_KEYS", s.encryption_keys)) if not v]
+        if missing:
+            raise StartupError(
+                f"{' and '.join(missing)} must be set when the database is shared: every "
+                "machine must sign links and encrypt files with the same keys (`sharewise keys "
+                "generate` makes one; docs/deployment.md)")
     s.data_dir.mkdir(parents=True, exist_ok=True)
     from sharewise.plugin.app import TENANT_CHECKS
 
@@ -146,6 +159,9 @@ def _web_argv(s: Settings) -> list[str]:
         "--worker-class", "gthread",
         "--preload",  # the app is imported once, then forked: its pages are shared
         "--graceful-timeout", "10",
+        # gunicorn's control socket sits at one path per user: two services of one user
+        # would fight over it, and Sharewise does not use it
+        "--no-control-socket",
         # a worker is replaced after this many requests: its heap's growth goes with it
         "--max-requests", str(s.web_max_requests),
         "--max-requests-jitter", str(s.web_max_requests // 10),
@@ -252,7 +268,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.pass_context
 def web(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the web app under gunicorn."""
-    argv = _web_argv(_starting(ctx, host, port))
+    argv = _web_argv(_starting(ctx, host, port, scaled_out=True))
     os.execv(argv[0], argv)  # noqa: S606 (replace this process; argv is ours)
 
 
@@ -260,7 +276,7 @@ def web(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.pass_context
 def worker(ctx: click.Context) -> None:
     """Run a Celery worker."""
-    argv = _worker_argv(_starting(ctx))
+    argv = _worker_argv(_starting(ctx, scaled_out=True))
     os.execv(argv[0], argv)  # noqa: S606 (replace this process; argv is ours)
 
 
@@ -268,7 +284,7 @@ def worker(ctx: click.Context) -> None:
 @click.pass_context
 def beat(ctx: click.Context) -> None:
     """Run Celery beat (one per installation)."""
-    argv = _beat_argv(_starting(ctx))
+    argv = _beat_argv(_starting(ctx, scaled_out=True))
     os.execv(argv[0], argv)  # noqa: S606 (replace this process; argv is ours)
 
 

@@ -396,3 +396,15 @@ def test_serve_logs_routine_sweeps_at_debug_and_the_root_warning_once(tmp_path):
     root_lines = [m for m in messages if "runs as root" in m]
     assert len(root_lines) == (1 if os.geteuid() == 0 else 0), root_lines
     assert all("unprivileged user" in m for m in root_lines)
+
+
+@pytest.mark.parametrize("command", ["web", "worker", "beat"])
+def test_scaled_out_processes_on_a_shared_database_need_the_keys(tmp_path, command):
+    run = _run([command], tmp_path, DATA_DIR=tmp_path / "var",
+               DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:1/none",
+               SECRET_KEYS="", ENCRYPTION_KEYS="")
+    assert run.returncode == 1
+    assert run.stderr.strip() == (
+        "sharewise: SHAREWISE_SECRET_KEYS and SHAREWISE_ENCRYPTION_KEYS must be set when the "
+        "database is shared: every machine must sign links and encrypt files with the same "
+        "keys (`sharewise keys generate` makes one; docs/deployment.md)")

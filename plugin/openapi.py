@@ -18,8 +18,6 @@ from functools import cache
 from importlib import metadata
 from typing import Any
 
-from apispec import APISpec
-from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, jsonify
 from marshmallow import INCLUDE, Schema, fields, validate
 
@@ -125,7 +123,11 @@ _REASONS = {400: "Bad request", 401: "Invalid signature", 403: "Forbidden", 404:
 
 @cache
 def document() -> dict[str, Any]:
-    """The OpenAPI document (a plain ``dict``, built once per process)."""
+    """The OpenAPI document (a plain ``dict``, built once per process; apispec is imported
+    here, so a process that never serves the document never loads it)."""
+    from apispec import APISpec
+    from apispec.ext.marshmallow import MarshmallowPlugin
+
     spec = APISpec(title="Sharewise", version=_version(), openapi_version="3.1.0",
                    plugins=[MarshmallowPlugin()],
                    info={"description": "Information-sharing decision records for case "

@@ -343,10 +343,12 @@ def form_submitted(tenant: Tenant, webhook_id: str, request_id: str, pdf: bytes,
         body = result.as_json()
         if result.rejection_code is not None:
             code = result.rejection_code
+            # a problem's "status" is its HTTP status (RFC 9457): the record's is record_status
+            kept = {k: v for k, v in body.items() if k != "status"}
             body = {"type": f"urn:sharewise:problem:upload-{code.replace('_', '-')}",
                     "title": "Upload rejected", "status": result.http_status,
                     "detail": result.message or "The PDF was not accepted.",
-                    "code": code, **body}
+                    "code": code, **kept, "record_status": body.get("status")}
         session.add(_event_row(tenant, webhook_id, FORM_SUBMITTED, record,
                                result.http_status, body))
         return IntakeResult(result.http_status, body, result.record_id)

@@ -125,6 +125,7 @@ def test_configure_formats_the_root_handler_and_warnings():
     out = io.StringIO()
     try:
         root.handlers = [logging.StreamHandler(out)]
+        logging.captureWarnings(False)  # an earlier test's app may have captured them already
         logs.configure("INFO", "json")
         logging.getLogger("sharewise.test").warning("hello", extra=logs.fields(tenant="t"))
         import warnings

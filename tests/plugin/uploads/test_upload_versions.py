@@ -226,7 +226,10 @@ def test_form_submitted_by_the_host_goes_through_the_same_path(app, made, signed
     bad = signed_post("northshire", _form_submitted(app, request_id, b"GIF89a not a pdf"))
     assert bad.status_code == 400
     assert bad.mimetype == "application/problem+json"
-    assert bad.get_json()["code"] == "not_pdf"
+    problem = bad.get_json()
+    assert problem["code"] == "not_pdf"
+    # RFC 9457: the problem's status is the HTTP status; the record's is record_status
+    assert problem["status"] == 400 and problem["record_status"] == "incomplete"
 
     full = signed_post("northshire",
                        _form_submitted(app, request_id, filled_pdf(app, rid, complete_answers())))

@@ -7,8 +7,8 @@ Settings (:mod:`sharewise.plugin.settings`): the defaults, then the ``config`` m
 ``BROKER_TRANSPORT_OPTIONS``...) go to ``app.config`` as given. On start the database is
 migrated to head (unless ``MIGRATE_ON_START`` is false); a database that cannot be reached
 raises :class:`~sharewise.plugin.settings.StartupError` (one line, password masked). The app
-registers every concern's blueprint, imported here: the factory is the one place that knows
-them all.
+registers every concern's blueprint (:func:`blueprints`, imported when the app is built for
+the web only): the factory is the one place that knows them all.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask
+from flask import Blueprint, Flask
 
 from sharewise.plugin import (
     access,
@@ -32,15 +32,8 @@ from sharewise.plugin import (
     storage,
     tenants,
 )
-from sharewise.plugin.admin.views import bp as admin_bp
 from sharewise.plugin.celery import celery_init_app
-from sharewise.plugin.exporter import bp as exporter_bp
-from sharewise.plugin.health import bp as health_bp
-from sharewise.plugin.openapi import bp as openapi_bp
-from sharewise.plugin.outbox.demo_host import bp as demo_host_bp
-from sharewise.plugin.practitioner.views import bp as practitioner_bp
 from sharewise.plugin.records import policy as records_policy
-from sharewise.plugin.records.views import bp as records_bp
 from sharewise.plugin.reminders import policy as reminders_policy
 from sharewise.plugin.settings import (
     KEYS,
@@ -52,16 +45,33 @@ from sharewise.plugin.settings import (
     unreachable,
 )
 from sharewise.plugin.webhooks import throttle
-from sharewise.plugin.webhooks.views import bp as webhooks_bp
 
 #: what each concern checks of a tenant's values when the tenants file is read
 TENANT_CHECKS = (records_policy.check_policy, reminders_policy.check_policy)
-BLUEPRINTS = (webhooks_bp, records_bp, demo_host_bp, practitioner_bp, openapi_bp,
-              health_bp, exporter_bp, admin_bp)
+
+
+def blueprints() -> tuple[Blueprint, ...]:
+    """Every concern's pages and endpoints. Imported here, not at the top: a process that
+    serves no HTTP (the Celery worker) never loads the web's modules and what they bring (the
+    upload path's PDF reader and pypdf, the intake's prefill and schemas: about 27 MB)."""
+    from sharewise.plugin.admin.views import bp as admin_bp
+    from sharewise.plugin.exporter import bp as exporter_bp
+    from sharewise.plugin.health import bp as health_bp
+    from sharewise.plugin.openapi import bp as openapi_bp
+    from sharewise.plugin.outbox.demo_host import bp as demo_host_bp
+    from sharewise.plugin.practitioner.views import bp as practitioner_bp
+    from sharewise.plugin.records.views import bp as records_bp
+    from sharewise.plugin.webhooks.views import bp as webhooks_bp
+
+    return (webhooks_bp, records_bp, demo_host_bp, practitioner_bp, openapi_bp, health_bp,
+            exporter_bp, admin_bp)
+
+
 def create_app(config: Mapping[str, Any] | None = None, *,
-               settings: Settings | None = None) -> Flask:
+               settings: Settings | None = None, web: bool = True) -> Flask:
     """Build the Sharewise Flask app (``settings``: already built by the caller, e.g. the CLI;
-    else built here from ``config`` and the environment)."""
+    else built here from ``config`` and the environment). ``web=False`` (the Celery worker and
+    beat): no blueprints, so none of the web's modules are imported."""
     config = dict(config or {})
     built = settings or build(config)
     built = dataclasses.replace(built, secret_keys=built.signing_keys())
@@ -84,8 +94,9 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     throttle.init_app(app)
     metrics.init_app(app)
     celery_init_app(app)
-    for blueprint in BLUEPRINTS:
-        app.register_blueprint(blueprint)
+    if web:
+        for blueprint in blueprints():
+            app.register_blueprint(blueprint)
     return app
 
 

@@ -88,7 +88,7 @@ def make_celery() -> Celery:
     from sharewise.plugin.app import create_app
 
     try:
-        celery_app = install(create_app())
+        celery_app = install(create_app(web=False))  # serves no HTTP: no web modules
     except (SettingsError, StartupError) as exc:
         raise SystemExit(f"sharewise: {exc}") from None
     gc.freeze()  # before the pool forks: the collector then leaves the shared pages alone

@@ -99,17 +99,27 @@ class _Serializer(URLSafeTimedSerializer):
         return super().load_payload(payload, *args, **kwargs)
 
 
-def _serializer(purpose: str, app: Flask | None = None) -> URLSafeTimedSerializer:
-    if purpose not in PURPOSES:
-        raise ValueError(f"unknown link purpose {purpose!r}")
-    return _serializer_for(purpose, tuple((app or current_app).config["SECRET_KEYS"]))
+def signer(salt: str, app: Flask | None = None, *,
+           compress: bool = False) -> URLSafeTimedSerializer:
+    """The URL-safe timed serializer of ``salt`` over the link keys (``SECRET_KEYS``): it signs
+    with the first configured key and verifies with every one. Its payloads are never
+    compressed, either way, unless ``compress`` (itsdangerous' own behaviour: compressed when
+    that is shorter, for formats that always were)."""
+    return _signer_for(salt, tuple((app or current_app).config["SECRET_KEYS"]), compress)
 
 
 @lru_cache(maxsize=64)
-def _serializer_for(purpose: str, keys: tuple[str, ...]) -> URLSafeTimedSerializer:
+def _signer_for(salt: str, keys: tuple[str, ...], compress: bool) -> URLSafeTimedSerializer:
     # itsdangerous takes the keys oldest first and signs with the last: the first configured
     # key (the newest) goes last
-    return _Serializer(list(reversed(keys)), salt=f"sharewise.link.{purpose}")
+    kind = URLSafeTimedSerializer if compress else _Serializer
+    return kind(list(reversed(keys)), salt=salt)
+
+
+def _serializer(purpose: str, app: Flask | None = None) -> URLSafeTimedSerializer:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown link purpose {purpose!r}")
+    return signer(f"sharewise.link.{purpose}", app)
 
 
 def make_token(tenant: str, record_public_id: str, purpose: str, app: Flask | None = None) -> str:
@@ -202,22 +212,17 @@ def manager_key(tenant: str, address: str, app: Flask | None = None) -> str:
                     hashlib.sha256).hexdigest()[:32]
 
 
-def _team_serializer(app: Flask | None = None) -> URLSafeTimedSerializer:
-    keys = tuple((app or current_app).config["SECRET_KEYS"])
-    return _Serializer(list(reversed(keys)), salt="sharewise.link.team")
-
-
 def team_url(tenant: str, address: str, app: Flask | None = None) -> str:
     """The absolute URL of a manager's team overview (``/admin/team/<token>``)."""
     app = app or current_app
-    token = _team_serializer(app).dumps([tenant, manager_key(tenant, address, app)])
+    token = signer("sharewise.link.team", app).dumps([tenant, manager_key(tenant, address, app)])
     return f"{app.config['BASE_URL']}/admin/team/{token}"
 
 
 def load_team_token(token: str, app: Flask | None = None) -> tuple[str, str]:
     """``(tenant, manager key)`` of a team link, or :class:`LinkError`."""
     try:
-        tenant, key = _team_serializer(app).loads(token, max_age=TEAM_SECONDS)
+        tenant, key = signer("sharewise.link.team", app).loads(token, max_age=TEAM_SECONDS)
     except SignatureExpired:
         raise LinkExpired("this team link has expired") from None
     except (*_DECODE_ERRORS, ValueError, TypeError):

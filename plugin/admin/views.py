@@ -61,9 +61,9 @@ LIMIT = 500
 OPEN = ("awaiting_completion", "incomplete")
 
 
-def _serializer(salt: str) -> URLSafeTimedSerializer:
-    keys = settings_of(current_app).secret_keys
-    return URLSafeTimedSerializer(list(reversed(keys)), salt=salt)  # the last key signs
+def _session_signer() -> URLSafeTimedSerializer:
+    # compressed, as the session cookie always was, so a signed-in session stays valid
+    return links.signer("sharewise.admin-session", compress=True)
 
 
 def _digest(token: str) -> str:
@@ -86,7 +86,7 @@ def _signed_in() -> bool:
     if not raw:
         return False
     try:
-        digest = _serializer("sharewise.admin-session").loads(raw, max_age=SESSION_SECONDS)
+        digest = _session_signer().loads(raw, max_age=SESSION_SECONDS)
     except BadSignature:
         return False
     return any(hmac.compare_digest(str(digest), _digest(t)) for t in _tokens())
@@ -215,7 +215,7 @@ def login_post() -> Response:
     if not token or not _valid_token(token):
         return _page("admin/login.html", 401, error="That token is not valid.")
     resp = redirect(url_for("admin.overview"), 303)
-    resp.set_cookie(COOKIE, _serializer("sharewise.admin-session").dumps(_digest(token)),
+    resp.set_cookie(COOKIE, _session_signer().dumps(_digest(token)),
                     max_age=SESSION_SECONDS, path="/admin", httponly=True, samesite="Strict",
                     secure=settings_of(current_app).base_url.startswith("https://"))
     return resp  # type: ignore[return-value]

@@ -203,3 +203,23 @@ def test_an_expired_token_with_a_hostile_payload_is_invalid(ctx):
         links.load_token(forge("test-link-key", "form", b"[1]", timestamp=1000), "form")
     signer = TimestampSigner("test-link-key", salt="sharewise.link.form")
     assert signer.validate(forge("test-link-key", "form", b"[1]", timestamp=1000))
+
+
+def test_signer_is_itsdangerous_key_rotation_for_any_salt(ctx):
+    """:func:`links.signer` is itsdangerous' key rotation over ``SECRET_KEYS`` (oldest first,
+    the newest signs): the admin session (``compress=True``, as it always was) and the team
+    link give the tokens plain itsdangerous reads, and still load the old key's."""
+    digest = "ab" * 32
+    for salt, compress in (("sharewise.admin-session", True), ("sharewise.link.team", False)):
+        ctx.config["SECRET_KEYS"] = ["old-key"]
+        old = links.signer(salt, compress=compress).dumps(digest)
+        ctx.config["SECRET_KEYS"] = ["new-key", "old-key"]
+        plain = URLSafeTimedSerializer(["old-key", "new-key"], salt=salt)
+        with time_machine.travel("2026-03-01T12:00:00Z", tick=False):
+            ours = links.signer(salt, compress=compress).dumps(digest)
+            assert ours.startswith(".") is compress
+            assert URLSafeTimedSerializer(["new-key"], salt=salt).loads(ours) == digest
+            if compress:
+                assert ours == plain.dumps(digest)
+        assert links.signer(salt, compress=compress).loads(old) == digest
+    assert links.signer("sharewise.link.form") is links._serializer("form")

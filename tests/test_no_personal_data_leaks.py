@@ -16,11 +16,6 @@ object), the body of any 4xx/5xx answer, any email (headers and body), or ``/met
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,16 +26,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sharewise.forms.prefill import fill
-from sharewise.plugin.crypto import Keyring
 from sharewise.plugin.demo import sample_event, signed_request
 from sharewise.plugin.outbox.hostsim import HostSimulator
-from sharewise.plugin.sealed import unseal
-from sharewise.plugin.settings import ensure_encryption_key
 from sharewise.plugin.signing import generate_secret
 from tests.plugin.uploads.journey import complete_answers, partial_answers
-from tests.smtp import SmtpSink, free_port
+from tests.serving import Served
+from tests.smtp import SmtpSink
 
-SHAREWISE = str(Path(sys.executable).with_name("sharewise"))
 SECRET, CALLBACK_SECRET, REFUSED_SECRET = generate_secret(), generate_secret(), generate_secret()
 
 #: What must never leave the service except to the host and the practitioner's own page.
@@ -73,63 +65,24 @@ def _leaks(text: str) -> list[str]:
             if any(v.lower() in low for v in _variants(canary))]
 
 
-class Served:
+def _serve(root: Path, host: HostSimulator, refusing: HostSimulator,
+           smtp: SmtpSink) -> Served:
     """``sharewise serve`` with JSON logs at DEBUG, SMTP and two tenants."""
-
-    def __init__(self, root: Path, host: HostSimulator, refusing: HostSimulator,
-                 smtp: SmtpSink) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.data = root / "var"
-        self.data.mkdir()
-        policy = ('[tenants.{slug}.policy]\nsend_hours = ""\ndigest_time = ""\n'
-                  'reminder_steps = [{{ offset = "0", to = "practitioner" }}, '
-                  '{{ offset = "+1 minute", to = "manager" }}]\n')
-        (self.data / "tenants.toml").write_text(
-            f'[tenants.northshire]\nname = "Northshire"\nwebhook_secret = "{SECRET}"\n'
-            f'callback_url = "{host.url}"\ncallback_secret = "{CALLBACK_SECRET}"\n'
-            'admin_email = "admin@northshire.example"\n' + policy.format(slug="northshire")
-            + f'[tenants.refused]\nname = "Refused"\nwebhook_secret = "{SECRET}"\n'
-            f'callback_url = "{refusing.url}"\ncallback_secret = "{REFUSED_SECRET}"\n'
-            'admin_email = "admin@refused.example"\n' + policy.format(slug="refused"))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
-        env.update(SHAREWISE_DATA_DIR=str(self.data), SHAREWISE_PORT=str(self.port),
-                   SHAREWISE_BASE_URL=self.base, SHAREWISE_LOG_LEVEL="DEBUG",
-                   SHAREWISE_LOG_FORMAT="json",
-                   SHAREWISE_SMTP_URL=f"smtp://127.0.0.1:{smtp.port}",
-                   SHAREWISE_REMINDER_SCAN_INTERVAL="1", SHAREWISE_SWEEP_INTERVAL="1",
-                   SHAREWISE_DELIVERY_SWEEP_INTERVAL="1")
-        self.log = open(root / "serve.log", "w+")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen([SHAREWISE, "serve"], cwd=root, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while "sharewise: serving on" not in self.output():
-            assert self.proc.poll() is None and time.monotonic() < deadline, self.output()
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
-
-    def prefill(self, record_id: str) -> tuple[dict[str, Any], str, int]:
-        with sqlite3.connect(self.data / "sharewise.db", timeout=30) as db:
-            sealed, prefill_hash, version = db.execute(
-                "SELECT prefill, prefill_hash, schema_version FROM records "
-                "WHERE public_id = ?", (record_id,)).fetchone()
-        keys = Keyring.from_text([ensure_encryption_key(self.data)])
-        return unseal(keys, sealed, f"records.prefill:{record_id}"), prefill_hash, version
+    policy = ('[tenants.{slug}.policy]\nsend_hours = ""\ndigest_time = ""\n'
+              'reminder_steps = [{{ offset = "0", to = "practitioner" }}, '
+              '{{ offset = "+1 minute", to = "manager" }}]\n')
+    tenants = (
+        f'[tenants.northshire]\nname = "Northshire"\nwebhook_secret = "{SECRET}"\n'
+        f'callback_url = "{host.url}"\ncallback_secret = "{CALLBACK_SECRET}"\n'
+        'admin_email = "admin@northshire.example"\n' + policy.format(slug="northshire")
+        + f'[tenants.refused]\nname = "Refused"\nwebhook_secret = "{SECRET}"\n'
+        f'callback_url = "{refusing.url}"\ncallback_secret = "{REFUSED_SECRET}"\n'
+        'admin_email = "admin@refused.example"\n' + policy.format(slug="refused"))
+    return Served(root, tenants=tenants, env={
+        "SHAREWISE_LOG_LEVEL": "DEBUG", "SHAREWISE_LOG_FORMAT": "json",
+        "SHAREWISE_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
+        "SHAREWISE_REMINDER_SCAN_INTERVAL": "1", "SHAREWISE_SWEEP_INTERVAL": "1",
+        "SHAREWISE_DELIVERY_SWEEP_INTERVAL": "1"})
 
 
 def _event(**overrides: Any) -> dict[str, Any]:
@@ -168,7 +121,7 @@ def test_no_canary_in_logs_error_answers_or_emails(tmp_path):
     smtp.start()
     with HostSimulator(CALLBACK_SECRET) as host, HostSimulator(REFUSED_SECRET) as refusing:
         refusing.always(422)
-        served = Served(tmp_path, host, refusing, smtp)
+        served = _serve(tmp_path, host, refusing, smtp)
         try:
             served.wait_ready()
             hook = f"{served.base}/webhooks/northshire"

@@ -9,7 +9,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from contextlib import closing
@@ -20,55 +19,27 @@ import psutil
 import pypdfium2
 import pytest
 
-SHAREWISE = str(Path(sys.executable).with_name("sharewise"))
+from tests import serving
+from tests.serving import SHAREWISE
+from tests.smtp import free_port
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Served(serving.Served):
+    """``sharewise serve --port`` with one web worker and one task thread, as a newcomer
+    starts it: no tenants file yet (``serve`` writes the demo one)."""
 
-
-class Served:
-    def __init__(self, tmp_path: Path):
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
-        self.env.update(SHAREWISE_DATA_DIR=str(tmp_path / "var"), SHAREWISE_PORT=str(self.port),
-                        SHAREWISE_WEB_WORKERS="1", SHAREWISE_WORKER_CONCURRENCY="1")
-        self.cwd = tmp_path  # no config/tenants.toml here: serve must create the demo tenants
-        self.log = open(tmp_path / "serve.log", "w+")
-        self.proc = subprocess.Popen([SHAREWISE, "serve", "--port", str(self.port)], cwd=self.cwd,
-                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.output()
-            if "sharewise: serving on" in self.output():
-                assert httpx.get(f"{self.base}/healthz", timeout=5).status_code == 200
-                return
-            time.sleep(0.1)
-        raise AssertionError("serve did not come up:\n" + self.output())
+    def __init__(self, tmp_path: Path, **env: str) -> None:
+        port = free_port()
+        super().__init__(tmp_path, port=port, args=["--port", str(port)], env={
+            "SHAREWISE_WEB_WORKERS": "1", "SHAREWISE_WORKER_CONCURRENCY": "1", **env})
 
     def tree(self) -> list[int]:
         """serve and every process below it."""
-        import psutil
-
         root = psutil.Process(self.proc.pid)
         return [root.pid, *(p.pid for p in root.children(recursive=True))]
 
-    def output(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text()
-
     def child_pids(self) -> dict[str, int]:
         return {m[0]: int(m[1]) for m in re.findall(r"(\w+) pid (\d+)", self.output())}
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(20)
 
 
 def _alive(pid: int) -> bool:
@@ -87,7 +58,7 @@ def _alive(pid: int) -> bool:
 def served(tmp_path):
     s = Served(tmp_path)
     try:
-        s.wait_ready()
+        s.wait_ready(timeout=30)
         yield s
     finally:
         # every process below serve (its children run in process groups of their own, so a
@@ -307,7 +278,7 @@ def test_commands_work_from_any_directory(tmp_path):
 
 def test_serve_refuses_a_named_tenants_file_that_does_not_exist(tmp_path):
     done = _run(["serve"], tmp_path, DATA_DIR=tmp_path / "var", TENANTS=tmp_path / "t.toml",
-                PORT=_free_port())
+                PORT=free_port())
     assert done.returncode == 1
     assert done.stderr == f"sharewise: no tenants file {tmp_path / 't.toml'} (SHAREWISE_TENANTS)\n"
 
@@ -372,14 +343,10 @@ def test_beat_logs_its_routine_sends_at_debug(tmp_path):
 def test_serve_logs_routine_sweeps_at_debug_and_the_root_warning_once(tmp_path):
     """Sweeps every 0.3 s for a few seconds: at INFO, no line per sweep; Celery's superuser
     warning is one line saying what to do (when the suite runs as root, as CI does)."""
-    s = Served(tmp_path)
-    s.env.update(SHAREWISE_SWEEP_INTERVAL="0.3", SHAREWISE_DELIVERY_SWEEP_INTERVAL="0.3",
-                 SHAREWISE_REMINDER_SCAN_INTERVAL="0.3")
-    s.stop()
-    s.proc = subprocess.Popen([SHAREWISE, "serve", "--port", str(s.port)], cwd=s.cwd,
-                              env=s.env, stdout=s.log, stderr=subprocess.STDOUT)
+    s = Served(tmp_path, SHAREWISE_SWEEP_INTERVAL="0.3", SHAREWISE_DELIVERY_SWEEP_INTERVAL="0.3",
+               SHAREWISE_REMINDER_SCAN_INTERVAL="0.3")
     try:
-        s.wait_ready()
+        s.wait_ready(timeout=30)
         time.sleep(4)  # about a dozen rounds of each sweep
         metrics = httpx.get(f"{s.base}/metrics", timeout=10).text
     finally:

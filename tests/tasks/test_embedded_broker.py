@@ -12,13 +12,8 @@ logged and skipped: the worker carries on and later work arrives.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,66 +23,29 @@ import httpx
 import pytest
 
 from sharewise.forms.prefill import fill
-from sharewise.plugin.crypto import Keyring
 from sharewise.plugin.demo import sample_event, signed_request
 from sharewise.plugin.outbox.hostsim import HostSimulator
-from sharewise.plugin.sealed import unseal
-from sharewise.plugin.settings import ensure_encryption_key
 from sharewise.plugin.signing import generate_secret
 from tests.plugin.uploads.journey import complete_answers
+from tests.serving import Served
 
-SHAREWISE = str(Path(sys.executable).with_name("sharewise"))
 WEBHOOK_SECRET, CALLBACK_SECRET = generate_secret(), generate_secret()
 CLIENTS, JOURNEYS = 4, 6  # each client: JOURNEYS records from request to post-back
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Serve(Served):
+    """``sharewise serve`` with one tenant posting back to ``host``."""
 
-
-class Serve:
     def __init__(self, root: Path, host: HostSimulator) -> None:
-        self.root, self.port = root, _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        data = root / "var"
-        data.mkdir()
-        (data / "tenants.toml").write_text(
+        super().__init__(root, tenants=(
             "[tenants.northshire]\nname = \"Northshire County Council\"\n"
             f"webhook_secret = \"{WEBHOOK_SECRET}\"\ncallback_url = \"{host.url}\"\n"
-            f"callback_secret = \"{CALLBACK_SECRET}\"\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREWISE_")}
-        env.update(SHAREWISE_DATA_DIR=str(data), SHAREWISE_PORT=str(self.port),
-                   SHAREWISE_BASE_URL=self.base)
-        self.db = data / "sharewise.db"
-        self.broker = data / "broker.db"
-        self.log = open(root / "serve.log", "w+")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen([SHAREWISE, "serve"], cwd=root, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while "sharewise: serving on" not in self.output():
-            assert self.proc.poll() is None and time.monotonic() < deadline, self.output()
-            time.sleep(0.1)
+            f"callback_secret = \"{CALLBACK_SECRET}\"\n"))
+        self.broker = self.data / "broker.db"
 
     def worker_pid(self) -> int:
         pids = re.findall(r"worker pid (\d+)|worker started again \(pid (\d+)\)", self.output())
         return int([p for pair in pids for p in pair if p][-1])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
 
     def journey(self, request_id: str) -> str:
         """A record from request to an uploaded complete form; its record id."""
@@ -96,12 +54,7 @@ class Serve:
                           timeout=60)
         assert made.status_code == 201, made.text
         record_id = made.json()["record_id"]
-        with sqlite3.connect(self.db, timeout=30) as db:
-            prefill, prefill_hash, version = db.execute(
-                "SELECT prefill, prefill_hash, schema_version FROM records "
-                "WHERE public_id = ?", (record_id,)).fetchone()
-        keys = Keyring.from_text([ensure_encryption_key(self.db.parent)])
-        values = unseal(keys, prefill, f"records.prefill:{record_id}")  # sealed at rest
+        values, prefill_hash, version = self.prefill(record_id)  # sealed at rest
         pdf = fill({**values, **complete_answers(version)}, record_id=record_id,
                    prefill_hash=prefill_hash, version=version).pdf
         done = httpx.post(made.json()["upload_url"], content=pdf, timeout=60,

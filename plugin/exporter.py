@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -34,6 +33,7 @@ from sharewise.plugin.reminders.models import PENDING as REMINDER_PENDING
 from sharewise.plugin.reminders.models import Reminder
 
 bp = Blueprint("exporter", __name__)
+_EXTENSION = "sharewise.exporter"
 
 
 class DatabaseCollector(Collector):
@@ -67,14 +67,6 @@ class DatabaseCollector(Collector):
         yield lag
 
 
-class _Counted(Collector):
-    """This process's own counters (the default registry), inside the scrape's registry."""
-
-    def collect(self) -> Iterator[Any]:
-        """The default registry's families."""
-        return iter(REGISTRY.collect())
-
-
 def _age(then: datetime | None, now: datetime) -> float:
     if then is None:
         return 0.0
@@ -83,20 +75,28 @@ def _age(then: datetime | None, now: datetime) -> float:
     return max(0.0, (now - then).total_seconds())
 
 
-def registry(app: Flask) -> CollectorRegistry:
-    """What one scrape shows."""
-    reg = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        prometheus_multiprocess.MultiProcessCollector(reg)
-    else:
-        reg.register(_Counted())
-    reg.register(DatabaseCollector(app))
-    return reg
+def registries(app: Flask) -> tuple[CollectorRegistry, ...]:
+    """What a scrape shows, in order, built once per app: the counters (every process's, added
+    up by prometheus-client's multiprocess collector on the app's registry when
+    ``PROMETHEUS_MULTIPROC_DIR`` is set; else this process's, the default registry), then the
+    database figures (the app's registry)."""
+    found = app.extensions.get(_EXTENSION)
+    if found is None:
+        own = CollectorRegistry()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            prometheus_multiprocess.MultiProcessCollector(own)
+            found = (own,)
+        else:
+            found = (REGISTRY, own)
+        own.register(DatabaseCollector(app))
+        found = app.extensions.setdefault(_EXTENSION, found)
+    return found
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
     """The Prometheus text format."""
-    body = generate_latest(registry(current_app._get_current_object()))  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    body = b"".join(generate_latest(reg) for reg in registries(app))
     return Response(body, content_type=CONTENT_TYPE_LATEST,
                     headers={"Cache-Control": "no-store"})

@@ -59,6 +59,7 @@ def blueprints() -> tuple[Blueprint, ...]:
     from sharewise.plugin.health import bp as health_bp
     from sharewise.plugin.openapi import bp as openapi_bp
     from sharewise.plugin.outbox.demo_host import bp as demo_host_bp
+    from sharewise.plugin.practitioner import online  # noqa: F401 (its routes join the blueprint)
     from sharewise.plugin.practitioner.views import bp as practitioner_bp
     from sharewise.plugin.records.views import bp as records_bp
     from sharewise.plugin.webhooks.views import bp as webhooks_bp

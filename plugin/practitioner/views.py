@@ -10,7 +10,8 @@ Routes (the paths :mod:`sharewise.plugin.links` hands out; ``status_url`` is ser
     status below).
 ``GET /form/<token>/pdf``
     The prefilled PDF, or after a partial upload the practitioner's own last upload (so they do
-    not retype), or once complete the final record. ``Content-Disposition: attachment``,
+    not retype), after an online save the form holding what it held, or once complete the
+    final record. ``Content-Disposition: attachment``,
     ``Cache-Control: no-store``.
 ``POST /upload/<token>``
     Multipart field ``file`` or a raw ``application/pdf`` body. The answer follows ``Accept``:
@@ -67,12 +68,13 @@ from sharewise.plugin.records.services import (
 )
 from sharewise.plugin.storage import NotFound, StorageError, storage
 from sharewise.plugin.tenants import DEFAULT_TIMEZONE, get_tenant
-from sharewise.plugin.uploads.models import REJECTED, UploadVersion
+from sharewise.plugin.uploads.models import DRAFT, ONLINE, REJECTED, UploadVersion
 from sharewise.plugin.uploads.services import (
     REJECTION_STATUS,
     UploadResult,
     handle_upload,
     latest_readable,
+    online_pdf,
     record_too_large,
 )
 
@@ -311,6 +313,8 @@ class PageModel:
     download_url: str
     max_mb: int
     download_is_own_upload: bool = False
+    page_url: str = ""
+    online_url: str = ""  # the online form (:mod:`sharewise.plugin.practitioner.online`)
 
 
 @dataclass
@@ -336,6 +340,7 @@ def _page_model(record: Record, *, own_upload: bool) -> PageModel:
     direction = prefill.get("request_direction")
     urgency = prefill.get("urgency") or record.urgency
     now = datetime.now(zone)
+    page_url = links.link_url(record.tenant, record.public_id, "form")
     return PageModel(
         record_id=record.public_id,
         case_reference=record.case_reference,
@@ -353,6 +358,8 @@ def _page_model(record: Record, *, own_upload: bool) -> PageModel:
         download_url=links.link_url(record.tenant, record.public_id, "pdf"),
         max_mb=max(1, current_app.config["MAX_BODY_BYTES"] // (1024 * 1024)),
         download_is_own_upload=own_upload,
+        page_url=page_url,
+        online_url=f"{page_url}/online",
     )
 
 
@@ -411,7 +418,7 @@ def _latest_state(record: Record) -> tuple[bool, ResultModel | None]:
         zone = _zone(record)
         missing = list(latest.problems or [])
         return True, ResultModel(
-            kind="incomplete",
+            kind="draft" if latest.outcome == DRAFT else "incomplete",
             fresh=False,
             version=latest.version,
             missing_count=len(missing),
@@ -570,6 +577,10 @@ def form_pdf(token: str) -> Response:
         latest: UploadVersion | None = latest_readable(session, record)
         key = latest.storage_key if latest is not None and latest.outcome != REJECTED else None
         version = latest.version if latest is not None else None
+        if latest is not None and latest.source == ONLINE:
+            data = online_pdf(record, latest)
+            _accessed(record, "downloaded", f"the form as saved online (version {version})")
+            return _pdf_response(data, f"{rid}-version-{version}.pdf")
     if key:
         try:
             data = store.get(key)

@@ -1,11 +1,14 @@
-"""``UploadVersion``: every PDF a practitioner (or the host on their behalf) hands back.
+"""``UploadVersion``: every PDF a practitioner (or the host on their behalf) hands back, and
+every save of the online form.
 
-Each upload is a numbered version of its record (1, 2, 3 ... unique per record), whatever its
-outcome: ``accepted`` (the record became complete), ``incomplete`` (read, but golden-rule items
-are missing) or ``rejected`` (not a readable decision form for this record, too large, or sent to
-a record that is already complete or cancelled). The uploaded bytes are written to the file store
-*before* the row is committed, so nothing a practitioner sent is ever lost; only an upload
-refused for its size before it was read has no stored bytes (``storage_key`` is ``None``).
+Each upload or save is a numbered version of its record (1, 2, 3 ... unique per record),
+whatever its outcome: ``accepted`` (the record became complete), ``incomplete`` (read, but
+golden-rule items are missing), ``draft`` (an online save the practitioner has not submitted)
+or ``rejected`` (not a readable decision form for this record, too large, or sent to a record
+that is already complete or cancelled). The uploaded bytes are written to the file store
+*before* the row is committed, so nothing a practitioner sent is ever lost; an upload refused
+for its size before it was read has no stored bytes (``storage_key`` is ``None``), nor has an
+online save, whose ``values`` are all it sent.
 
 ``values`` (the parsed, normalised field values) and the stored PDF are personal data: they stay
 in the model and storage layer, like ``Record.prefill``.
@@ -26,8 +29,11 @@ from sharewise.plugin.sealed import SealedJSON, register
 ACCEPTED = "accepted"
 INCOMPLETE = "incomplete"
 REJECTED = "rejected"
-OUTCOMES = (ACCEPTED, INCOMPLETE, REJECTED)
-SOURCES = ("page", "api", "host")
+#: a save of the online form as a draft: kept and checked, never completes the record
+DRAFT = "draft"
+OUTCOMES = (ACCEPTED, INCOMPLETE, REJECTED, DRAFT)
+ONLINE = "online"
+SOURCES = ("page", "api", "host", ONLINE)
 
 
 class UploadVersion(Base):
@@ -44,7 +50,7 @@ class UploadVersion(Base):
     version: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     #: ``page`` (the practitioner page), ``api`` (a raw body to upload_url), ``host``
-    #: (``share.form_submitted``)
+    #: (``share.form_submitted``), ``online`` (the online form: no file, ``values`` only)
     source: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)

@@ -21,6 +21,10 @@ by the host's ``share.form_submitted`` event, so every route behaves the same:
 A record that is already ``complete`` (or ``cancelled``) refuses the upload without changing
 anything, but the bytes are still stored and recorded as a rejected version.
 
+:func:`save_online` is the same path for the online form (no file: the values are what was
+sent, kept in the version row). A submission behaves exactly as an upload of a PDF holding
+those values; a draft is kept and checked the same way but never completes the record.
+
 The function does not commit: the caller's unit of work (``session_scope``) does, so the record,
 version, audit rows and delivery row become visible together or not at all.
 """
@@ -42,6 +46,7 @@ from sharewise.forms.reader import UploadRejected
 from sharewise.forms.sandbox import read_upload
 from sharewise.forms.spec import load_spec
 from sharewise.forms.validate import Problem, validate
+from sharewise.forms.values import canonical_json, values_hash
 from sharewise.plugin.db import utcnow
 from sharewise.plugin.logs import fields
 from sharewise.plugin.metrics import UPLOADS
@@ -58,7 +63,14 @@ from sharewise.plugin.records.models import (
 from sharewise.plugin.reminders.services import schedule_escalation, schedule_follow_ups
 from sharewise.plugin.storage import storage
 from sharewise.plugin.tenants import get_tenant
-from sharewise.plugin.uploads.models import ACCEPTED, REJECTED, SOURCES, UploadVersion
+from sharewise.plugin.uploads.models import (
+    ACCEPTED,
+    DRAFT,
+    ONLINE,
+    REJECTED,
+    SOURCES,
+    UploadVersion,
+)
 from sharewise.plugin.uploads.models import INCOMPLETE as OUTCOME_INCOMPLETE
 
 log = logging.getLogger(__name__)
@@ -152,7 +164,8 @@ def latest_version(session: Session, record: Record) -> UploadVersion | None:
 
 
 def latest_readable(session: Session, record: Record) -> UploadVersion | None:
-    """The newest version that was read (accepted or incomplete): the practitioner's own work."""
+    """The newest version that was read (accepted, incomplete or an online draft): the
+    practitioner's own work."""
     return session.scalar(
         select(UploadVersion)
         .where(UploadVersion.record_id == record.id, UploadVersion.outcome != REJECTED)
@@ -261,6 +274,55 @@ def inspect_upload(record: Record, data: bytes, app: Flask | None = None) -> Ins
     return Inspection(values=values, problems=problems)
 
 
+def save_online(
+    session: Session,
+    record: Record,
+    values: dict[str, Any],
+    read_problems: list[Problem],
+    *,
+    submit: bool,
+    actor: str = "practitioner",
+    app: Flask | None = None,
+) -> UploadResult:
+    """Record one save of the online form as the record's next version (caller commits).
+
+    ``values``: the normalised values of the fields the practitioner may change
+    (:func:`sharewise.forms.webform.read_web_form`), ``read_problems`` the texts it could not
+    read. ``submit=True`` is a submission: complete when the golden rules hold, else incomplete,
+    as an upload would be. ``submit=False`` saves a draft: checked, never completing.
+    """
+    code = message = None
+    problems: list[dict[str, Any]] = []
+    kept: dict[str, Any] | None = dict(values)
+    if record.status in (COMPLETE, CANCELLED):
+        code = "record_complete" if record.status == COMPLETE else "record_cancelled"
+    else:
+        merged = {**(record.prefill or {}), **values}
+        checked = validate(merged, version=record.schema_version,
+                           tenant_options=record.tenant_options)
+        problems = [p.as_dict() for p in merge_problems(read_problems, checked,
+                                                        record.schema_version)]
+    return _commit_version(
+        session, record, source=ONLINE, actor=actor, size=len(canonical_json(values)),
+        sha256=values_hash(values), key=None, code=code, message=message, values=kept,
+        problems=problems, app=app, draft=not submit)
+
+
+def version_values(record: Record, version: UploadVersion) -> dict[str, Any]:
+    """Every field's value as of ``version`` (a read one): the prefill, then what it held."""
+    return {**(record.prefill or {}), **(version.values or {})}
+
+
+def online_pdf(record: Record, version: UploadVersion) -> bytes:
+    """The record's form as a PDF holding what an online save held: what the download gives
+    after one, so the practitioner can carry on in a PDF reader."""
+    from sharewise.forms.prefill import fill
+
+    return fill(version_values(record, version), record_id=record.public_id,
+                prefill_hash=record.prefill_hash, version=record.schema_version,
+                tenant_options=record.tenant_options).pdf
+
+
 def merge_problems(read: Any, validated: list[Problem], version: int = 1) -> list[Problem]:
     """Reader problems (values that could not be understood) first, one per field, in order."""
     order = {name: i for i, name in enumerate(load_spec(version).names)}
@@ -308,8 +370,10 @@ def _commit_version(
     values: dict[str, Any] | None,
     problems: list[dict[str, Any]],
     app: Flask | None = None,
+    draft: bool = False,
 ) -> UploadResult:
-    """Number the version and apply its effect under the record lock (caller commits)."""
+    """Number the version and apply its effect under the record lock (caller commits).
+    ``draft``: an online draft, kept and checked but never completing the record."""
     record = _lock(session, record)
     if record.purged_at is not None and key is not None:
         # purged while this file was read: keep nothing of it (the version row says so)
@@ -325,6 +389,8 @@ def _commit_version(
     now = utcnow()
     if code is not None:
         outcome = REJECTED
+    elif draft:
+        outcome = DRAFT
     elif problems:
         outcome = OUTCOME_INCOMPLETE
     else:
@@ -345,10 +411,17 @@ def _commit_version(
     )
     session.add(row)
 
-    if outcome != REJECTED:
+    if outcome not in (REJECTED, DRAFT):
         _schedule_from_values(session, record, values or {}, outcome == ACCEPTED, app)
     if outcome == REJECTED:
         audit(session, record, actor, "upload_rejected", f"upload {version}: {code}")
+    elif outcome == DRAFT:
+        record.missing = problems
+        reason = f"version {version}: draft saved online, {len(problems)} item(s) missing"
+        if record.status == AWAITING:
+            transition(session, record, INCOMPLETE, actor, reason, event="draft_saved", at=now)
+        else:
+            audit(session, record, actor, "draft_saved", reason)
     elif outcome == OUTCOME_INCOMPLETE:
         reason = f"upload {version}: {len(problems)} item(s) missing"
         record.missing = problems

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from sharewise.plugin.db import current_revision, make_engine, upgrade
 
-HEAD = "0010_retention"
+HEAD = "0011_online_form"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 

@@ -1,0 +1,132 @@
+"""The online form: the decision record completed in the browser, as an alternative to the PDF.
+
+Routes (on the practitioner blueprint, opened by the page's own link, purpose ``form``):
+
+``GET /form/<token>/online``
+    The form, generated from the record's field spec (:mod:`sharewise.forms.webform`): the
+    case details as text, then one section per golden rule with labelled controls. It holds
+    what the practitioner's last version held (an upload or an online save), else the prefill,
+    and shows that version's problems beside their fields. Plain HTML: no script is needed or
+    sent (the pages' Content-Security-Policy allows none).
+``POST /form/<token>/online``
+    ``action=draft-<n>`` saves a draft from section ``n``'s button; ``action=submit`` submits.
+    Either way the whole form is saved as the record's next version
+    (:func:`sharewise.plugin.uploads.services.save_online`). A draft is checked but never
+    completes the record; a submission is handled as an upload of a PDF holding those values
+    (complete: final PDF and post-back; else incomplete). The answer is the form again with
+    what was saved, a summary of the problems at the top linking to each field, grouped by
+    golden rule, or, once complete, the record's page.
+
+Switching is free both ways: the PDF download after an online save is the form holding its
+values (:func:`sharewise.plugin.uploads.services.online_pdf`), and this form after an upload
+holds what the uploaded PDF held.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+
+from sharewise.forms.webform import read_web_form, web_form
+from sharewise.plugin.db import session_scope
+from sharewise.plugin.practitioner.views import (
+    ResultModel,
+    _accessed,
+    _groups,
+    _html,
+    _page_model,
+    _record_for,
+    _reload,
+    _render_record,
+    _result_model,
+    _tenant_name,
+    _when,
+    _zone,
+    bp,
+)
+from sharewise.plugin.records.models import CANCELLED, COMPLETE, Record
+from sharewise.plugin.uploads.models import DRAFT
+from sharewise.plugin.uploads.services import (
+    UploadResult,
+    latest_readable,
+    save_online,
+    version_values,
+)
+
+#: the submit button's value; a section's draft button is ``draft-<section number>``
+SUBMIT = "submit"
+
+
+def _current(record: Record) -> tuple[dict[str, Any], list[dict[str, Any]], ResultModel | None]:
+    """The values the form starts from, the problems to show and the standing notice."""
+    with session_scope(readonly=True) as session:
+        latest = latest_readable(session, record)
+        if latest is None:
+            return dict(record.prefill or {}), [], None
+        problems = list(latest.problems or [])
+        notice = ResultModel(
+            kind="draft" if latest.outcome == DRAFT else "incomplete", fresh=False,
+            version=latest.version, missing_count=len(problems),
+            received_display=_when(latest.received_at, _zone(record)),
+            groups=_groups(problems, record.schema_version))
+        return version_values(record, latest), problems, notice
+
+
+def _form_page(record: Record, values: dict[str, Any], problems: list[dict[str, Any]],
+               notice: ResultModel | None, *, raw: dict[str, str] | None = None,
+               section: int | None = None, status: int = 200) -> Response:
+    sections = web_form(values, version=record.schema_version,
+                        tenant_options=record.tenant_options, problems=problems, raw=raw)
+    return _html("practitioner/online.html", status, page=_page_model(record, own_upload=False),
+                 sections=sections, notice=notice, saved_section=section,
+                 tenant_name=_tenant_name(record), submit=SUBMIT)
+
+
+@bp.get("/form/<token>/online")
+def online_form(token: str) -> Response:
+    """The online form, holding the practitioner's last version."""
+    record = _record_for(token, "form")
+    if record.status in (COMPLETE, CANCELLED):
+        return _render_record(record)
+    _accessed(record, "viewed", "the online form")
+    values, problems, notice = _current(record)
+    return _form_page(record, values, problems, notice)
+
+
+def _section_of(action: str) -> int | None:
+    """The section whose draft button was pressed, or ``None`` for a submission."""
+    if action.startswith("draft-") and action[6:].isdigit():
+        return int(action[6:])
+    return None
+
+
+@bp.post("/form/<token>/online")
+def online_save(token: str) -> Response:
+    """Save the online form as the next version: a draft, or a submission."""
+    record = _record_for(token, "form")
+    action = request.form.get("action", SUBMIT)
+    section = _section_of(action)
+    submit = section is None
+    values, unread, raw = read_web_form(request.form, version=record.schema_version,
+                                        tenant_options=record.tenant_options)
+    with session_scope() as session:
+        result = save_online(session, record, values, unread, submit=submit)
+    record = _reload(record)
+    if result.rejection_code is not None or result.completed:
+        return _render_record(record, _outcome(result, record), result.http_status)
+    notice = _outcome(result, record)
+    merged = {**(record.prefill or {}), **values}
+    return _form_page(record, merged, result.missing, notice, raw=raw, section=section)
+
+
+def _outcome(result: UploadResult, record: Record) -> ResultModel:
+    """What the page says about this save."""
+    if result.rejection_code is not None:
+        return _result_model(result, record.schema_version)
+    if result.completed:
+        return ResultModel(kind="complete", version=result.version)
+    return ResultModel(kind="draft" if result.outcome == DRAFT else "incomplete",
+                       version=result.version, missing_count=len(result.missing),
+                       groups=_groups(result.missing, record.schema_version))
+

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import re
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,23 @@ class ExceptionTypeOnly(logging.Filter):
         data = getattr(record, "data", None)
         if isinstance(data, dict):
             record.data = {k: data[k] for k in ("id", "name", "description") if k in data}
+        return True
+
+
+class DemoteToDebug(logging.Filter):
+    """Logs the records ``routine`` picks (a line a process writes over and over: beat's sends,
+    the sweeps' task lines) at DEBUG, shown only when their logger is at DEBUG; every other
+    record passes as it is."""
+
+    def __init__(self, routine: Callable[[logging.LogRecord], bool]) -> None:
+        super().__init__()
+        self.routine = routine
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Demote a routine record; keep it only when its logger is enabled for DEBUG."""
+        if self.routine(record):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True
 
 

@@ -5,10 +5,11 @@ imports every task module (each concern adds one import line: their ``shared_tas
 sweeps register themselves) and :func:`install` puts the beat sweeps in with the intervals of
 the app's settings. A bad setting or an unreachable database stops the process
 with one line (no traceback). In beat, the routine "Scheduler: Sending due task" lines are
-logged at DEBUG (:class:`RoutineBeatLines`, installed on the ``celery.beat`` logger when beat
-starts: Celery's ``beat_init`` signal), and so are the sweeps' own "Task ... received /
-succeeded" lines (:class:`RoutineTaskLines`). Celery's log handlers get the service's log format
-(``after_setup_logger``). Celery's multi-line "superuser privileges" warning is replaced by one
+logged at DEBUG (:data:`ROUTINE_BEAT_LINES`, installed on the ``celery.beat`` logger when
+beat starts: Celery's ``beat_init`` signal), and so are the sweeps' own "Task ... received /
+succeeded" lines (:data:`ROUTINE_TASK_LINES`; each a :class:`sharewise.plugin.logs.DemoteToDebug`
+filter). Celery's log handlers get the service's log format (``after_setup_logger``). Celery's
+multi-line "superuser privileges" warning is replaced by one
 line saying what to do, logged once when a worker starts as root.
 
 ``sharewise serve`` runs one worker for the whole service, with beat as a thread of it
@@ -95,45 +96,30 @@ def make_celery() -> Celery:
     return celery_app
 
 
-class RoutineBeatLines(logging.Filter):
-    """Logs beat's "Scheduler: Sending due task ..." (every sweep, every minute) at DEBUG."""
+def _routine_beat_line(record: logging.LogRecord) -> bool:
+    """Beat's "Scheduler: Sending due task ..." (every sweep, every minute)."""
+    return isinstance(record.msg, str) and record.msg.startswith("Scheduler: Sending due task")
 
-    ROUTINE = "Scheduler: Sending due task"
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Demote the routine line; show it only when the logger is at DEBUG."""
-        if isinstance(record.msg, str) and record.msg.startswith(self.ROUTINE):
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-        return True
+def _routine_task_line(record: logging.LogRecord) -> bool:
+    """A sweep's "Task ... received" and "... succeeded" lines (every minute, each sweep);
+    not other tasks' lines, nor any failure."""
+    args = record.args
+    routine = {s["task"] for s in SWEEPS.values()}
+    return (record.levelno == logging.INFO and isinstance(args, dict)
+            and args.get("name") in routine)
+
+
+#: the routine lines of beat and of the sweeps, logged at DEBUG; one instance each, so adding
+#: it to a logger again changes nothing (``logging.Filterer.addFilter``)
+ROUTINE_BEAT_LINES = logs.DemoteToDebug(_routine_beat_line)
+ROUTINE_TASK_LINES = logs.DemoteToDebug(_routine_task_line)
+_EXCEPTION_TYPE_ONLY = logs.ExceptionTypeOnly()
 
 
 @beat_init.connect
 def _quiet_routine_beat_lines(sender: Any = None, **_kwargs: Any) -> None:
-    beat_logger = logging.getLogger("celery.beat")
-    if not any(isinstance(f, RoutineBeatLines) for f in beat_logger.filters):
-        beat_logger.addFilter(RoutineBeatLines())
-
-
-class RoutineTaskLines(logging.Filter):
-    """Logs a sweep's "Task ... received" and "... succeeded" lines (every minute, each sweep)
-    at DEBUG; other tasks' lines, and any failure, stay as they are."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Demote a routine line; show it only when the logger is at DEBUG."""
-        args = record.args
-        routine = {s["task"] for s in SWEEPS.values()}
-        if (record.levelno == logging.INFO and isinstance(args, dict)
-                and args.get("name") in routine):
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-        return True
-
-
-def _add_filter(name: str, kind: type[logging.Filter]) -> None:
-    target = logging.getLogger(name)
-    if not any(isinstance(f, kind) for f in target.filters):
-        target.addFilter(kind())
+    logging.getLogger("celery.beat").addFilter(ROUTINE_BEAT_LINES)
 
 
 @after_setup_logger.connect
@@ -144,9 +130,9 @@ def _log_format(logger: logging.Logger | None = None, **_kwargs: Any) -> None:
     lines are DEBUG."""
     if logger is not None:
         logs.use_format(logger, build().log_format)
-    _add_filter("celery.app.trace", logs.ExceptionTypeOnly)
+    logging.getLogger("celery.app.trace").addFilter(_EXCEPTION_TYPE_ONLY)
     for name in ("celery.app.trace", "celery.worker.strategy"):
-        _add_filter(name, RoutineTaskLines)
+        logging.getLogger(name).addFilter(ROUTINE_TASK_LINES)
 
 
 @worker_init.connect

@@ -91,6 +91,25 @@ def test_a_failed_celery_task_line_names_the_type_only(lines):
     assert SECRET not in out.getvalue()
 
 
+def test_demote_to_debug_shows_a_routine_line_only_at_debug(lines):
+    """The filter of beat's and the sweeps' routine lines (tasks/worker.py): the lines it picks
+    become DEBUG, kept only when the logger is at DEBUG; the others pass as they are."""
+    logger, out, handler = lines
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    demote = logs.DemoteToDebug(lambda record: record.getMessage().startswith("routine"))
+    logger.addFilter(demote)
+    try:
+        logger.info("routine sweep")
+        logger.warning("something else")
+        assert out.getvalue() == "DEBUG routine sweep\nWARNING something else\n"
+        logger.setLevel(logging.INFO)
+        logger.info("routine sweep")
+        logger.info("news")
+        assert out.getvalue() == "DEBUG routine sweep\nWARNING something else\nINFO news\n"
+    finally:
+        logger.removeFilter(demote)
+
+
 def test_gunicorn_access_lines_in_json_carry_fields_and_no_client(monkeypatch):
     monkeypatch.setenv("SHAREWISE_LOG_FORMAT", "json")
     cfg = Config()

@@ -87,7 +87,8 @@ def export_subject(app: Flask, name: str, date_of_birth: str | None, folder: Pat
                 "cancelled_at": record.cancelled_at and record.cancelled_at.isoformat(),
                 "from_the_case_system": record.prefill,
                 "uploads": [{"version": u.version, "received_at": u.received_at.isoformat(),
-                             "outcome": u.outcome, "values": u.values} for u in uploads],
+                             "source": u.source, "outcome": u.outcome, "values": u.values}
+                            for u in uploads],
                 "audit": [e.as_dict() for e in trail],
                 "third_party_review": {
                     "fields": review,

@@ -108,3 +108,37 @@ def test_the_online_form_completes_a_record(chromium, live_server, signed_post, 
                                                       ("online", "accepted")]
     for name, value in answers.items():
         assert saved[-1].values[name] == value, name
+
+
+def test_the_online_form_works_from_the_keyboard(chromium, live_server, signed_post,
+                                                 sample_event, app, backend):
+    if backend != "sqlite":
+        pytest.skip("the browser journey runs once, on the embedded default")
+    made = signed_post("northshire", sample_event()).get_json()
+    context = chromium.new_context(viewport={"width": 1000, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(made["form_url"] + "/online")
+
+        def focused() -> str:
+            return page.evaluate("document.activeElement.id || document.activeElement.textContent")
+
+        # Tab from the top of the page to the first field the practitioner fills
+        for _ in range(10):
+            page.keyboard.press("Tab")
+            if focused() == "f-purpose":
+                break
+        assert focused() == "f-purpose"
+        page.keyboard.press("Control+A")
+        page.keyboard.type("To decide on support at school.")
+        page.keyboard.press("Tab")
+        assert focused() == "f-information_requested"
+        page.keyboard.press("Tab")
+        assert "Save a draft" in focused()
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert "Draft saved as version 1" in page.locator(".error-summary h2").inner_text()
+    finally:
+        context.close()
+    [saved] = versions(app, made["record_id"])
+    assert saved.values["purpose"] == "To decide on support at school."

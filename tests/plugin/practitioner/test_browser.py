@@ -110,18 +110,19 @@ def test_page_works_with_the_keyboard_and_on_a_phone(chromium, live_server, sign
         # nothing wider than the screen: one column, no sideways scrolling
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
         page.screenshot(path=tmp_path / "phone.png", full_page=True)
-        # Tab order: skip link, download button, file input, upload button
+        # Tab order: skip link, download button, the online form, file input, upload button
         reached = []
-        for _ in range(4):
+        for _ in range(5):
             page.keyboard.press("Tab")
             reached.append(page.evaluate(
                 "(() => { const e = document.activeElement;"
                 " return [e.tagName, e.getAttribute('type') || '', e.textContent.trim(),"
                 " getComputedStyle(e).outlineStyle]; })()"))
         tags = [(tag, kind) for tag, kind, _text, _outline in reached]
-        assert tags == [("A", ""), ("A", ""), ("INPUT", "file"), ("BUTTON", "submit")]
+        assert tags == [("A", ""), ("A", ""), ("A", ""), ("INPUT", "file"), ("BUTTON", "submit")]
         assert reached[0][2] == "Skip to main content"
         assert reached[1][2] == "Download the form (PDF)"
+        assert reached[2][2] == "Fill in the form online"
         # focus is visible on every stop
         assert all(outline != "none" for *_rest, outline in reached)
     finally:

@@ -303,8 +303,9 @@ def _intro(form: FormSpec) -> str:
         return (
             "Record how you reached this decision, whether or not you share. Complete every "
             "part that applies to your decision. Type dates as DD/MM/YYYY. The form sends "
-            "nothing by itself: save the completed file and upload it from the link in your "
-            "Sharewise email."
+            "nothing by itself: save the completed file and upload it on the Sharewise page "
+            "you downloaded it from. If you no longer have its link, ask for a new one in the "
+            "case system."
         )
     return (
         "Record how you reached this decision, whether or not you share. A label says when "

@@ -5,7 +5,8 @@ Counted where they happen, in every process (web and Celery worker):
 - ``sharewise_events_total{type, status}``: host events by type and the HTTP status answered;
 - ``sharewise_signature_failures_total{tenant}``: events refused for their signature;
 - ``sharewise_uploads_total{source, outcome}``: uploads by where from and what became of them;
-- ``sharewise_reminders_sent_total{kind, step}``: reminder and digest emails sent;
+- ``sharewise_reminders_sent_total{kind, step}``: reminder and digest emails sent (the
+  request email that tells a practitioner of a new record counts as kind ``request``);
 - ``sharewise_delivery_attempts_total{verdict}`` and ``sharewise_deliveries_total{state}``:
   post-back attempts by verdict and deliveries by the state an attempt left them in;
 - ``sharewise_http_request_duration_seconds{endpoint, method, status}`` and

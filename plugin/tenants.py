@@ -72,6 +72,9 @@ TENANT_KEYS: tuple[TenantKey, ...] = (
               "agreements offered as choices on the form, beside \"None\"."),
     TenantKey("retention_days", "whole days, 0 to 36500", "30", "Days after the host "
               "acknowledged a finished record before its PDFs and personal fields are deleted."),
+    TenantKey("notify_on_request", "true or false", "true", "Email the practitioner the "
+              "record's link as soon as a request arrives, at any hour; false when the case "
+              "system shows them the link itself."),
     TenantKey("policy", "table", "{}", "Due dates and reminders: the keys below."),
 )
 POLICY_KEYS: tuple[TenantKey, ...] = (
@@ -127,6 +130,8 @@ class Tenant:
     sharing_agreements: tuple[tuple[str, str], ...] = ()
     #: days after the host acknowledged a finished record before its content is deleted
     retention_days: int = 30
+    #: email the practitioner the record's link when a request arrives (the request email)
+    notify_on_request: bool = True
 
     @property
     def zone(self) -> ZoneInfo:
@@ -186,6 +191,9 @@ def parse_tenants(data: dict[str, Any], checks: Sequence[Check] = ()) -> dict[st
         dpia = raw.get("dpia_reference")
         if dpia is not None and (not isinstance(dpia, str) or len(dpia) > 200):
             raise TenantsError(f"{where}: dpia_reference must be text of at most 200 characters")
+        notify = raw.get("notify_on_request", True)
+        if not isinstance(notify, bool):
+            raise TenantsError(f"{where}: notify_on_request must be true or false")
         retention = raw.get("retention_days", 30)
         if isinstance(retention, bool) or not isinstance(retention, int) or not (
                 0 <= retention <= 36500):
@@ -205,6 +213,7 @@ def parse_tenants(data: dict[str, Any], checks: Sequence[Check] = ()) -> dict[st
             dpia_reference=dpia or None,
             sharing_agreements=_agreements(raw.get("sharing_agreements"), where),
             retention_days=retention,
+            notify_on_request=notify,
         )
         for check in checks:
             try:

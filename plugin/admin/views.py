@@ -1,8 +1,9 @@
 """``/admin``: a read-only overview of the records, for admins and for one manager's team.
 
 What it shows: records by tenant and state, then the records themselves, overdue first, each
-with its due time (in its tenant's zone), the reminders sent for it and the state of its
-post-backs. Never form content: a record is named by its id and case reference only.
+with its due time (in its tenant's zone), the emails sent about it (the request email and
+the reminders) and the state of its post-backs. Never form content: a record is named by its
+id and case reference only.
 
 **Admins** sign in at ``/admin/login`` with a token from ``ADMIN_TOKENS`` (single sign-on is the
 host system's business). The sign-in is a cookie of its own (``sharewise_admin``: signed with
@@ -139,8 +140,8 @@ def _overview(records: list[Record], now: datetime) -> list[Row]:
                 .order_by(Reminder.sent_at)):
             row = rows[rem.record_id]
             zone = zones.get(row.tenant, london)
-            row.reminders.append(f"{rem.kind.replace('_', ' ')} to the {rem.recipient}, "
-                                 f"{_when(rem.sent_at, zone)}")
+            what = "request email" if rem.kind == "request" else rem.kind.replace("_", " ")
+            row.reminders.append(f"{what} to the {rem.recipient}, {_when(rem.sent_at, zone)}")
         for d in session.scalars(select(Delivery).where(Delivery.record_id.in_(ids))
                                  .order_by(Delivery.created_at)):
             event = d.event_type.removeprefix("share.").replace("_", " ")

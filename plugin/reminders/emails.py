@@ -1,4 +1,4 @@
-"""Reminder and digest email content: subject, plain text and HTML.
+"""Reminder, request and digest email content: subject, plain text and HTML.
 
 Email is not a secure channel, so these builders only ever see a :class:`RecordRef` (record id,
 case reference, due time, link): a person's name, date of birth or anything typed into the form
@@ -59,7 +59,8 @@ def format_due(when: datetime, zone: ZoneInfo) -> str:
     return f"{local:%A} {local.day} {local:%B %Y, %H:%M} {local.tzname()}"
 
 
-_SUBJECT = {"due_soon": "is due soon", "due_now": "is due now", "overdue": "is overdue",
+_SUBJECT = {"request": "is waiting for your decision",
+            "due_soon": "is due soon", "due_now": "is due now", "overdue": "is overdue",
             "review": "is due for review", "inform": "says the person is to be told",
             "escalation": "was not endorsed"}
 
@@ -76,6 +77,9 @@ def _lead(kind: Kind, role: Role, due: str, on: str = "") -> str:
         return ("The decision on this record was not endorsed by the manager who reviewed it. "
                 "The record stays open until the disagreement is resolved. You are receiving "
                 "this as the manager of the practitioner it is assigned to.")
+    if kind == "request":
+        return ("A new information-sharing decision record has been assigned to you. Open "
+                f"the link below to see what is asked, and complete the record by {due}.")
     if kind == "due_soon":
         return f"This information-sharing decision record is due by {due}."
     if kind == "due_now":
@@ -97,14 +101,15 @@ def _html_page(title: str, body: Markup) -> str:
 
 def reminder_email(ref: RecordRef, kind: Kind, role: Role, zone: ZoneInfo,
                    when: datetime | None = None) -> EmailContent:
-    """The email for one reminder step (``when``: the moment the row was due, which a review
-    or telling-the-person reminder names)."""
+    """The email for one reminder row: a policy step, the request email that tells the
+    practitioner of a new record, a follow-up (``when``: the moment the row was due, which a
+    review or telling-the-person reminder names) or an escalation."""
     subject = f"Information-sharing record {ref.record_id} {_SUBJECT[kind]}"
     due = format_due(ref.due_at, zone)
     day = (when or ref.due_at).astimezone(zone)
     on = f"{day:%A} {day.day} {day:%B %Y}"
     lead = _lead(kind, role, due, on)
-    chasing = kind in ("due_soon", "due_now", "overdue")
+    chasing = kind in ("request", "due_soon", "due_now", "overdue")
     label, shown = {"review": ("Review date", on), "inform": ("Tell the person by", on)}.get(
         kind, ("Due", due))
     link_text = ("Open the record to complete it" if chasing and role == "practitioner"

@@ -1,16 +1,19 @@
 """Reminder rows and digest rows: every email Sharewise owes someone is a row first.
 
-``Reminder``: one per (record, step, recipient role), UNIQUE, created with the record. The scan
-finds due rows through the ``(state, due_at)`` index, so its cost follows the number of DUE
-reminders, not the number of records. ``Digest``: one per (tenant, manager address, local day),
-UNIQUE, created by the first scan after the digest time; ``DigestRun`` marks that a tenant's
-digests for a day have been created, so later scans that day skip the manager query.
+``Reminder``: one per (record, step, recipient role), UNIQUE, created with the record (the
+policy's steps and, at intake, the ``request`` email that tells the practitioner of the
+record). The scan finds due rows through the ``(state, due_at)`` index, so its cost follows
+the number of DUE reminders, not the number of records. ``Digest``: one per (tenant, manager
+address, local day), UNIQUE, created by the first scan after the digest time; ``DigestRun``
+marks that a tenant's digests for a day have been created, so later scans that day skip the
+manager query.
 
 Both sendable rows share the claim columns (:class:`Claimable`):
 
-* ``claim`` / ``lease_until``: a scan claimed the row and enqueued a send task carrying the
-  claim token; no scan re-enqueues it before ``lease_until`` (unless the task gives up and
-  releases it). A task whose token no longer matches does nothing.
+* ``claim`` / ``lease_until``: a scan (or intake, for a request email due at once) claimed
+  the row and enqueued a send task carrying the claim token; no scan re-enqueues it before
+  ``lease_until`` (unless the task gives up and releases it). A task whose token no longer
+  matches does nothing.
 * ``sending_until``: a task is talking to the SMTP server right now; nobody else may send it
   until then (a redelivered message for a killed worker waits for this to pass).
 
@@ -63,11 +66,13 @@ class Reminder(Claimable, Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
-    #: the step's canonical offset (``-2h``, ``0``, ``+1wd`` ...)
+    #: the step's canonical offset (``-2h``, ``0``, ``+1wd`` ...), or the kind of a row that
+    #: is not a policy step (``request``, ``review`` ...)
     step: Mapped[str] = mapped_column(String(16))
     #: ``practitioner`` or ``manager``
     recipient: Mapped[str] = mapped_column(String(16))
-    #: ``due_soon``, ``due_now`` or ``overdue``
+    #: ``due_soon``, ``due_now`` or ``overdue`` (a policy step); ``request`` (the email that
+    #: tells the practitioner of a new record), ``review``, ``inform`` or ``escalation``
     kind: Mapped[str] = mapped_column(String(16))
     #: the recipient's email address (personal data: stays behind the model layer)
     address: Mapped[str | None] = mapped_column(String(254), nullable=True)

@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 from sharewise.plugin.records.policy import is_working_day
 
 Role = Literal["practitioner", "manager"]
-Kind = Literal["due_soon", "due_now", "overdue", "review", "inform", "escalation"]
+Kind = Literal["request", "due_soon", "due_now", "overdue", "review", "inform", "escalation"]
 ROLES: tuple[Role, ...] = ("practitioner", "manager")
 
 DEFAULT_STEPS: tuple[Mapping[str, str], ...] = (

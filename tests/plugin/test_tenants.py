@@ -54,6 +54,16 @@ def test_invalid(raw):
         parse_tenants({"tenants": {"a": raw}})
 
 
+def test_the_request_email_is_on_unless_switched_off():
+    on = parse_tenants({"tenants": {"a": {"webhook_secret": "whsec_AAAA"}}})["a"]
+    off = parse_tenants({"tenants": {"a": {"webhook_secret": "whsec_AAAA",
+                                           "notify_on_request": False}}})["a"]
+    assert on.notify_on_request is True and off.notify_on_request is False
+    with pytest.raises(TenantsError, match="notify_on_request must be true or false"):
+        parse_tenants({"tenants": {"a": {"webhook_secret": "whsec_AAAA",
+                                         "notify_on_request": "no"}}})
+
+
 def test_example_file_parses():
     with open("config/tenants.example.toml", "rb") as f:
         t = parse_tenants(tomllib.load(f))["northshire"]

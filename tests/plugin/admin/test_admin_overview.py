@@ -131,3 +131,22 @@ def test_a_team_link_shows_only_that_managers_open_records(
     assert "Your team's open records" in html
     tampered = url[:-3] + ("aaa" if not url.endswith("aaa") else "bbb")
     assert client.get(tampered.removeprefix(app.config["BASE_URL"])).status_code == 403
+
+
+def test_the_request_email_is_listed_as_such(app: Any, client: Any, signed_post: Any,
+                                             sample_event: Any) -> None:
+    from sqlalchemy import select
+
+    from sharewise.plugin.reminders.models import Reminder
+    from sharewise.plugin.reminders.services import send_reminder
+
+    made = create_record(signed_post, sample_event)
+    with session_scope(app) as session:
+        row = session.scalars(select(Reminder).join(Record, Record.id == Reminder.record_id)
+                              .where(Record.public_id == made["record_id"],
+                                     Reminder.kind == "request")).one()
+        claimed = row.id, row.claim
+    assert send_reminder(*claimed, app=app).state == "sent"  # what the worker does
+    _sign_in(client)
+    html = client.get("/admin").get_data(as_text=True)
+    assert "Emails sent" in html and "request email to the practitioner, " in html

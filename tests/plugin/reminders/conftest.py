@@ -7,6 +7,8 @@
   it off (it follows the real clock, which the other tests must not depend on).
 * ``send_hours_on``: request it to keep the default sending hours (08:00-18:00 on working
   days); otherwise the tenants file sends at any time, for the same reason.
+* ``notify_off``: request it to set ``notify_on_request = false`` for every tenant (no
+  request email at intake); otherwise the tenants keep the default (on).
 * ``make_record(**fields)``: inserts a record directly (no PDF) and schedules its reminders, the
   way intake does; returns its integer id.
 """
@@ -48,6 +50,12 @@ def send_hours_on() -> bool:
 
 
 @pytest.fixture
+def notify_off() -> bool:
+    """Request this fixture to switch the request email off for every tenant."""
+    return True
+
+
+@pytest.fixture
 def app_config(app_config: dict[str, Any], smtp: SmtpSink,
                request: pytest.FixtureRequest) -> dict[str, Any]:
     # The digest and the sending hours follow the real clock (08:00 on working days): keep
@@ -55,9 +63,15 @@ def app_config(app_config: dict[str, Any], smtp: SmtpSink,
     pinned = "".join(line for fixture, line in (("digests_on", 'digest_time = ""\n'),
                                                 ("send_hours_on", 'send_hours = ""\n'))
                      if fixture not in request.fixturenames)
+    path = Path(app_config["TENANTS"])
+    slugs = tomllib.loads(path.read_text())["tenants"]
+    if "notify_off" in request.fixturenames:
+        text = path.read_text()
+        for slug in slugs:
+            text = text.replace(f"[tenants.{slug}]\n",
+                                f"[tenants.{slug}]\nnotify_on_request = false\n")
+        path.write_text(text)
     if pinned:
-        path = Path(app_config["TENANTS"])
-        slugs = tomllib.loads(path.read_text())["tenants"]
         path.write_text(path.read_text() + "".join(
             f"\n[tenants.{slug}.policy]\n{pinned}" for slug in slugs))
     app_config.update(

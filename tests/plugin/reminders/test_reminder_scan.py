@@ -39,13 +39,21 @@ def test_intake_schedules_the_default_steps(app, signed_post, sample_event, tena
         record = s.scalar(select(Record).where(Record.public_id == resp.get_json()["record_id"]))
         rows = s.scalars(select(Reminder).where(Reminder.record_id == record.id)).all()
         got = sorted((r.due_at.astimezone(LONDON).strftime("%a %d %b %H:%M"), r.step,
-                      r.recipient, r.kind, r.address, r.state) for r in rows)
+                      r.recipient, r.kind, r.address, r.state) for r in rows
+                     if r.kind != "request")
+        # and the request email, due at once (this tenant sends at any hour), claimed at intake
+        [request] = [r for r in rows if r.kind == "request"]
+        assert (request.step, request.recipient, request.address, request.state) == (
+            "request", "practitioner", "sian.oconnor@example.org", "pending")
+        assert request.due_at <= datetime.now(UTC) and request.claim
+    # The practitioner's steps due before the request email (this due time has passed) are
+    # skipped: the request email says the same, once. The manager's steps stay.
     assert got == [
         ("Fri 29 May 17:00", "+3wd", "manager", "overdue", "dafydd.llyr@example.org", "pending"),
         ("Tue 26 May 15:00", "-2h", "practitioner", "due_soon", "sian.oconnor@example.org",
-         "pending"),
+         "skipped"),
         ("Tue 26 May 17:00", "0", "practitioner", "due_now", "sian.oconnor@example.org",
-         "pending"),
+         "skipped"),
         ("Wed 27 May 17:00", "+1wd", "manager", "overdue", "dafydd.llyr@example.org", "pending"),
     ]
 
@@ -92,7 +100,10 @@ def test_late_scan_sends_only_the_latest_step_per_recipient(app, smtp, make_reco
     assert len(smtp.received) == 2
 
 
-def test_sent_email_carries_no_personal_data(app, smtp, signed_post, sample_event, tenant):
+def test_sent_email_carries_no_personal_data(notify_off, app, smtp, signed_post, sample_event,
+                                              tenant):
+    # the scan's reminder: with the request email on, it would go instead of this one (its own
+    # test is in test_request_email.py)
     due = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
     resp = signed_post(tenant, sample_event(due_at=due))
     assert resp.status_code == 201

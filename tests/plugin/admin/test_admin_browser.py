@@ -1,11 +1,10 @@
 """The overview in headless Chromium (JavaScript off, as the pages need none): sign in with
 the form, see the overdue record first, filter, sign out; a screenshot of the page is saved in
-the test's temporary directory (and, with ``UPDATE_DOCS_SCREENSHOTS=1``, to
-``docs/img/admin-overview.png``)."""
+the test's temporary directory (the README's picture of the overview is taken from the demo
+tenant by tests/plugin/test_readme_screenshots.py)."""
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from tests.plugin.uploads.journey import create_record
 pytestmark = pytest.mark.browser
 
 TOKEN = "admin-token-for-the-browser-test-0123456789"
-DOCS_IMG = Path(__file__).resolve().parents[3] / "docs" / "img" / "admin-overview.png"
 
 
 @pytest.fixture
@@ -60,9 +58,6 @@ def test_the_overview_in_chromium(chromium: Any, live_server: str, app: Any, sig
         counts = page.locator("table.counts").inner_text()
         assert "northshire" in counts and "awaiting completion\t2" in counts
         page.screenshot(path=tmp_path / "admin-overview.png", full_page=True)
-        if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
-            DOCS_IMG.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=DOCS_IMG, full_page=True)
         page.get_by_label("State", exact=True).select_option("complete")
         page.get_by_role("button", name="Show").click()
         assert page.get_by_text("No records to show.").is_visible()

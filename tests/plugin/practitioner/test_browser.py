@@ -3,16 +3,14 @@
 Open ``form_url``, download the PDF with the page's button, fill it through PDFium's form API
 (what Chrome's own viewer runs), upload it with the page's form, read the missing items; fill
 the rest, upload again, read the completion message. A screenshot of each state is saved in the
-test's temporary directory. With ``UPDATE_DOCS_SCREENSHOTS=1`` the page after the first
-upload is also written to ``docs/img/practitioner-page.png`` (the README's picture), so an
-ordinary run leaves the working tree untouched.
+test's temporary directory (the README's pictures are taken from the demo tenant by
+tests/plugin/test_readme_screenshots.py).
 
 A second test checks the page with a keyboard and on a phone-sized screen.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,6 @@ import pytest
 from tests.plugin.uploads.journey import PARTIAL_KEYS, as_typed, complete_answers, partial_answers
 
 pytestmark = pytest.mark.browser
-
-DOCS_IMG = Path(__file__).resolve().parents[3] / "docs" / "img" / "practitioner-page.png"
 
 
 def _download(page, button_name: str, tmp_path: Path, name: str) -> bytes:
@@ -75,9 +71,6 @@ def test_practitioner_journey_in_chromium(chromium, live_server, signed_post, sa
         assert page.locator("ul.missing li").count() >= 5
         assert page.get_by_text("Started: some items are still missing").is_visible()
         page.screenshot(path=shots / "2-incomplete.png", full_page=True)
-        if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
-            DOCS_IMG.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=DOCS_IMG, full_page=True)
 
         own = _download(page, "Download your form to continue (PDF)", tmp_path, "mine.pdf")
         assert own == first  # their own last upload comes back, nothing to retype

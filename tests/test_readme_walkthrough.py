@@ -47,6 +47,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -125,13 +126,16 @@ def _readme_sentence(readme: str, pattern: str) -> str:
 
 
 @pytest.fixture
-def clone(tmp_path: Path) -> Path:
+def clone(tmp_path: Path) -> Iterator[Path]:
+    """A fresh clone of HEAD; its ``.venv`` (220 MB) is removed afterwards, the rest is kept
+    with pytest's temporary directories."""
     for tool in ("git", "make", "curl", "bash"):
         if shutil.which(tool) is None:
             pytest.skip(f"the walk-through needs {tool}")
     target = tmp_path / "sharewise"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True, timeout=120)
-    return target
+    yield target
+    shutil.rmtree(target / ".venv", ignore_errors=True)
 
 
 def test_the_readme_walkthrough_works_word_for_word(clone: Path) -> None:

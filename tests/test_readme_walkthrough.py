@@ -33,7 +33,7 @@ written. The shells' environment is this process's without ``SHAREWISE_*``, ``PY
 At the end, Ctrl-C: SIGINT to step 1's process group; ``serve`` must say ``stopped`` and leave no
 process of the clone's venv behind (SIGKILL to the group after 60 s, also when a step failed).
 
-Time: about 35 s on the project's machine (``make run``'s install takes 15 s of it, from
+Time: about 30 s on the project's machine (``make run``'s install takes 15 s of it, from
 pip's cache, which ``make install`` in CI has filled).
 """
 

@@ -3,11 +3,10 @@
 The flow (the database is the truth, the broker only carries work):
 
 1. :func:`schedule_reminders` writes one ``Reminder`` row per policy step in the transaction
-   that creates the record, and :func:`schedule_request` the request email's row (the
-   practitioner told of the record and given its link), unless the tenant's
-   ``notify_on_request`` is off. The request email is due at once: it is claimed in that
-   transaction and handed to the worker after the commit (:func:`send_soon`); the scan below
-   is its safety net.
+   that creates the record; at intake (``request=True``) also the request email's row (the
+   practitioner told of the record and given its link), due at once, unless the tenant's
+   ``notify_on_request`` is off. The next scan sends it, within ``REMINDER_SCAN_INTERVAL``:
+   intake itself publishes nothing, so a host's backlog costs one more row per event.
 2. :func:`scan` (Celery beat every minute, or ``sharewise reminders scan``) runs in one
    transaction under a lock (PostgreSQL: ``pg_try_advisory_xact_lock``; SQLite: every
    transaction already starts with ``BEGIN IMMEDIATE``). It reads due pending rows through the
@@ -175,72 +174,30 @@ def _row(record: Any, record_id: int | None, step: str, to: str, kind: str, when
             "attempts": 0, "created_at": created}
 
 
-def schedule_reminders(session: Session, record: Record, tenant: Any) -> int:
+def schedule_reminders(session: Session, record: Record, tenant: Any, *,
+                       request: bool = False, now: datetime | None = None) -> int:
     """Write the record's reminder rows (one per policy step) in the caller's transaction.
 
-    Idempotent: rows that exist already are left alone. Returns the number of steps.
+    ``request=True`` (intake): also the request email's row, due ``now``, unless the tenant's
+    ``notify_on_request`` is off. Like the escalation it goes at any hour (the sending hours
+    shift the scheduled steps only), and it stands for the practitioner's "due soon" and "due
+    now" steps already due then, which are written as skipped. Idempotent: rows that exist
+    already are left alone. Returns the number of rows.
     """
     if record.id is None:
         session.flush()
-    rows = reminder_rows(record, tenant, record.id)
+    now = now or utcnow()
+    rows = reminder_rows(record, tenant, record.id, now)
+    if request and tenant.notify_on_request:
+        asked = _row(record, record.id, REQUEST, "practitioner", REQUEST, now, now)
+        if asked["state"] == PENDING:
+            for row in rows:
+                if (row["recipient"] == "practitioner" and row["kind"] in ("due_soon", "due_now")
+                        and row["state"] == PENDING and row["due_at"] <= now):
+                    row.update(state=SKIPPED, last_error="the request email said it")
+        rows.append(asked)
     _insert_ignore(session, Reminder, rows)
     return len(rows)
-
-
-def schedule_request(session: Session, record: Record, tenant: Any,
-                     settings: ReminderSettings | None = None,
-                     now: datetime | None = None) -> tuple[int, str] | None:
-    """Write the request email's row in the caller's transaction (intake, once a record, after
-    :func:`schedule_reminders`), due now and claimed for ``settings.lease``.
-
-    Like the escalation, it goes at once, at any hour (the sending hours shift scheduled steps
-    only). The practitioner's "due soon" and "due now" steps due already are skipped: the
-    request email says the same. Nothing when the tenant's ``notify_on_request`` is off.
-    Returns ``(row id, claim)`` to hand to :func:`send_soon` once the transaction has
-    committed (``None``: nothing to send); if that message is lost, the scan sends the row
-    when the lease has run out.
-    """
-    if not tenant.notify_on_request:
-        return None
-    now = now or utcnow()
-    row = Reminder(**_row(record, record.id, REQUEST, "practitioner", REQUEST, now, now))
-    if row.state != PENDING:  # no address: written as skipped, the schedule stays visible
-        session.add(row)
-        return None
-    row.claim = secrets.token_hex(8)
-    row.lease_until = now + (settings or ReminderSettings()).lease
-    session.add(row)
-    session.flush()
-    session.execute(
-        update(Reminder)
-        .where(Reminder.record_id == record.id, Reminder.recipient == "practitioner",
-               Reminder.kind.in_(("due_soon", "due_now")), Reminder.state == PENDING,
-               Reminder.due_at <= now)
-        .values(state=SKIPPED, last_error="the request email said it")
-        .execution_options(synchronize_session=False))
-    return row.id, row.claim
-
-
-def send_soon(claimed: tuple[int, str], app: Flask | None = None) -> bool:
-    """Hand a reminder claimed in a committed transaction to ``tasks.reminders.send`` now.
-
-    If the broker refuses it, the claim is given back so the next scan sends the row; never
-    raises (the row is the truth). Returns whether the task was handed over.
-    """
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    from sharewise.plugin.celery import enqueue
-
-    try:
-        enqueue(SEND_TASK, *claimed, app=app)
-        return True
-    except Exception as exc:  # noqa: BLE001 - any broker trouble is the scan's job
-        log.warning("reminder %s not enqueued (%s); the next scan sends it", claimed[0],
-                    type(exc).__name__)
-    try:
-        _release_claims(app, [(SEND_TASK, *claimed)])
-    except Exception as exc:  # noqa: BLE001 - then its lease runs out first
-        log.warning("reminder %s: claim not released (%s)", claimed[0], type(exc).__name__)
-    return False
 
 
 def schedule_follow_ups(session: Session, record: Record, tenant: Any,
@@ -706,6 +663,6 @@ def send_digest(digest_id: int, claim: str, *, app: Flask | None = None,
 __all__ = [
     "ReminderSettings", "ScanResult", "SendOutcome", "due_query",
     "overdue_for_manager", "reminder_rows", "run_scan", "scan",
-    "schedule_escalation", "schedule_follow_ups", "schedule_reminders", "schedule_request",
-    "send_digest", "send_reminder", "send_soon",
+    "schedule_escalation", "schedule_follow_ups", "schedule_reminders", "send_digest",
+    "send_reminder",
 ]

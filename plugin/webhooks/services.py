@@ -50,12 +50,7 @@ from sharewise.plugin.records.services import (
     may_be_stored_unhashed,
     prefill_key,
 )
-from sharewise.plugin.reminders.services import (
-    ReminderSettings,
-    schedule_reminders,
-    schedule_request,
-    send_soon,
-)
+from sharewise.plugin.reminders.services import schedule_reminders
 from sharewise.plugin.tenants import Tenant
 from sharewise.plugin.uploads.services import handle_upload
 
@@ -231,10 +226,10 @@ def create_from_event(
 
     Checks the values with the form library (refused values raise :class:`PrefillRejected`
     and nothing is kept), then writes, in one transaction, the record (with its prefill
-    values and hash), its first audit entry, its reminder rows (with the request email, unless
-    the tenant's ``notify_on_request`` is off) and the delivery's answer; after the commit, a
-    request email due now is handed to the worker. The prefilled PDF is made from the stored
-    values on first download, so intake writes no file.
+    values and hash), its first audit entry, its reminder rows (with the request email's, due
+    now, unless the tenant's ``notify_on_request`` is off: the next reminder scan sends it)
+    and the delivery's answer. The prefilled PDF is made from the stored values on first
+    download, so intake writes no file.
     Raises :class:`ServiceBusy` when the database stayed locked past ``INTAKE_TIMEOUT``
     (nothing is stored; a repeat is safe).
     """
@@ -255,7 +250,6 @@ def create_from_event(
     practitioner = data["practitioner"]
     body = _first_body(record_id, due)
     now = utcnow()
-    to_send: list[tuple[int, str]] = []  # the request email's (row id, claim), if any
 
     def work(session: Session) -> IntakeResult:
         if (may_be_stored_unhashed(session, tenant.slug)
@@ -275,10 +269,8 @@ def create_from_event(
                                from_status=None, to_status=AWAITING))
         session.flush()  # a duplicate request fails here
         session.add(_event_row(tenant, webhook_id, REQUESTED, record, 201, body))
-        schedule_reminders(session, record, tenant)  # flushes: a duplicate delivery fails
-        claimed = schedule_request(session, record, tenant,
-                                   ReminderSettings.from_config(app.config), now)
-        to_send[:] = [claimed] if claimed else []
+        # flushes: a duplicate delivery fails
+        schedule_reminders(session, record, tenant, request=True, now=now)
         return IntakeResult(201, body, record_id, list(checked.warnings))
 
     result = _answered_once(tenant, webhook_id, app, f"record {record_id}", work,
@@ -287,8 +279,6 @@ def create_from_event(
         return result
     log.info("record %s created for %s", record_id, tenant.slug,
              extra=fields(record=record_id, tenant=tenant.slug, event=REQUESTED))
-    for claimed in to_send:  # committed: the worker may send it now
-        send_soon(claimed, app)
     answer = answer_body(REQUESTED, body, tenant.slug, app)  # links signed after the commit
     if result.warnings:
         answer["warnings"] = result.warnings

@@ -41,11 +41,12 @@ def test_intake_schedules_the_default_steps(app, signed_post, sample_event, tena
         got = sorted((r.due_at.astimezone(LONDON).strftime("%a %d %b %H:%M"), r.step,
                       r.recipient, r.kind, r.address, r.state) for r in rows
                      if r.kind != "request")
-        # and the request email, due at once (this tenant sends at any hour), claimed at intake
+        # and the request email, due at once (this tenant sends at any hour): the next scan
+        # sends it
         [request] = [r for r in rows if r.kind == "request"]
         assert (request.step, request.recipient, request.address, request.state) == (
             "request", "practitioner", "sian.oconnor@example.org", "pending")
-        assert request.due_at <= datetime.now(UTC) and request.claim
+        assert request.due_at <= datetime.now(UTC) and request.claim is None
     # The practitioner's steps due before the request email (this due time has passed) are
     # skipped: the request email says the same, once. The manager's steps stay.
     assert got == [

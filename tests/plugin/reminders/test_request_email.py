@@ -1,11 +1,13 @@
-"""The request email: a new record's practitioner is emailed at once, once, with no personal data.
+"""The request email: a new record's practitioner is emailed by the next scan, once, with no
+personal data.
 
-Through the real intake (signed ``share.requested``), a real Celery worker and a real SMTP
-server (aiosmtpd): the email carries the record id, the case reference, the due time in the
-tenant's zone and the practitioner's link, and nothing of the event's personal data; a repeated
-delivery, a second delivery of the same request and later scans send nothing more; a message
-the broker lost is sent by the scan once its lease is over. With ``notify_on_request = false``
-nothing is sent, and the prefilled form does not send the practitioner looking for an email.
+Through the real intake (signed ``share.requested``), the scan, a real Celery worker and a real
+SMTP server (aiosmtpd): the email carries the record id, the case reference, the due time in
+the tenant's zone and the practitioner's link, and nothing of the event's personal data; a
+repeated delivery, a second delivery of the same request and later scans send nothing more; a
+message the broker lost is sent by a scan once its lease is over. With
+``notify_on_request = false`` nothing is sent, and the prefilled form does not send the
+practitioner looking for an email.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from sharewise.plugin.db import session_scope
 from sharewise.plugin.links import load_token
@@ -26,7 +28,7 @@ from sharewise.plugin.mail import make_message_id
 from sharewise.plugin.records.models import AuditEntry, Record
 from sharewise.plugin.reminders.emails import format_due
 from sharewise.plugin.reminders.models import Reminder
-from sharewise.plugin.reminders.services import run_scan, schedule_request, send_reminder
+from sharewise.plugin.reminders.services import run_scan, schedule_reminders, send_reminder
 
 LONDON = ZoneInfo("Europe/London")
 PRACTITIONER = "sian.oconnor@example.org"
@@ -64,6 +66,9 @@ def test_sent_through_the_worker_once_with_no_personal_data(app, smtp, signed_po
     due = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
     event, made = _intake(signed_post, sample_event, tenant, due, webhook_id="msg_request_1")
     record_id = made["record_id"]
+    [row] = _request_rows(app, record_id)  # a row first: the next scan sends it
+    assert (row.state, row.claim, row.due_at <= datetime.now(UTC)) == ("pending", None, True)
+    assert len(run_scan(app).reminders) == 1  # handed to the worker
     [mail] = smtp.wait_for(1, timeout=60)
     assert mail.rcpt_tos == [PRACTITIONER]
     assert " ".join(mail.subject.split()) == (
@@ -98,11 +103,12 @@ def test_sent_through_the_worker_once_with_no_personal_data(app, smtp, signed_po
 
 def test_a_lost_message_is_sent_by_the_scan_once_its_lease_is_over(app, smtp, signed_post,
                                                                   sample_event, tenant):
-    """No worker: the message intake handed to the broker is never taken (as if lost)."""
+    """No worker: the message the scan handed to the broker is never taken (as if lost)."""
     _, made = _intake(signed_post, sample_event, tenant, datetime.now(UTC) + timedelta(days=3))
+    [(row_id, claim)] = run_scan(app).reminders
     [row] = _request_rows(app, made["record_id"])
-    assert row.state == "pending" and row.claim and row.lease_until > datetime.now(UTC)
-    assert run_scan(app, send_inline=True).outcomes == []  # intake's claim holds it
+    assert (row.id, row.claim) == (row_id, claim) and row.lease_until > datetime.now(UTC)
+    assert run_scan(app, send_inline=True).outcomes == []  # the claim holds it
     with session_scope(app) as s:  # the lease runs out
         s.execute(update(Reminder).where(Reminder.id == row.id)
                   .values(lease_until=datetime.now(UTC) - timedelta(seconds=1)))
@@ -110,7 +116,7 @@ def test_a_lost_message_is_sent_by_the_scan_once_its_lease_is_over(app, smtp, si
     [mail] = smtp.wait_for(1)
     assert mail.rcpt_tos == [PRACTITIONER] and made["record_id"] in mail.subject
     # the lost message turns up after all: its claim is stale, nothing is sent again
-    assert send_reminder(row.id, row.claim, app=app).state == "sent"
+    assert send_reminder(row.id, claim, app=app).state == "sent"
     assert run_scan(app, send_inline=True).outcomes == []
     _settle(smtp, 1, grace=0.3)
 
@@ -122,7 +128,7 @@ def test_it_stands_for_the_steps_already_due_when_the_record_came(app, smtp, sig
     due = datetime.now(UTC) + timedelta(hours=1)
     _, made = _intake(signed_post, sample_event, tenant, due)
     [row] = _request_rows(app, made["record_id"])
-    assert send_reminder(row.id, row.claim, app=app).state == "sent"  # the worker's part
+    assert run_scan(app, send_inline=True).outcomes == ["sent"]  # the request email only
     assert run_scan(app, send_inline=True).outcomes == []
     with session_scope(app) as s:
         steps = dict(s.execute(select(Reminder.step, Reminder.state)
@@ -135,22 +141,25 @@ def test_it_stands_for_the_steps_already_due_when_the_record_came(app, smtp, sig
     assert due_now.subject.endswith("is due now")
 
 
-def test_it_goes_at_once_even_outside_the_sending_hours(send_hours_on, app, tenant,
+def test_it_goes_at_once_even_outside_the_sending_hours(send_hours_on, app, tenant, smtp,
                                                        make_record):
     """Like the escalation, it answers something that happens now: the sending hours shift
     the scheduled steps only."""
     saturday_night = datetime(2026, 5, 23, 22, 0, tzinfo=LONDON)
     rid = make_record(due_at=datetime(2026, 5, 26, 16, 0, tzinfo=UTC))
     with session_scope(app) as s:
-        row_id, claim = schedule_request(s, s.get(Record, rid), tenant, now=saturday_night)
+        s.execute(delete(Reminder).where(Reminder.record_id == rid))  # as if just taken in
+        schedule_reminders(s, s.get(Record, rid), tenant, request=True, now=saturday_night)
     with session_scope(app) as s:
         rows = {r.step: r for r in s.scalars(select(Reminder).where(Reminder.record_id == rid))}
-    assert rows["request"].id == row_id and rows["request"].claim == claim
     assert rows["request"].due_at == saturday_night
     # the steps (Tuesday, after the bank holiday Monday) are not due yet: they stay
     assert {step: r.state for step, r in rows.items()} == {
         "request": "pending", "-2h": "pending", "0": "pending", "+1wd": "pending",
         "+3wd": "pending"}
+    assert run_scan(app, now=saturday_night, send_inline=True).outcomes == ["sent"]
+    [mail] = smtp.wait_for(1)
+    assert mail.subject.endswith("is waiting for your decision")
 
 
 def _page_text(pdf: bytes) -> str:

@@ -181,8 +181,6 @@ def test_a_forked_child_opens_its_own_connections(database_url):
     """After any fork the child's pool is empty (the parent's connections are left to the
     parent, not closed and not shared), and the parent's connection still works."""
     engine = make_engine(database_url)
-    if engine.dialect.name == "sqlite":
-        pytest.skip("SQLite connections are not pooled (NullPool): nothing to share")
     parent = _backend_id(engine)
     assert engine.pool.checkedin() == 1
     ctx = mp.get_context("fork")
@@ -198,25 +196,35 @@ def test_a_forked_child_opens_its_own_connections(database_url):
     engine.dispose()
 
 
-def test_an_idle_sqlite_engine_holds_no_file_open(tmp_path):
-    """SQLite connections are not pooled: after a transaction no descriptor of the database,
-    its WAL or its shared-memory file stays open in the process."""
+def test_an_idle_sqlite_engine_keeps_one_connection_open(tmp_path):
+    """Between uses a process keeps one SQLite connection (its database, WAL and shared-memory
+    files, once each); the extra connections of a burst are closed when it is over."""
     import os
+    from collections import Counter
 
     engine = make_engine(f"sqlite:///{tmp_path / 'idle.db'}")
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
         conn.exec_driver_sql("INSERT INTO t VALUES (1)")
 
-    def open_files() -> list[str]:
-        fds = os.listdir("/proc/self/fd")
+    def open_files() -> Counter[str]:
         paths = []
-        for fd in fds:
+        for fd in os.listdir("/proc/self/fd"):
             try:
                 paths.append(os.readlink(f"/proc/self/fd/{fd}"))
             except OSError:
                 pass
-        return [p for p in paths if p.startswith(str(tmp_path))]
+        return Counter(p for p in paths if p.startswith(str(tmp_path)))
 
-    assert open_files() == []
+    one = {str(tmp_path / name): 1 for name in ("idle.db", "idle.db-wal", "idle.db-shm")}
+    assert open_files() == one
+    # four threads' readers at once (deferred BEGIN: readers do not queue on the write lock)
+    burst = [engine.connect().execution_options(sqlite_deferred=True) for _ in range(4)]
+    for conn in burst:
+        conn.exec_driver_sql("SELECT x FROM t").all()
+    assert open_files()[str(tmp_path / "idle.db")] == 4
+    for conn in burst:
+        conn.close()
+    assert open_files() == one
     engine.dispose()
+    assert open_files() == {}

@@ -7,7 +7,7 @@ Two servers run at once, on the embedded default (SQLite in a temporary ``DATA_D
 file store, every other setting at its default):
 
 * **Sharewise**: the ``sharewise web`` command itself (it migrates, then execs gunicorn:
-  gthread, ``WEB_WORKERS`` x ``WEB_THREADS`` = 2 x 4 by default, access log on; here
+  gthread, ``WEB_WORKERS`` x ``WEB_THREADS`` = 2 x 2 by default, access log on; here
   discarded) serving ``sharewise.plugin.wsgi:app``. Every request is a new signed
   ``share.requested`` (distinct ``request_id`` and ``webhook-id``): verified, validated, and
   written (record, audit row, reminder rows, webhook event) in one ORM transaction, committed

@@ -88,3 +88,18 @@ class Served:
                 "WHERE public_id = ?", (record_id,)).fetchone()
         keys = Keyring.from_text([ensure_encryption_key(self.data)])
         return unseal(keys, sealed, f"records.prefill:{record_id}"), prefill_hash, version
+
+
+def venv_processes(venv: Path) -> list[Any]:
+    """Live processes running a virtualenv's interpreter (a fresh install's serve, gunicorn,
+    celery and their children): what a test that started them must see gone at the end."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["cmdline", "exe", "status"]):
+        if p.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        words = [p.info["exe"] or "", *(p.info["cmdline"] or [])[:2]]
+        if any(w.startswith(str(venv)) for w in words):
+            found.append(p)
+    return found

@@ -50,7 +50,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -68,6 +67,7 @@ import pytest
 
 from sharewise.plugin import settings
 from sharewise.plugin.cli import main
+from tests.smtp import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "deployment.md"
@@ -544,12 +544,6 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def databases() -> Iterator[list[str]]:
     """Names of throwaway databases made by the test (appended as it makes them), dropped
@@ -743,7 +737,7 @@ def test_the_guide_on_this_machine(tmp_path, databases, redis_prefix):
         "the guide's backup needs pg_dump, pg_restore (postgresql-client) and rsync")
     trial = tmp_path / "sharewise-trial"
     trial.mkdir()
-    database, port = _create_database(databases), str(_free_port())
+    database, port = _create_database(databases), str(free_port())
 
     def here(block: str) -> str:  # what a shared CI machine must change, nothing else
         for old, new in ((TRIAL_DATABASE, database), (TRIAL_PREFIX, redis_prefix),
@@ -780,7 +774,7 @@ def test_the_guide_on_this_machine(tmp_path, databases, redis_prefix):
     assert not problems, problems  # SIGTERM stopped every process and its children, status 0
 
     # restore into a new database and file store, with the keys kept apart (here: the env)
-    restored_files, restored_port = tmp_path / "restored-files", str(_free_port())
+    restored_files, restored_port = tmp_path / "restored-files", str(free_port())
     restored_url = (env["SHAREWISE_DATABASE_URL"].rsplit("/", 1)[0]
                     + f"/{_create_database(databases, '_restored')}")
     _restore(tmp_path / "backup", restored_url, restored_files)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,8 +23,10 @@ import zipfile
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
+
+from tests.serving import venv_processes
+from tests.smtp import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIRS = ("plugin", "forms", "tasks", "config")
@@ -56,28 +57,10 @@ def test_every_package_folder_is_listed_in_pyproject():
     assert listed - on_disk == set(), "listed in pyproject.toml but no such package"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(argv, capture_output=True, text=True, **kw)
     assert proc.returncode == 0, f"{argv}\n{proc.stdout}\n{proc.stderr}"
     return proc
-
-
-def _processes_of(venv: Path) -> list[psutil.Process]:
-    """Live processes running the fresh venv's interpreter (serve, gunicorn, celery, children)."""
-    found = []
-    for p in psutil.process_iter(["cmdline", "exe", "status"]):
-        if p.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        words = [p.info["exe"] or "", *(p.info["cmdline"] or [])[:2]]
-        if any(w.startswith(str(venv)) for w in words):
-            found.append(p)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +94,7 @@ def test_installed_wheel_serves_the_demo_and_stops_cleanly(wheel, tmp_path):
 
     work = tmp_path / "empty"  # no config/, no tenants file: serve writes the demo one
     work.mkdir()
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SHAREWISE_", "PYTHON", "VIRTUAL_ENV"))}
     env.update(SHAREWISE_DATA_DIR=str(tmp_path / "data"), SHAREWISE_PORT=str(port),
@@ -154,10 +137,10 @@ def test_installed_wheel_serves_the_demo_and_stops_cleanly(wheel, tmp_path):
         assert serve.wait(60) == 0, output()
         assert "sharewise: stopped" in output()
         deadline = time.monotonic() + 10  # children reaped by now; allow the kernel a moment
-        while _processes_of(venv) and time.monotonic() < deadline:
+        while venv_processes(venv) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _processes_of(venv) == [], output()
+        assert venv_processes(venv) == [], output()
     finally:
-        for p in [*_processes_of(venv)]:  # only this test's processes: the tmp venv's python
+        for p in [*venv_processes(venv)]:  # only this test's processes: the tmp venv's python
             p.kill()
         log.close()

@@ -51,10 +51,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
 from tests.readme import demo_answer, key_shape, marked_blocks, matches, shown_json
+from tests.serving import venv_processes
+from tests.smtp import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 8000  # the README's
@@ -69,12 +70,6 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _terminal_env(port: int) -> dict[str, str]:
@@ -94,17 +89,6 @@ def _bash(script: str, cwd: Path, env: dict[str, str], timeout: float = 120
           ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
-
-
-def _venv_processes(venv: Path) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter(["cmdline", "exe", "status"]):
-        if p.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        words = [p.info["exe"] or "", *(p.info["cmdline"] or [])[:2]]
-        if any(w.startswith(str(venv)) for w in words):
-            found.append(p)
-    return found
 
 
 def _json_values(text: str) -> list[object]:
@@ -144,7 +128,7 @@ def test_the_readme_walkthrough_works_word_for_word(clone: Path) -> None:
     blocks = marked_blocks(readme)
     assert list(blocks) == ["background", "second terminal", "status", "upload"], list(blocks)
 
-    port = PORT if _port_free(PORT) else _free_port()
+    port = PORT if _port_free(PORT) else free_port()
     env = _terminal_env(port)
     assert _bash("command -v sharewise", clone, env).returncode != 0  # not found before step 2
 
@@ -224,7 +208,7 @@ def test_the_readme_walkthrough_works_word_for_word(clone: Path) -> None:
     text = Path(log.name).read_text(errors="replace")
     assert "sharewise: stopped" in text, text[-3000:]
     deadline = time.monotonic() + 10
-    while (left := _venv_processes(clone / ".venv")) and time.monotonic() < deadline:
+    while (left := venv_processes(clone / ".venv")) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert left == [], [p.info["cmdline"] for p in left]
     print(f"\nwalk-through: serving after {ready:.1f} s, all done in "

@@ -178,6 +178,24 @@ def document() -> dict[str, Any]:
                  "responses": {"200": {"description": "The page with the result",
                                        "content": _PAGE},
                                **_problems(400, 403, 404, 409, 410, 413, 415, 422, 503)}}})
+    spec.path("/form/{token}/online", operations={
+        "get": {"operationId": "onlineForm",
+                "summary": "The form to fill in the browser (generated from the field spec)",
+                "parameters": [_TOKEN],
+                "responses": {"200": {"description": "The form, holding the last version",
+                                      "content": _PAGE},
+                              **_problems(403, 404, 410)}},
+        "post": {"operationId": "onlineSave",
+                 "summary": "Save the online form: a draft (action=draft-<section>) or a "
+                            "submission (action=submit), as the record's next version",
+                 "parameters": [_TOKEN],
+                 "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
+                     "type": "object", "properties": {"action": {"type": "string"}},
+                     "additionalProperties": {"type": "string"}}}}},
+                 "responses": {"200": {"description": "The form again with what was saved, "
+                                                      "or the page once complete",
+                                       "content": _PAGE},
+                               **_problems(400, 403, 404, 409, 410, 413, 415)}}})
     spec.path("/form/{token}/pdf", operations={"get": {
         "operationId": "formPdf", "summary": "The form to fill (or the final record)",
         "parameters": [_TOKEN],

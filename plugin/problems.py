@@ -4,7 +4,9 @@ Nothing a client sends may produce a 500 page or a traceback: every HTTP error o
 (``/webhooks/``, ``/status/``, ``/api/``, or a request that prefers JSON) becomes problem+json;
 an unexpected exception becomes a bare 500 problem and is logged by type and stack frames
 (file, line, function) only: exception messages and source lines can carry SQL parameters or
-literals, i.e. personal data, so they are not logged.
+literals, i.e. personal data, so they are not logged. A browser gets the same errors as a
+small HTML page of its own (:func:`html_error`: a ``main`` landmark, a heading and the error's
+standard description), not Werkzeug's bare one.
 
 Request bodies (every route, before its view runs): a ``Transfer-Encoding`` with a coding other
 than ``chunked`` (``gzip, chunked``...) or a ``Content-Encoding`` other than ``identity`` is
@@ -23,6 +25,7 @@ import traceback
 from typing import Any
 
 from flask import Flask, Response, json, request
+from markupsafe import escape
 from werkzeug.exceptions import (
     BadRequest,
     HTTPException,
@@ -103,9 +106,28 @@ def wants_problem_json() -> bool:
     return best in ("application/json", PROBLEM_JSON)
 
 
+_ERROR_PAGE = """<!doctype html>
+<html lang="en-GB">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex, nofollow"><title>{code} {name} - Sharewise</title></head>
+<body><main><h1>{name}</h1><p>{description}</p></main></body>
+</html>
+"""
+
+
+def html_error(exc: HTTPException) -> Response:
+    """The HTML page of an HTTP error: its status, name and standard description (never
+    anything from the request), with the exception's own headers (``Allow`` of a 405)."""
+    code = exc.code or 500
+    page = _ERROR_PAGE.format(code=code, name=escape(exc.name),
+                              description=escape(exc.description or ""))
+    headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+    return Response(page, status=code, headers=headers, mimetype="text/html")
+
+
 def _http_error(exc: HTTPException) -> Response | HTTPException:
     if not wants_problem_json():
-        return exc
+        return html_error(exc)
     headers = {}
     if exc.code == 405:
         allow = exc.get_response().headers.get("Allow")
@@ -131,7 +153,7 @@ def _unexpected(exc: Exception) -> Response | HTTPException:
     )
     if wants_problem_json():
         return problem(500, "Internal Server Error", slug="internal-error")
-    return InternalServerError()
+    return html_error(InternalServerError())
 
 
 class MalformedBody(BadRequest):

@@ -8,7 +8,7 @@
   ``foreign_keys=ON`` and ``synchronous=FULL`` (every commit is on disk before it returns, so
   what was answered survives a power loss); SQLite checkpoints the WAL itself. Each process
   keeps at most one connection open between uses (``pool_size=1``; a burst's extra ones,
-  up to ``max_overflow``, are closed when it is over), as the embedded broker does: opening a
+  as many as its threads need, are closed when it is over), as the embedded broker does: opening a
   connection for every transaction (``NullPool``) cost its pragmas and, when it was the last
   one, a WAL checkpoint on close, about a tenth of intake's time. A writer that waits past the
   busy timeout gets "database is locked" (:func:`is_locked`), which callers answer with 503
@@ -51,8 +51,6 @@ MIGRATION_LOCK_KEY = 0x5348415245575345
 #: Default of how long a SQLite writer waits for another's transaction before "database is
 #: locked", in seconds (the app passes its ``INTAKE_TIMEOUT`` setting).
 SQLITE_BUSY_TIMEOUT = 30.0
-#: SQLite connections a process opens beyond its one kept connection while busy (its threads)
-SQLITE_MAX_OVERFLOW = 16
 
 
 class Base(DeclarativeBase):
@@ -134,7 +132,8 @@ def make_engine(url: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> Engine:
         pool: dict[str, Any] = {"poolclass": NullPool}  # in memory: as SQLite opens it
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-            pool = {"pool_size": 1, "max_overflow": SQLITE_MAX_OVERFLOW}
+            # one kept; as many more as the process's threads need at once, closed after
+            pool = {"pool_size": 1, "max_overflow": -1}
         engine = create_engine(url, connect_args={"timeout": busy_timeout}, **pool)
         _configure_sqlite(engine, busy_timeout)
     else:

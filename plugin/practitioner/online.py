@@ -9,7 +9,8 @@ Routes (on the practitioner blueprint, opened by the page's own link, purpose ``
     and shows that version's problems beside their fields. Plain HTML: no script is needed or
     sent (the pages' Content-Security-Policy allows none).
 ``POST /form/<token>/online``
-    ``action=draft-<n>`` saves a draft from section ``n``'s button; ``action=submit`` submits.
+    ``action=draft-<n>`` saves a draft from section ``n``'s button; ``action=submit`` submits;
+    any other ``action`` (or none) is ``400`` and saves nothing.
     Either way the whole form is saved as the record's next version
     (:func:`sharewise.plugin.uploads.services.save_online`). A draft is checked but never
     completes the record; a submission is handled as an upload of a PDF holding those values
@@ -24,9 +25,11 @@ holds what the uploaded PDF held.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Response, request
+from werkzeug.exceptions import BadRequest
 
 from sharewise.forms.webform import read_web_form, web_form
 from sharewise.plugin.db import session_scope
@@ -94,19 +97,25 @@ def online_form(token: str) -> Response:
     return _form_page(record, values, problems, notice)
 
 
+_DRAFT = re.compile(r"draft-([0-9]{1,2})")
+
+
 def _section_of(action: str) -> int | None:
-    """The section whose draft button was pressed, or ``None`` for a submission."""
-    if action.startswith("draft-") and action[6:].isdigit():
-        return int(action[6:])
-    return None
+    """The section whose draft button was pressed, ``None`` for a submission; anything else
+    is not one of the form's buttons (400: nothing is saved, least of all a submission)."""
+    if action == SUBMIT:
+        return None
+    found = _DRAFT.fullmatch(action)
+    if found is None:
+        raise BadRequest("The form was sent without one of its buttons; nothing was saved.")
+    return int(found[1])
 
 
 @bp.post("/form/<token>/online")
 def online_save(token: str) -> Response:
     """Save the online form as the next version: a draft, or a submission."""
     record = _record_for(token, "form")
-    action = request.form.get("action", SUBMIT)
-    section = _section_of(action)
+    section = _section_of(request.form.get("action", ""))
     submit = section is None
     values, unread, raw = read_web_form(request.form, version=record.schema_version,
                                         tenant_options=record.tenant_options)

@@ -37,5 +37,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DELETE FROM upload_versions WHERE outcome = 'draft' OR source = 'online'")
+    # the online saves are practitioners' work (one may have completed its record): refuse
+    # rather than delete them
+    kept = op.get_bind().exec_driver_sql(
+        "SELECT count(*) FROM upload_versions WHERE outcome = 'draft' OR source = 'online'"
+    ).scalar()
+    if kept:
+        raise RuntimeError(f"{kept} version(s) saved through the online form: the release "
+                           "before 0011 cannot hold them, so the database stays at 0011")
     _constraints(OUTCOMES, SOURCES)

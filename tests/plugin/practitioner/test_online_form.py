@@ -210,7 +210,8 @@ def test_a_submission_completes_the_record_as_an_upload_does(app, client, signed
     assert data["fields"]["decision"] == complete_answers()["decision"]
 
     # the record is locked: the form is no longer offered and a late save changes nothing
-    assert client.get(online_path(made)).status_code == 200
+    locked = client.get(online_path(made)).get_data(as_text=True)
+    assert 'class="online"' not in locked and "Download the final record (PDF)" in locked
     late = client.post(online_path(made), data=posted(partial_answers(), "draft-1"))
     assert late.status_code == 409
     assert record_row(app, rid).final_sha256 == record.final_sha256
@@ -250,9 +251,10 @@ def test_online_to_pdf_keeps_every_value(app, client, signed_post, sample_event)
                        data={"file": (io.BytesIO(pdf.data), "decision.pdf")},
                        content_type="multipart/form-data")
     assert "Complete, thank you" in resp.get_data(as_text=True)
-    assert versions(app, rid)[-1].values == {**versions(app, rid)[0].values,
-                                             **{f.name: read.values[f.name]
-                                                for f in SPEC.fields}}
+    online, uploaded = versions(app, rid)
+    assert uploaded.outcome == "accepted"
+    for f in EDITABLE:  # the upload holds what was saved online, field by field
+        assert uploaded.values[f.name] == online.values[f.name], f.name
 
 
 def test_pdf_to_online_keeps_every_value(app, client, signed_post, sample_event):
@@ -278,3 +280,49 @@ def test_pdf_to_online_keeps_every_value(app, client, signed_post, sample_event)
     assert saved.source == "online"
     for f in EDITABLE:
         assert saved.values[f.name] == uploaded.values.get(f.name), f.name
+
+
+def test_only_the_forms_own_buttons_save(app, client, signed_post, sample_event):
+    """An ``action`` that is none of the form's buttons saves nothing (400), never a
+    submission."""
+    made = create_record(signed_post, sample_event)
+    answers = complete_answers()
+    for action in (None, "", "draft-x", "draft-\u00b2", "draft-" + "9" * 5000, "Submit",
+                   "submit "):
+        data = posted(answers, "submit", prefill_of(app, made))
+        if action is None:
+            del data["action"]
+        else:
+            data["action"] = action
+        resp = client.post(online_path(made), data=data)
+        assert resp.status_code == 400, action
+    assert versions(app, made["record_id"]) == []
+    assert record_row(app, made["record_id"]).status == "awaiting_completion"
+
+
+def _downgrade(app: Any, revision: str) -> None:
+    from alembic import command
+
+    from sharewise.plugin.db import alembic_config, engine_for
+
+    with engine_for(app).begin() as conn:
+        command.downgrade(alembic_config(conn), revision)
+
+
+def test_the_migration_goes_back_only_while_nothing_was_saved_online(app, client, signed_post,
+                                                                    sample_event):
+    from sharewise.plugin.db import current_revision, engine_for, upgrade
+
+    _downgrade(app, "0010_retention")  # nothing saved online yet: the constraints go back
+    assert current_revision(engine_for(app)) == "0010_retention"
+    upgrade(engine_for(app))
+    made = create_record(signed_post, sample_event)
+    assert save(client, made, partial_answers(), "draft-1").status_code == 200
+    try:
+        _downgrade(app, "0010_retention")
+    except RuntimeError as exc:
+        assert "1 version(s) saved through the online form" in str(exc)
+    else:
+        raise AssertionError("the downgrade dropped a practitioner's online save")
+    assert current_revision(engine_for(app)) == "0011_online_form"
+    assert len(versions(app, made["record_id"])) == 1

@@ -73,8 +73,8 @@ TENANT_KEYS: tuple[TenantKey, ...] = (
     TenantKey("retention_days", "whole days, 0 to 36500", "30", "Days after the host "
               "acknowledged a finished record before its PDFs and personal fields are deleted."),
     TenantKey("notify_on_request", "true or false", "true", "Email the practitioner the "
-              "record's link as soon as a request arrives, at any hour; false when the case "
-              "system shows them the link itself."),
+              "record's link when a request arrives (the next reminder scan sends it, at any "
+              "hour); false when the case system shows them the link itself."),
     TenantKey("policy", "table", "{}", "Due dates and reminders: the keys below."),
 )
 POLICY_KEYS: tuple[TenantKey, ...] = (

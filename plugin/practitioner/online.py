@@ -51,7 +51,6 @@ from sharewise.plugin.practitioner.views import (
 from sharewise.plugin.records.models import CANCELLED, COMPLETE, Record
 from sharewise.plugin.uploads.models import DRAFT
 from sharewise.plugin.uploads.services import (
-    UploadResult,
     latest_readable,
     save_online,
     version_values,
@@ -122,20 +121,8 @@ def online_save(token: str) -> Response:
     with session_scope() as session:
         result = save_online(session, record, values, unread, submit=submit)
     record = _reload(record)
+    notice = _result_model(result, record.schema_version)
     if result.rejection_code is not None or result.completed:
-        return _render_record(record, _outcome(result, record), result.http_status)
-    notice = _outcome(result, record)
+        return _render_record(record, notice, result.http_status)
     merged = {**(record.prefill or {}), **values}
     return _form_page(record, merged, result.missing, notice, raw=raw, section=section)
-
-
-def _outcome(result: UploadResult, record: Record) -> ResultModel:
-    """What the page says about this save."""
-    if result.rejection_code is not None:
-        return _result_model(result, record.schema_version)
-    if result.completed:
-        return ResultModel(kind="complete", version=result.version)
-    return ResultModel(kind="draft" if result.outcome == DRAFT else "incomplete",
-                       version=result.version, missing_count=len(result.missing),
-                       groups=_groups(result.missing, record.schema_version))
-

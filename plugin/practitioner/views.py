@@ -400,7 +400,7 @@ def _result_model(result: UploadResult, version: int) -> ResultModel:
     if result.completed:
         return ResultModel(kind="complete", version=result.version)
     return ResultModel(
-        kind="incomplete",
+        kind="draft" if result.outcome == DRAFT else "incomplete",  # an online draft
         version=result.version,
         missing_count=len(result.missing),
         groups=_groups(result.missing, version),

@@ -10,8 +10,8 @@ manager query.
 
 Both sendable rows share the claim columns (:class:`Claimable`):
 
-* ``claim`` / ``lease_until``: a scan (or intake, for a request email due at once) claimed
-  the row and enqueued a send task carrying the claim token; no scan re-enqueues it before
+* ``claim`` / ``lease_until``: a scan claimed the row and enqueued a send task carrying the
+  claim token; no scan re-enqueues it before
   ``lease_until`` (unless the task gives up and releases it). A task whose token no longer
   matches does nothing.
 * ``sending_until``: a task is talking to the SMTP server right now; nobody else may send it

@@ -6,7 +6,10 @@
   ``BEGIN IMMEDIATE``, so concurrent writers queue on SQLite's busy timeout instead of failing
   on a read-to-write lock upgrade. Each connection runs in WAL mode with ``busy_timeout``,
   ``foreign_keys=ON`` and ``synchronous=FULL`` (every commit is on disk before it returns, so
-  what was answered survives a power loss); SQLite checkpoints the WAL itself. Each process
+  what was answered survives a power loss); SQLite checkpoints the WAL itself. The first
+  connections to a new file race to switch it to WAL; SQLite answers the loser's lock upgrade
+  with an immediate "database is locked" (its busy handler is not called for an upgrade from a
+  read lock), so :func:`_use_wal` tries again until the busy timeout. Each process
   keeps at most one connection open between uses (``pool_size=1``; a burst's extra ones,
   as many as its threads need, are closed when it is over), as the embedded broker does: opening a
   connection for every transaction (``NullPool``) cost its pragmas and, when it was the last
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,6 +108,20 @@ def is_locked(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
+def _use_wal(cur: sqlite3.Cursor, busy_timeout: float) -> None:
+    """Put the database file in WAL mode (it stays so), retrying a lost race for up to
+    ``busy_timeout`` seconds; a file already in WAL mode costs one read."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "database is locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
     """SQLAlchemy's documented recipe for SQLite transactions, plus the pragmas above."""
 
@@ -110,8 +129,8 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # pysqlite emits no BEGIN of its own
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        _use_wal(cur, busy_timeout)
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=FULL")
         cur.close()

@@ -16,7 +16,8 @@ Routes (on the practitioner blueprint, opened by the page's own link, purpose ``
     completes the record; a submission is handled as an upload of a PDF holding those values
     (complete: final PDF and post-back; else incomplete). The answer is the form again with
     what was saved, a summary of the problems at the top linking to each field, grouped by
-    golden rule, or, once complete, the record's page.
+    golden rule, or, once complete, the record's page. The same save again (a refreshed page,
+    a second click) adds no version: it answers as the first did.
 
 Switching is free both ways: the PDF download after an online save is the form holding its
 values (:func:`sharewise.plugin.uploads.services.online_pdf`), and this form after an upload

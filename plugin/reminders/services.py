@@ -264,9 +264,9 @@ class ScanResult:
         """One log-safe line."""
         if self.busy:
             return "another scan holds the lock; nothing done"
-        return (f"{len(self.reminders)} reminder(s) to send, {self.skipped} skipped as superseded, "
-                f"{self.cancelled} cancelled, {self.digests_created} digest(s) created, "
-                f"{len(self.digests)} digest(s) to send")
+        return (f"{len(self.reminders)} request or reminder email(s) to send, "
+                f"{self.skipped} skipped as superseded, {self.cancelled} cancelled, "
+                f"{self.digests_created} digest(s) created, {len(self.digests)} digest(s) to send")
 
 
 def _try_lock(session: Session) -> bool:

@@ -32,6 +32,7 @@ version, audit rows and delivery row become visible together or not at all.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -290,6 +291,10 @@ def save_online(
     (:func:`sharewise.forms.webform.read_web_form`), ``read_problems`` the texts it could not
     read. ``submit=True`` is a submission: complete when the golden rules hold, else incomplete,
     as an upload would be. ``submit=False`` saves a draft: checked, never completing.
+
+    The same save again (a refreshed page re-posting it, a second click on the button: the same
+    values, the same problems, the same button) is not a new version: the answer is the last
+    save's result, and nothing else happens.
     """
     code = message = None
     problems: list[dict[str, Any]] = []
@@ -302,11 +307,36 @@ def save_online(
                            tenant_options=record.tenant_options)
         problems = [p.as_dict() for p in merge_problems(read_problems, checked,
                                                         record.schema_version)]
+    repeated = _repeated_save(session, record, values, problems, submit=submit)
+    if repeated is not None:
+        return repeated
     # no sha256: over a sparse draft's values (a few choices) a plain hash could be reversed
     return _commit_version(
         session, record, source=ONLINE, actor=actor, size=len(canonical_json(values)),
         sha256=None, key=None, code=code, message=message, values=kept,
         problems=problems, app=app, draft=not submit)
+
+
+def _repeated_save(session: Session, record: Record, values: dict[str, Any],
+                   problems: list[dict[str, Any]], *, submit: bool) -> UploadResult | None:
+    """The result of the record's last version when it was this very online save, else
+    ``None``. Read under the record lock, so two identical posts at once make one version."""
+    record = _lock(session, record)
+    last = latest_version(session, record)
+    if last is None or last.source != ONLINE or last.values != json.loads(canonical_json(values)):
+        return None
+    if submit:
+        same = last.outcome == ACCEPTED or (last.outcome == OUTCOME_INCOMPLETE
+                                            and last.problems == problems)
+    else:
+        same = last.outcome == DRAFT and last.problems == problems
+    if not same:
+        return None
+    log.info("record %s: online save repeats version %d; nothing saved", record.public_id,
+             last.version, extra=fields(record=record.public_id, tenant=record.tenant,
+                                        event="upload", status="repeated", version=last.version))
+    return UploadResult(record_id=record.public_id, status=record.status, version=last.version,
+                        outcome=last.outcome, missing=list(last.problems or []))
 
 
 def version_values(record: Record, version: UploadVersion) -> dict[str, Any]:

@@ -217,6 +217,35 @@ def test_a_submission_completes_the_record_as_an_upload_does(app, client, signed
     assert record_row(app, rid).final_sha256 == record.final_sha256
 
 
+def test_the_same_save_again_is_not_a_new_version(app, client, signed_post, sample_event):
+    """A refreshed page posts its form again, and a button can be clicked twice: the same save
+    repeated answers as the first did and adds no version, no post-back."""
+    made = create_record(signed_post, sample_event)
+    rid = made["record_id"]
+    draft = posted(partial_answers(), "draft-2", prefill_of(app, made))
+    first = client.post(online_path(made), data=draft).get_data(as_text=True)
+    again = client.post(online_path(made), data=draft).get_data(as_text=True)
+    assert "Draft saved as version 1, but" in first and "Draft saved as version 1, but" in again
+    assert [v.version for v in versions(app, rid)] == [1]
+    # the same values from the other button is a new version: a submission is not a draft
+    submitted = client.post(online_path(made), data={**draft, "action": "submit"})
+    assert "Form saved as version 2, but" in submitted.get_data(as_text=True)
+    # so is a draft that differs by one value
+    changed = {**draft, "purpose": draft["purpose"] + " (revised)"}
+    assert "version 3" in client.post(online_path(made), data=changed).get_data(as_text=True)
+
+    complete = posted(complete_answers(), "submit", prefill_of(app, made))
+    done = client.post(online_path(made), data=complete)
+    assert "Complete, thank you" in done.get_data(as_text=True)
+    refreshed = client.post(online_path(made), data=complete)
+    assert refreshed.status_code == 200
+    assert "Complete, thank you" in refreshed.get_data(as_text=True)
+    assert [(v.version, v.outcome) for v in versions(app, rid)] == [
+        (1, "draft"), (2, "incomplete"), (3, "draft"), (4, "accepted")]
+    with session_scope(app) as session:
+        assert len(session.scalars(select(Delivery)).all()) == 1
+
+
 def test_text_that_is_not_a_value_is_shown_again_with_what_it_needs(app, client, signed_post,
                                                                    sample_event):
     made = create_record(signed_post, sample_event)

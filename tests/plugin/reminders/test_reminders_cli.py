@@ -29,11 +29,12 @@ def test_scan_now_in_the_future_sends_what_would_be_due(app, app_config, smtp, m
     runner = CliRunner()
     out = runner.invoke(main, ["reminders", "scan"], env=env_of(app_config))
     assert out.exit_code == 0, out.output
-    assert "0 reminder(s) to send" in out.output and smtp.received == []
+    assert "0 request or reminder email(s) to send" in out.output and smtp.received == []
     later = (due + timedelta(minutes=1)).isoformat()
     out = runner.invoke(main, ["reminders", "scan", "--now", later], env=env_of(app_config))
     assert out.exit_code == 0, out.output
-    assert "1 reminder(s) to send, 1 skipped" in out.output and "1 sent" in out.output
+    assert "1 request or reminder email(s) to send, 1 skipped" in out.output
+    assert "1 sent" in out.output
     [mail] = smtp.wait_for(1)
     assert mail.subject.endswith("is due now") and "CASE-CLI" in mail.part("plain")
 

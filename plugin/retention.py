@@ -106,6 +106,7 @@ def purge_record(app: Flask, due: Due, now: datetime | None = None) -> bool:
         record.purged_at = now
         for upload in uploads:
             upload.values = None
+            upload.typed = None
             upload.storage_key = None
         for delivery in session.scalars(select(Delivery)
                                         .where(Delivery.record_id == record.id)):

@@ -76,7 +76,8 @@ def export_subject(app: Flask, name: str, date_of_birth: str | None, folder: Pat
                                          .where(AuditEntry.record_id == record.id)
                                          .order_by(AuditEntry.id)))
             review = sorted({name for u in uploads if u.values
-                             for name in _free_text(u.values, record.schema_version)})
+                             for name in _free_text(u.values, record.schema_version)}
+                            | {name for u in uploads for name in u.typed or {}})
             doc = {
                 "record_id": record.public_id, "tenant": record.tenant,
                 "request_id": record.request_id, "case_reference": record.case_reference,
@@ -87,7 +88,8 @@ def export_subject(app: Flask, name: str, date_of_birth: str | None, folder: Pat
                 "cancelled_at": record.cancelled_at and record.cancelled_at.isoformat(),
                 "from_the_case_system": record.prefill,
                 "uploads": [{"version": u.version, "received_at": u.received_at.isoformat(),
-                             "source": u.source, "outcome": u.outcome, "values": u.values}
+                             "source": u.source, "outcome": u.outcome, "values": u.values,
+                             "typed_but_not_read": u.typed}
                             for u in uploads],
                 "audit": [e.as_dict() for e in trail],
                 "third_party_review": {

@@ -6,7 +6,8 @@ Routes (on the practitioner blueprint, opened by the page's own link, purpose ``
     The form, generated from the record's field spec (:mod:`sharewise.forms.webform`): the
     case details as text, then one section per golden rule with labelled controls. It holds
     what the practitioner's last version held (an upload or an online save), else the prefill,
-    and shows that version's problems beside their fields. Plain HTML: no script is needed or
+    and shows that version's problems beside their fields, with any text it could not read
+    as it was typed. Plain HTML: no script is needed or
     sent (the pages' Content-Security-Policy allows none).
 ``POST /form/<token>/online``
     ``action=draft-<n>`` saves a draft from section ``n``'s button; ``action=submit`` submits;
@@ -61,19 +62,21 @@ from sharewise.plugin.uploads.services import (
 SUBMIT = "submit"
 
 
-def _current(record: Record) -> tuple[dict[str, Any], list[dict[str, Any]], ResultModel | None]:
-    """The values the form starts from, the problems to show and the standing notice."""
+def _current(record: Record) -> tuple[dict[str, Any], list[dict[str, Any]], ResultModel | None,
+                                      dict[str, str] | None]:
+    """The values the form starts from, the problems to show, the standing notice and the
+    texts the last save could not read (shown again as typed)."""
     with session_scope(readonly=True) as session:
         latest = latest_readable(session, record)
         if latest is None:
-            return dict(record.prefill or {}), [], None
+            return dict(record.prefill or {}), [], None, None
         problems = list(latest.problems or [])
         notice = ResultModel(
             kind="draft" if latest.outcome == DRAFT else "incomplete", fresh=False,
             version=latest.version, missing_count=len(problems),
             received_display=_when(latest.received_at, _zone(record)),
             groups=_groups(problems, record.schema_version))
-        return version_values(record, latest), problems, notice
+        return version_values(record, latest), problems, notice, latest.typed
 
 
 def _form_page(record: Record, values: dict[str, Any], problems: list[dict[str, Any]],
@@ -93,8 +96,8 @@ def online_form(token: str) -> Response:
     if record.status in (COMPLETE, CANCELLED):
         return _render_record(record)
     _accessed(record, "viewed", "the online form")
-    values, problems, notice = _current(record)
-    return _form_page(record, values, problems, notice)
+    values, problems, notice, typed = _current(record)
+    return _form_page(record, values, problems, notice, raw=typed)
 
 
 _DRAFT = re.compile(r"draft-([0-9]{1,2})")
@@ -120,7 +123,7 @@ def online_save(token: str) -> Response:
     values, unread, raw = read_web_form(request.form, version=record.schema_version,
                                         tenant_options=record.tenant_options)
     with session_scope() as session:
-        result = save_online(session, record, values, unread, submit=submit)
+        result = save_online(session, record, values, unread, submit=submit, typed=raw)
     record = _reload(record)
     notice = _result_model(result, record.schema_version)
     if result.rejection_code is not None or result.completed:

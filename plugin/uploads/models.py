@@ -61,6 +61,10 @@ class UploadVersion(Base):
     #: the parsed, normalised values (``None`` for a rejected upload); sealed in the database
     values_sealed: Mapped[str | None] = mapped_column("values", Text, nullable=True)
     values = SealedJSON("values_sealed")
+    #: an online save's texts that could not be read (``{field: text}``, else ``None``), kept
+    #: to show again; sealed like ``values``
+    typed_sealed: Mapped[str | None] = mapped_column("typed", Text, nullable=True)
+    typed = SealedJSON("typed_sealed")
     #: ``[{"field", "rule", "message"}]`` still missing (empty when accepted or rejected)
     problems: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
 

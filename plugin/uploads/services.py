@@ -282,6 +282,7 @@ def save_online(
     read_problems: list[Problem],
     *,
     submit: bool,
+    typed: dict[str, str] | None = None,
     actor: str = "practitioner",
     app: Flask | None = None,
 ) -> UploadResult:
@@ -289,7 +290,8 @@ def save_online(
 
     ``values``: the normalised values of the fields the practitioner may change
     (:func:`sharewise.forms.webform.read_web_form`), ``read_problems`` the texts it could not
-    read. ``submit=True`` is a submission: complete when the golden rules hold, else incomplete,
+    read and ``typed`` those texts as typed (kept with the version, so the form shows them
+    again). ``submit=True`` is a submission: complete when the golden rules hold, else incomplete,
     as an upload would be. ``submit=False`` saves a draft: checked, never completing.
 
     The same save again (a refreshed page re-posting it, a second click on the button: the same
@@ -307,23 +309,26 @@ def save_online(
                            tenant_options=record.tenant_options)
         problems = [p.as_dict() for p in merge_problems(read_problems, checked,
                                                         record.schema_version)]
-    repeated = _repeated_save(session, record, values, problems, submit=submit)
+    typed = (typed or None) if code is None else None
+    repeated = _repeated_save(session, record, values, typed, problems, submit=submit)
     if repeated is not None:
         return repeated
     # no sha256: over a sparse draft's values (a few choices) a plain hash could be reversed
     return _commit_version(
         session, record, source=ONLINE, actor=actor, size=len(canonical_json(values)),
         sha256=None, key=None, code=code, message=message, values=kept,
-        problems=problems, app=app, draft=not submit)
+        problems=problems, app=app, draft=not submit, typed=typed)
 
 
 def _repeated_save(session: Session, record: Record, values: dict[str, Any],
-                   problems: list[dict[str, Any]], *, submit: bool) -> UploadResult | None:
+                   typed: dict[str, str] | None, problems: list[dict[str, Any]], *,
+                   submit: bool) -> UploadResult | None:
     """The result of the record's last version when it was this very online save, else
     ``None``. Read under the record lock, so two identical posts at once make one version."""
     record = _lock(session, record)
     last = latest_version(session, record)
-    if last is None or last.source != ONLINE or last.values != json.loads(canonical_json(values)):
+    if (last is None or last.source != ONLINE or last.typed != typed
+            or last.values != json.loads(canonical_json(values))):
         return None
     if submit:
         same = last.outcome == ACCEPTED or (last.outcome == OUTCOME_INCOMPLETE
@@ -402,9 +407,11 @@ def _commit_version(
     problems: list[dict[str, Any]],
     app: Flask | None = None,
     draft: bool = False,
+    typed: dict[str, str] | None = None,
 ) -> UploadResult:
     """Number the version and apply its effect under the record lock (caller commits).
-    ``draft``: an online draft, kept and checked but never completing the record."""
+    ``draft``: an online draft, kept and checked but never completing the record; ``typed``:
+    an online save's texts that could not be read."""
     record = _lock(session, record)
     if record.purged_at is not None and key is not None:
         # purged while this file was read: keep nothing of it (the version row says so)
@@ -440,6 +447,8 @@ def _commit_version(
         values=values if code is None else None,
         problems=problems,
     )
+    if typed and code is None:
+        row.typed = typed
     session.add(row)
 
     if outcome not in (REJECTED, DRAFT):

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from sharewise.plugin.db import current_revision, make_engine, upgrade
 
-HEAD = "0011_online_form"
+HEAD = "0012_online_typed"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 

@@ -13,7 +13,7 @@ from sharewise.plugin.storage import storage
 
 
 def test_migrated_to_head(app):
-    assert current_revision(engine_for(app)) == "0011_online_form"
+    assert current_revision(engine_for(app)) == "0012_online_typed"
 
 
 def test_real_worker_runs_task_in_app_context(app, celery_worker):

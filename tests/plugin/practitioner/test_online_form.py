@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
+from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
 
+import sqlalchemy as sa
 from pypdf import PdfReader
 from sqlalchemy import select
 
@@ -17,7 +20,7 @@ from sharewise.forms.reader import expected_display, read_pdf
 from sharewise.forms.spec import load_spec
 from sharewise.forms.values import values_hash
 from sharewise.forms.webform import control_value
-from sharewise.plugin.db import session_scope
+from sharewise.plugin.db import engine_for, session_scope
 from sharewise.plugin.outbox.models import Delivery
 from tests.forms.viewers import fill_with_pdfium
 from tests.plugin.uploads.journey import (
@@ -246,8 +249,8 @@ def test_the_same_save_again_is_not_a_new_version(app, client, signed_post, samp
         assert len(session.scalars(select(Delivery)).all()) == 1
 
 
-def test_text_that_is_not_a_value_is_shown_again_with_what_it_needs(app, client, signed_post,
-                                                                   sample_event):
+def test_text_that_is_not_a_value_is_kept_and_shown_again_with_what_it_needs(
+        app, client, signed_post, sample_event, tmp_path):
     made = create_record(signed_post, sample_event)
     data = posted(partial_answers(), "draft-6", prefill_of(app, made))
     data["shared_at"] = "next tuesday"
@@ -261,6 +264,41 @@ def test_text_that_is_not_a_value_is_shown_again_with_what_it_needs(app, client,
     [v1] = versions(app, made["record_id"])
     assert v1.values["shared_at"] is None and v1.values["decision"] is None
     assert {p["field"] for p in v1.problems} >= {"shared_at", "decision"}
+    # the text is kept with the version, sealed, and shown again when the form is reopened
+    assert v1.typed == {"shared_at": "next tuesday", "decision": "maybe"}
+    with engine_for(app).connect() as conn:
+        column = conn.execute(sa.text("SELECT typed FROM upload_versions")).scalar()
+    assert column.startswith("sealed:") and "tuesday" not in column
+    reopened = client.get(online_path(made)).get_data(as_text=True)
+    assert 'value="next tuesday"' in reopened and 'aria-invalid="true"' in reopened
+    assert "maybe" not in controls_of(reopened).values().get("decision", "")
+    # the same save again is still one version; typed differently, it is the next
+    assert client.post(online_path(made), data=data).status_code == 200
+    assert len(versions(app, made["record_id"])) == 1
+    client.post(online_path(made), data={**data, "shared_at": "next wednesday"})
+    assert versions(app, made["record_id"])[-1].typed["shared_at"] == "next wednesday"
+
+    # the subject access export holds it (free text: marked for third-party review), and the
+    # purge of the finished record deletes it
+    from sharewise.plugin.retention import purge
+    from sharewise.plugin.subject_access import export_subject
+    from tests.plugin.test_retention import NOW, _no_pending_reminders
+
+    export_subject(app, "Zoë Ångström-Nørgaard", "2014-03-09", tmp_path / "sar")
+    doc = json.loads((tmp_path / "sar" / made["record_id"] / "record.json").read_text())
+    assert doc["uploads"][0]["typed_but_not_read"]["shared_at"] == "next tuesday"
+    assert "shared_at" in doc["third_party_review"]["fields"]
+    done = save(client, made, complete_answers())
+    assert "Complete, thank you" in done.get_data(as_text=True)
+    record = record_row(app, made["record_id"])
+    _no_pending_reminders(app, record)
+    with session_scope(app) as session:  # the host has it: what the sender writes on a 2xx
+        session.execute(sa.update(Delivery).where(Delivery.record_id == record.id)
+                        .values(state="delivered", delivered_at=NOW))
+    assert purge(app, now=NOW + timedelta(days=31))
+    with engine_for(app).connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM upload_versions WHERE typed IS NOT "
+                                    "NULL")).scalar() == 0
 
 
 def test_online_to_pdf_keeps_every_value(app, client, signed_post, sample_event):
@@ -353,5 +391,17 @@ def test_the_migration_goes_back_only_while_nothing_was_saved_online(app, client
         assert "1 version(s) saved through the online form" in str(exc)
     else:
         raise AssertionError("the downgrade dropped a practitioner's online save")
-    assert current_revision(engine_for(app)) == "0011_online_form"
+    assert current_revision(engine_for(app)) == "0012_online_typed"
     assert len(versions(app, made["record_id"])) == 1
+
+    # text the form could not read is kept too: 0012 does not go back while some is held
+    data = {**posted(partial_answers(), "draft-6", prefill_of(app, made)), "shared_at": "soon"}
+    client.post(online_path(made), data=data)
+    try:
+        _downgrade(app, "0011_online_form")
+    except RuntimeError as exc:
+        assert "1 online save(s) hold text that could not be read" in str(exc)
+    else:
+        raise AssertionError("the downgrade dropped text a practitioner typed")
+    assert current_revision(engine_for(app)) == "0012_online_typed"
+    assert versions(app, made["record_id"])[-1].typed == {"shared_at": "soon"}

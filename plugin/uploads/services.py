@@ -298,9 +298,9 @@ def save_online(
     values, the same problems, the same button) is not a new version: the answer is the last
     save's result, and nothing else happens.
     """
-    code = message = None
+    record = _lock(session, record)  # its status and last version, as of this save
+    code = None
     problems: list[dict[str, Any]] = []
-    kept: dict[str, Any] | None = dict(values)
     if record.status in (COMPLETE, CANCELLED):
         code = "record_complete" if record.status == COMPLETE else "record_cancelled"
     else:
@@ -316,7 +316,7 @@ def save_online(
     # no sha256: over a sparse draft's values (a few choices) a plain hash could be reversed
     return _commit_version(
         session, record, source=ONLINE, actor=actor, size=len(canonical_json(values)),
-        sha256=None, key=None, code=code, message=message, values=kept,
+        sha256=None, key=None, code=code, message=None, values=dict(values),
         problems=problems, app=app, draft=not submit, typed=typed)
 
 
@@ -324,8 +324,8 @@ def _repeated_save(session: Session, record: Record, values: dict[str, Any],
                    typed: dict[str, str] | None, problems: list[dict[str, Any]], *,
                    submit: bool) -> UploadResult | None:
     """The result of the record's last version when it was this very online save, else
-    ``None``. Read under the record lock, so two identical posts at once make one version."""
-    record = _lock(session, record)
+    ``None``. The caller holds the record lock, so two identical posts at once make one
+    version."""
     last = latest_version(session, record)
     if (last is None or last.source != ONLINE or last.typed != typed
             or last.values != json.loads(canonical_json(values))):

@@ -11,7 +11,8 @@ The flow (the database is the truth, the broker only carries work):
    transaction under a lock (PostgreSQL: ``pg_try_advisory_xact_lock``; SQLite: every
    transaction already starts with ``BEGIN IMMEDIATE``). It reads due pending rows through the
    ``(state, due_at)`` index, cancels the rows of final records, keeps per (record, recipient)
-   only the LATEST due step (earlier ones become ``skipped``), and claims the rest with a fresh
+   only the LATEST due step (earlier ones become ``skipped``; so do the practitioner's "due
+   soon" and "due now" steps when the request email goes now), and claims the rest with a fresh
    token and a lease. After the commit, :func:`run_scan` enqueues ``tasks.reminders.send`` with
    (reminder id, claim token) for each claimed row.
 3. :func:`send_reminder` (the task body) checks the claim and the record's state, marks the row
@@ -86,8 +87,10 @@ FOLLOW_UP_KINDS = ("review", "inform")
 #: The manager did not endorse the decision: told at once; the record stays open.
 ESCALATION = "escalation"
 #: The request email (its step and kind): tells the practitioner of a new record, with its
-#: link, once, at intake; it stands for their "due soon" / "due now" steps already due then.
+#: link, once; it stands for their "due soon" / "due now" steps due by the scan that sends it.
 REQUEST = "request"
+#: The practitioner's steps a request email going out in the same scan says already.
+SAID_BY_REQUEST = ("due_soon", "due_now")
 #: Kinds that are their own group in the scan: never superseded by a chasing step.
 OWN_GROUP_KINDS = (*FOLLOW_UP_KINDS, ESCALATION, REQUEST)
 
@@ -180,22 +183,16 @@ def schedule_reminders(session: Session, record: Record, tenant: Any, *,
 
     ``request=True`` (intake): also the request email's row, due ``now``, unless the tenant's
     ``notify_on_request`` is off. Like the escalation it goes at any hour (the sending hours
-    shift the scheduled steps only), and it stands for the practitioner's "due soon" and "due
-    now" steps already due then, which are written as skipped. Idempotent: rows that exist
-    already are left alone. Returns the number of rows.
+    shift the scheduled steps only); the scan that sends it skips the practitioner's "due
+    soon" and "due now" steps due by then (:func:`scan`). Idempotent: rows that exist already
+    are left alone. Returns the number of rows.
     """
     if record.id is None:
         session.flush()
     now = now or utcnow()
     rows = reminder_rows(record, tenant, record.id, now)
     if request and tenant.notify_on_request:
-        asked = _row(record, record.id, REQUEST, "practitioner", REQUEST, now, now)
-        if asked["state"] == PENDING:
-            for row in rows:
-                if (row["recipient"] == "practitioner" and row["kind"] in ("due_soon", "due_now")
-                        and row["state"] == PENDING and row["due_at"] <= now):
-                    row.update(state=SKIPPED, last_error="the request email said it")
-        rows.append(asked)
+        rows.append(_row(record, record.id, REQUEST, "practitioner", REQUEST, now, now))
     _insert_ignore(session, Reminder, rows)
     return len(rows)
 
@@ -338,12 +335,17 @@ def scan(session: Session, *, now: datetime, tenants: Mapping[str, Any],
                 .execution_options(synchronize_session=False))
             result.cancelled += res.rowcount or 0
         ended_ids = set(ended)
+        live = [r for r in rows if r.id not in ended_ids]
+        # a request email due now says what the practitioner's due steps would: they are skipped
+        requested = {r.record_id for r in live if r.kind == REQUEST}
+        said = {r.id for r in live if r.record_id in requested and r.recipient == "practitioner"
+                and r.kind in SAID_BY_REQUEST and not _busy_sending(r.sending_until, clock)}
         groups: dict[tuple[int, str, str], list[Any]] = defaultdict(list)
-        for r in rows:
-            if r.id not in ended_ids:
+        for r in live:
+            if r.id not in said:
                 kind = r.kind if r.kind in OWN_GROUP_KINDS else "chase"
                 groups[(r.record_id, r.recipient, kind)].append(r)
-        to_skip: list[int] = []
+        to_skip: list[int] = sorted(said)
         to_claim: list[int] = []
         for group in groups.values():
             group.sort(key=lambda r: (r.due_at, r.id))
@@ -357,7 +359,7 @@ def scan(session: Session, *, now: datetime, tenants: Mapping[str, Any],
             res = session.execute(
                 update(Reminder).where(Reminder.id.in_(to_skip), Reminder.state == PENDING)
                 .values(state=SKIPPED, claim=None, lease_until=None,
-                        last_error="superseded by a later step")
+                        last_error="superseded by a later step or the request email")
                 .execution_options(synchronize_session=False))
             result.skipped += res.rowcount or 0
         if to_claim:

@@ -47,17 +47,44 @@ def test_intake_schedules_the_default_steps(app, signed_post, sample_event, tena
         assert (request.step, request.recipient, request.address, request.state) == (
             "request", "practitioner", "sian.oconnor@example.org", "pending")
         assert request.due_at <= datetime.now(UTC) and request.claim is None
-    # The practitioner's steps due before the request email (this due time has passed) are
-    # skipped: the request email says the same, once. The manager's steps stay.
     assert got == [
         ("Fri 29 May 17:00", "+3wd", "manager", "overdue", "dafydd.llyr@example.org", "pending"),
         ("Tue 26 May 15:00", "-2h", "practitioner", "due_soon", "sian.oconnor@example.org",
-         "skipped"),
+         "pending"),
         ("Tue 26 May 17:00", "0", "practitioner", "due_now", "sian.oconnor@example.org",
-         "skipped"),
+         "pending"),
         ("Wed 27 May 17:00", "+1wd", "manager", "overdue", "dafydd.llyr@example.org", "pending"),
     ]
+    # The scan that sends the request email skips the practitioner's steps due by then (this
+    # due time has passed): the request email says the same, once. The manager's latest step
+    # goes, the earlier one superseded.
+    with session_scope(app) as s:
+        claimed = {rid for rid, _ in scan(s, now=datetime.now(UTC), tenants={}).reminders}
+    states = {step: ("claimed" if r.id in claimed else r.state)
+              for (step, _), r in reminders_of(app, record.id).items()}
+    assert states == {"request": "claimed", "-2h": "skipped", "0": "skipped",
+                      "+1wd": "skipped", "+3wd": "claimed"}
 
+
+
+def test_a_step_falling_due_before_the_request_email_goes_is_said_by_it(app, signed_post,
+                                                                        sample_event, tenant):
+    """The request email goes with the next scan, up to a minute after intake: a "due soon"
+    falling due in that minute is said by it, not sent beside it."""
+    intake = datetime.now(UTC)
+    resp = signed_post(tenant, sample_event(due_at=(intake + timedelta(hours=2, seconds=30))
+                                            .isoformat()))
+    assert resp.status_code == 201, resp.get_json()
+    with session_scope(app) as s:
+        record_id = s.scalar(select(Record.id).where(
+            Record.public_id == resp.get_json()["record_id"]))
+    assert reminders_of(app, record_id)[("-2h", "practitioner")].state == "pending"
+    with session_scope(app) as s:
+        claimed = scan(s, now=intake + timedelta(minutes=1), tenants={}).reminders
+    rows = reminders_of(app, record_id)
+    assert [rid for rid, _ in claimed] == [rows[("request", "practitioner")].id]
+    assert rows[("-2h", "practitioner")].state == "skipped"
+    assert rows[("0", "practitioner")].state == "pending"  # not due yet: it goes in its time
 
 def test_each_step_is_sent_once_with_its_message_id(app, smtp, make_record):
     now = datetime.now(UTC)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -46,14 +46,23 @@ def parse_date(text: str) -> date:
 
 
 def parse_datetime(text: str) -> datetime:
-    """Parse an ISO 8601 date-time or the form's ``DD/MM/YYYY HH:MM`` (form time zone)."""
+    """Parse an ISO 8601 date-time or the form's ``DD/MM/YYYY HH:MM`` (form time zone).
+
+    Raises ``ValueError`` for text that is not one, and for a moment at the very edge of the
+    calendar (year 1 or 9999) that UTC or the form's time zone cannot hold.
+    """
     m = _DMY_HM.match(text)
     if m:
         day, month, year, hour, minute = (int(g) for g in m.groups())
-        return datetime(year, month, day, hour, minute, tzinfo=form_zone())
-    value = datetime.fromisoformat(text.strip())
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=form_zone())
+        value = datetime(year, month, day, hour, minute, tzinfo=form_zone())
+    else:
+        value = datetime.fromisoformat(text.strip())
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=form_zone())
+    try:
+        value.astimezone(UTC), value.astimezone(form_zone())
+    except OverflowError as exc:
+        raise ValueError("a moment outside the calendar") from exc
     return value
 
 

@@ -134,11 +134,11 @@ def test_the_form_is_the_spec_with_a_label_for_every_control(client, signed_post
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
     found = controls_of(html)
-    names = {c["name"] for c in found.controls if c.get("name") != "action"}
+    # (the buttons are <button>s, which Controls does not collect; the form has no hidden input)
+    names = {c.get("name") for c in found.controls}
     assert names == {f.name for f in EDITABLE}  # every field the practitioner fills, no other
-    for c in found.controls:
-        if c.get("id"):
-            assert c["id"] in found.labels, f"control {c['id']} has no label"
+    for c in found.controls:  # each one, an id and a label for it
+        assert c.get("id") in found.labels, f"{c['tag']} {c.get('name')} has no label"
     for section in SPEC.sections:
         assert section.title in html
     # the case details are shown, not offered for change
@@ -379,7 +379,7 @@ def _downgrade(app: Any, revision: str) -> None:
 
 def test_the_migration_goes_back_only_while_nothing_was_saved_online(app, client, signed_post,
                                                                     sample_event):
-    from sharewise.plugin.db import current_revision, engine_for, upgrade
+    from sharewise.plugin.db import current_revision, engine_for, head_revision, upgrade
 
     _downgrade(app, "0010_retention")  # nothing saved online yet: the constraints go back
     assert current_revision(engine_for(app)) == "0010_retention"
@@ -388,7 +388,7 @@ def test_the_migration_goes_back_only_while_nothing_was_saved_online(app, client
     assert save(client, made, partial_answers(), "draft-1").status_code == 200
     with pytest.raises(RuntimeError, match=r"1 version\(s\) saved through the online form"):
         _downgrade(app, "0010_retention")  # it would drop a practitioner's online save
-    assert current_revision(engine_for(app)) == "0012_online_typed"
+    assert current_revision(engine_for(app)) == head_revision()  # left as it was
     assert len(versions(app, made["record_id"])) == 1
 
     # text the form could not read is kept too: 0012 does not go back while some is held
@@ -396,5 +396,5 @@ def test_the_migration_goes_back_only_while_nothing_was_saved_online(app, client
     client.post(online_path(made), data=data)
     with pytest.raises(RuntimeError, match=r"1 online save\(s\) hold text that could not"):
         _downgrade(app, "0011_online_form")  # it would drop text a practitioner typed
-    assert current_revision(engine_for(app)) == "0012_online_typed"
+    assert current_revision(engine_for(app)) == head_revision()  # left as it was
     assert versions(app, made["record_id"])[-1].typed == {"shared_at": "soon"}

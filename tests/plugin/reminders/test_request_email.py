@@ -118,7 +118,8 @@ def test_a_lost_message_is_sent_by_the_scan_once_its_lease_is_over(app, smtp, si
     # the lost message turns up after all: its claim is stale, nothing is sent again
     assert send_reminder(row.id, claim, app=app).state == "sent"
     assert run_scan(app, send_inline=True).outcomes == []
-    _settle(smtp, 1, grace=0.3)
+    # every send above was inline, and the sink records a message before its 250 reply
+    assert len(smtp.received) == 1
 
 
 def test_it_stands_for_the_steps_already_due_when_the_record_came(app, smtp, signed_post,
@@ -169,7 +170,7 @@ def _page_text(pdf: bytes) -> str:
 @pytest.mark.parametrize("form_version", [1, 2])
 def test_off_sends_nothing_and_the_form_points_to_the_page_and_the_case_system(
         notify_off, app, app_config, client, smtp, signed_post, sample_event, tenant,
-        celery_worker, form_version):
+        form_version):
     path = Path(app_config["TENANTS"])  # the file is re-read when it changes
     path.write_text(path.read_text().replace(
         "[tenants.northshire]\n", f"[tenants.northshire]\nform_version = {form_version}\n"))
@@ -178,7 +179,6 @@ def test_off_sends_nothing_and_the_form_points_to_the_page_and_the_case_system(
     with session_scope(app) as s:
         assert s.scalar(select(Record.schema_version).where(
             Record.public_id == made["record_id"])) == form_version
-    _settle(smtp, 0)
     pdf = client.get(made["form_pdf_url"][len("http://sharewise.test"):])
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
     text = _page_text(pdf.data)

@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,18 @@ from tests.smtp import free_port
 
 #: the ``sharewise`` command of the running venv
 SHAREWISE = str(Path(sys.executable).with_name("sharewise"))
+
+
+def wait_for_output(proc: subprocess.Popen, output: Callable[[], str], text: str,
+                    timeout: float, what: str) -> None:
+    """Until ``output()`` (what ``proc`` wrote so far) holds ``text``; fails, with the output,
+    if ``proc`` exits first or it takes longer than ``timeout`` seconds (``what``: how the
+    message names it)."""
+    deadline = time.monotonic() + timeout
+    while text not in output():
+        assert proc.poll() is None, f"{what} exited:\n" + output()
+        assert time.monotonic() < deadline, f"{what} did not come up:\n" + output()
+        time.sleep(0.1)
 
 
 class Served:
@@ -61,11 +73,7 @@ class Served:
     def wait_ready(self, timeout: float = 60) -> None:
         """Until ``serve`` says it is serving and ``/healthz`` answers 200; fails (with the
         output) if it exits first or takes longer than ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while "sharewise: serving on" not in self.output():
-            assert self.proc.poll() is None, "serve exited:\n" + self.output()
-            assert time.monotonic() < deadline, "serve did not come up:\n" + self.output()
-            time.sleep(0.1)
+        wait_for_output(self.proc, self.output, "sharewise: serving on", timeout, "serve")
         assert httpx.get(f"{self.base}/healthz", timeout=5).status_code == 200
 
     def stop(self, timeout: float = 30) -> int:
@@ -103,3 +111,12 @@ def venv_processes(venv: Path) -> list[Any]:
         if any(w.startswith(str(venv)) for w in words):
             found.append(p)
     return found
+
+
+def venv_processes_left(venv: Path, timeout: float = 10) -> list[Any]:
+    """:func:`venv_processes`, once there are none or after ``timeout`` seconds (processes
+    just stopped may need a moment to be reaped): what is still left then."""
+    deadline = time.monotonic() + timeout
+    while (left := venv_processes(venv)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left

@@ -54,7 +54,7 @@ import httpx
 import pytest
 
 from tests.readme import demo_answer, key_shape, marked_blocks, matches, shown_json
-from tests.serving import venv_processes
+from tests.serving import venv_processes_left, wait_for_output
 from tests.smtp import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,11 +142,7 @@ def test_the_readme_walkthrough_works_word_for_word(clone: Path) -> None:
 
     try:
         # step 1: make run
-        deadline = time.monotonic() + 600
-        while "sharewise: serving on" not in output():
-            assert serve.poll() is None, "make run exited:\n" + output()
-            assert time.monotonic() < deadline, "make run did not serve:\n" + output()
-            time.sleep(0.2)
+        wait_for_output(serve, output, "sharewise: serving on", 600, "make run")
         ready = time.monotonic() - started
         base = f"http://127.0.0.1:{port}"
         assert f"serving on {base} " in output()
@@ -207,9 +203,7 @@ def test_the_readme_walkthrough_works_word_for_word(clone: Path) -> None:
         log.close()
     text = Path(log.name).read_text(errors="replace")
     assert "sharewise: stopped" in text, text[-3000:]
-    deadline = time.monotonic() + 10
-    while (left := venv_processes(clone / ".venv")) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    left = venv_processes_left(clone / ".venv")
     assert left == [], [p.info["cmdline"] for p in left]
     print(f"\nwalk-through: serving after {ready:.1f} s, all done in "
           f"{time.monotonic() - started:.1f} s")

@@ -27,6 +27,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from tests.conftest import TENANT_SECRETS, write_tenants_file
+from tests.plugin.browser import admin_sign_in, upload
 from tests.plugin.uploads.journey import complete_answers, filled_pdf, partial_answers
 
 pytestmark = pytest.mark.browser
@@ -152,10 +153,7 @@ def _goto(page: Any, url: str) -> int:
 def _upload_on_page(page: Any, made: dict[str, Any], path: Path) -> int:
     """Choose ``path`` with the page's file input and press the page's upload button."""
     _goto(page, made["form_url"])
-    page.get_by_label("Completed form (PDF, up to 12 MB)").set_input_files(str(path))
-    with page.expect_navigation() as nav:
-        page.get_by_role("button", name="Upload the completed form").click()
-    response = nav.value
+    response = upload(page, path)
     assert response is not None
     return response.status
 
@@ -216,10 +214,7 @@ def _signed_in(path: str) -> Callable[[Site, Any, Path], int]:
     def reach(site: Site, page: Any, tmp: Path) -> int:
         site.record("overdue")
         site.record("awaiting")
-        _goto(page, f"{site.base}/admin/login")
-        page.get_by_label("Admin token").fill(ADMIN_TOKEN)
-        with page.expect_navigation():
-            page.get_by_role("button", name="Sign in").click()
+        admin_sign_in(page, site.base, ADMIN_TOKEN)
         return _goto(page, f"{site.base}{path}")
     return reach
 

@@ -29,11 +29,14 @@ import os
 import re
 import struct
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.plugin.browser import UPLOAD_BUTTON, UPLOAD_LABEL, admin_sign_in, download, upload
 from tests.readme import README, ROOT, SCREENSHOTS, Screenshot, demo_answer, images
 from tests.serving import SHAREWISE, Served
 
@@ -41,10 +44,13 @@ TOKEN = "readme-screenshots-admin-token-0123456789abcdef"
 SHOT = {s.file: s for s in SCREENSHOTS}
 
 
-def _png_size(path: Path) -> tuple[int, int]:
+def _check_png(path: Path, shot: Screenshot) -> None:
+    """``path`` is a PNG of ``shot``'s size (at least its height for a full-page one)."""
     head = path.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", f"{path} is not a PNG"
-    return struct.unpack(">II", head[16:24])
+    width, height = struct.unpack(">II", head[16:24])
+    assert width == shot.width and (height >= shot.height if shot.full_page
+                                    else height == shot.height), (shot.file, width, height)
 
 
 def _take(page: Any, shot: Screenshot, tmp: Path) -> None:
@@ -60,9 +66,19 @@ def _take(page: Any, shot: Screenshot, tmp: Path) -> None:
         small.save(ROOT / shot.path, optimize=True)
 
 
-def _context(chromium: Any, shot: Screenshot) -> Any:
-    return chromium.new_context(java_script_enabled=False, accept_downloads=True,
-                                viewport={"width": shot.width, "height": shot.height})
+@contextmanager
+def _shot(chromium: Any, file: str, shots: Path) -> Iterator[Any]:
+    """A page in a new context of the picture's size; once the block has checked it, the
+    picture ``file`` is taken. The context is closed either way."""
+    shot = SHOT[file]
+    context = chromium.new_context(java_script_enabled=False, accept_downloads=True,
+                                   viewport={"width": shot.width, "height": shot.height})
+    try:
+        page = context.new_page()
+        yield page
+        _take(page, shot, shots)
+    finally:
+        context.close()
 
 
 @pytest.mark.browser
@@ -87,9 +103,7 @@ def test_the_readme_pictures_come_from_the_demo(chromium: Any, tmp_path: Path) -
         assert first["form_url"].startswith(f"{served.base}/form/")
 
         # walk-through, step 3: the page as first opened
-        context = _context(chromium, SHOT["practitioner-page.png"])
-        try:
-            page = context.new_page()
+        with _shot(chromium, "practitioner-page.png", shots) as page:
             assert page.goto(first["form_url"]).status == 200
             assert "Demo County Council" in page.locator("header").inner_text()
             assert page.get_by_role("heading", level=1).inner_text() == (
@@ -98,74 +112,44 @@ def test_the_readme_pictures_come_from_the_demo(chromium: Any, tmp_path: Path) -
             assert page.locator("dt", has_text="Due by").is_visible()
             for link in ("Download the form (PDF)", "Fill in the form online"):
                 assert page.get_by_role("link", name=link).is_visible(), link
-            assert page.get_by_label("Completed form (PDF, up to 12 MB)").is_visible()
-            assert page.get_by_role("button", name="Upload the completed form").is_visible()
+            assert page.get_by_label(UPLOAD_LABEL).is_visible()
+            assert page.get_by_role("button", name=UPLOAD_BUTTON).is_visible()
             assert page.locator("#result-heading").count() == 0  # nothing uploaded yet
-            _take(page, SHOT["practitioner-page.png"], shots)
-        finally:
-            context.close()
 
         # the online form the page links to
-        context = _context(chromium, SHOT["online-form.png"])
-        try:
-            page = context.new_page()
+        with _shot(chromium, "online-form.png", shots) as page:
             page.goto(first["form_url"])
             page.get_by_role("link", name="Fill in the form online").click()
             page.wait_for_url(re.compile(r".*/online$"))
             assert page.get_by_role("heading", level=1).inner_text() == (
                 "Information-sharing decision for case CASE-2026-0042")
             assert page.locator("form.online section.form-section").count() >= 7
-            _take(page, SHOT["online-form.png"], shots)
-        finally:
-            context.close()
 
         # the practitioner's journey, step 4: after an incomplete upload
-        context = _context(chromium, SHOT["practitioner-page-incomplete.png"])
-        try:
-            page = context.new_page()
+        with _shot(chromium, "practitioner-page-incomplete.png", shots) as page:
             page.goto(first["form_url"])
-            with page.expect_download() as info:
-                page.get_by_role("link", name="Download the form (PDF)").click()
-            prefilled = tmp_path / "prefilled.pdf"
-            info.value.save_as(prefilled)
-            attempt = tmp_path / "attempt.pdf"
-            attempt.write_bytes(fill_with_pdfium(prefilled.read_bytes(),
-                                                 as_typed(partial_answers())))
-            page.get_by_label("Completed form (PDF, up to 12 MB)").set_input_files(attempt)
-            with page.expect_navigation():
-                page.get_by_role("button", name="Upload the completed form").click()
+            prefilled = download(page, "Download the form (PDF)", tmp_path / "prefilled.pdf")
+            upload(page, tmp_path / "attempt.pdf",
+                   fill_with_pdfium(prefilled, as_typed(partial_answers())))
             assert page.locator("#result-heading").inner_text() == (
                 "We received your form, but it is not finished yet")
             assert page.locator("section[role=status] h3").first.inner_text().startswith(
                 "Rule 1.")
             assert page.get_by_text("Started: some items are still missing").is_visible()
-            _take(page, SHOT["practitioner-page-incomplete.png"], shots)
-        finally:
-            context.close()
 
         # Operations: the overview, signed in
-        context = _context(chromium, SHOT["admin-overview.png"])
-        try:
-            page = context.new_page()
-            page.goto(f"{served.base}/admin/login")
-            page.get_by_label("Admin token").fill(TOKEN)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(f"{served.base}/admin")
+        with _shot(chromium, "admin-overview.png", shots) as page:
+            admin_sign_in(page, served.base, TOKEN)
             rows = page.locator("table.records tbody tr").all_inner_texts()
             assert len(rows) == 2, rows
             by_record = {r.split("\t")[0]: r for r in rows}
             assert "incomplete" in by_record[first["record_id"]]
             assert "awaiting completion" in by_record[second["record_id"]]
             assert all("\tdemo\t" in r for r in rows)
-            _take(page, SHOT["admin-overview.png"], shots)
-        finally:
-            context.close()
     finally:
         served.stop()
     for shot in SCREENSHOTS:
-        width, height = _png_size(shots / shot.file)
-        assert width == shot.width and (height >= shot.height if shot.full_page
-                                        else height == shot.height), (shot.file, width, height)
+        _check_png(shots / shot.file, shot)
 
 
 def test_every_readme_picture_is_a_generated_png() -> None:
@@ -175,10 +159,7 @@ def test_every_readme_picture_is_a_generated_png() -> None:
     shown = images(README.read_text())
     assert sorted(set(shown)) == sorted((s.alt, s.path) for s in SCREENSHOTS)
     for shot in SCREENSHOTS:
-        width, height = _png_size(ROOT / shot.path)
-        assert width == shot.width, (shot.file, width)
-        assert height >= shot.height if shot.full_page else height == shot.height, (
-            shot.file, height)
+        _check_png(ROOT / shot.path, shot)
     for page in (ROOT / "docs").glob("*.md"):
         for ref in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", page.read_text()):
             if "://" not in ref:

@@ -14,6 +14,7 @@ from sqlalchemy import update
 
 from sharewise.plugin.db import session_scope, utcnow
 from sharewise.plugin.records.models import Record
+from tests.plugin.browser import admin_sign_in
 from tests.plugin.uploads.journey import create_record
 
 pytestmark = pytest.mark.browser
@@ -70,10 +71,7 @@ def test_the_overview_in_chromium(chromium: Any, live_server: str, app: Any, sig
         phone = chromium.new_context(viewport={"width": 320, "height": 640})
         try:
             small = phone.new_page()
-            small.goto(f"{live_server}/admin/login")
-            small.get_by_label("Admin token").fill(TOKEN)
-            small.get_by_role("button", name="Sign in").click()
-            small.wait_for_url(f"{live_server}/admin")
+            admin_sign_in(small, live_server, TOKEN)
             assert small.locator("table.records tbody tr").count() == 2
             box = small.locator("table.records").bounding_box()
             assert box is not None and box["width"] <= 320  # no sideways scrolling

@@ -11,30 +11,12 @@ A second test checks the page with a keyboard and on a phone-sized screen.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.plugin.browser import download, upload
 from tests.plugin.uploads.journey import PARTIAL_KEYS, as_typed, complete_answers, partial_answers
 
 pytestmark = pytest.mark.browser
-
-
-def _download(page, button_name: str, tmp_path: Path, name: str) -> bytes:
-    with page.expect_download() as info:
-        page.get_by_role("link", name=button_name).click()
-    download = info.value
-    target = tmp_path / name
-    download.save_as(target)
-    return target.read_bytes()
-
-
-def _upload(page, pdf: bytes, tmp_path: Path, name: str) -> None:
-    path = tmp_path / name
-    path.write_bytes(pdf)
-    page.get_by_label("Completed form (PDF, up to 12 MB)").set_input_files(str(path))
-    with page.expect_navigation():
-        page.get_by_role("button", name="Upload the completed form").click()
 
 
 def test_practitioner_journey_in_chromium(chromium, live_server, signed_post, sample_event,
@@ -58,10 +40,10 @@ def test_practitioner_journey_in_chromium(chromium, live_server, signed_post, sa
         assert page.get_by_text("Waiting for your completed form").is_visible()
         page.screenshot(path=shots / "1-opened.png", full_page=True)
 
-        prefilled = _download(page, "Download the form (PDF)", tmp_path, "prefilled.pdf")
+        prefilled = download(page, "Download the form (PDF)", tmp_path / "prefilled.pdf")
         assert prefilled.startswith(b"%PDF-")
         first = fill_with_pdfium(prefilled, as_typed(partial_answers()))
-        _upload(page, first, tmp_path, "attempt-1.pdf")
+        upload(page, tmp_path / "attempt-1.pdf", first)
 
         result = page.locator("#result-heading")
         assert result.inner_text() == "We received your form, but it is not finished yet"
@@ -72,18 +54,18 @@ def test_practitioner_journey_in_chromium(chromium, live_server, signed_post, sa
         assert page.get_by_text("Started: some items are still missing").is_visible()
         page.screenshot(path=shots / "2-incomplete.png", full_page=True)
 
-        own = _download(page, "Download your form to continue (PDF)", tmp_path, "mine.pdf")
+        own = download(page, "Download your form to continue (PDF)", tmp_path / "mine.pdf")
         assert own == first  # their own last upload comes back, nothing to retype
         rest = {k: v for k, v in complete_answers().items() if k not in PARTIAL_KEYS}
         second = fill_with_pdfium(own, as_typed(rest))
-        _upload(page, second, tmp_path, "attempt-2.pdf")
+        upload(page, tmp_path / "attempt-2.pdf", second)
 
         assert page.locator("#result-heading").inner_text() == "Complete, thank you"
         assert page.get_by_role("link", name="Download the final record (PDF)").is_visible()
         assert page.locator("input[type=file]").count() == 0
         page.screenshot(path=shots / "3-complete.png", full_page=True)
 
-        final = _download(page, "Download the final record (PDF)", tmp_path, "final.pdf")
+        final = download(page, "Download the final record (PDF)", tmp_path / "final.pdf")
         assert final.startswith(b"%PDF-")
     finally:
         context.close()

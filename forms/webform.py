@@ -24,7 +24,7 @@ again. Names the spec does not know are ignored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -115,16 +115,15 @@ def _shown(spec: FieldSpec, value: Any) -> str:
 
 
 def web_form(values: Mapping[str, Any], *, version: int, tenant_options: TenantOptions = (),
-             problems: list[dict[str, Any]] | tuple[Problem, ...] = (),
+             problems: Sequence[Mapping[str, Any]] = (),
              raw: Mapping[str, str] | None = None) -> list[WebSection]:
     """The sections of a record's form holding ``values`` (normalised), with each problem's
-    message on its field; ``raw``: submitted text to show again where it could not be read."""
+    message on its field (``problems`` as a version stores them: ``{"field", "message", ...}``);
+    ``raw``: submitted text to show again where it could not be read."""
     form = form_for(version, tuple(tuple(pair) for pair in tenant_options))
     errors: dict[str, str] = {}
     for p in problems:
-        name, message = (p.field, p.message) if isinstance(p, Problem) else (p["field"],
-                                                                              p["message"])
-        errors.setdefault(str(name), str(message))
+        errors.setdefault(str(p["field"]), str(p["message"]))
     raw = raw or {}
     sections = []
     for section in form.sections:

@@ -38,20 +38,17 @@ from sharewise.plugin.db import session_scope
 from sharewise.plugin.practitioner.views import (
     ResultModel,
     _accessed,
-    _groups,
     _html,
     _page_model,
     _record_for,
     _reload,
     _render_record,
     _result_model,
+    _standing,
     _tenant_name,
-    _when,
-    _zone,
     bp,
 )
 from sharewise.plugin.records.models import CANCELLED, COMPLETE, Record
-from sharewise.plugin.uploads.models import DRAFT
 from sharewise.plugin.uploads.services import (
     latest_readable,
     save_online,
@@ -68,23 +65,18 @@ def _current(record: Record) -> tuple[dict[str, Any], list[dict[str, Any]], Resu
     texts the last save could not read (shown again as typed)."""
     with session_scope(readonly=True) as session:
         latest = latest_readable(session, record)
-        if latest is None:
-            return dict(record.prefill or {}), [], None, None
-        problems = list(latest.problems or [])
-        notice = ResultModel(
-            kind="draft" if latest.outcome == DRAFT else "incomplete", fresh=False,
-            version=latest.version, missing_count=len(problems),
-            received_display=_when(latest.received_at, _zone(record)),
-            groups=_groups(problems, record.schema_version))
-        return version_values(record, latest), problems, notice, latest.typed
+    if latest is None:
+        return dict(record.prefill or {}), [], None, None
+    return (version_values(record, latest), list(latest.problems or []),
+            _standing(record, latest), latest.typed)
 
 
 def _form_page(record: Record, values: dict[str, Any], problems: list[dict[str, Any]],
                notice: ResultModel | None, *, raw: dict[str, str] | None = None,
-               section: int | None = None, status: int = 200) -> Response:
+               section: int | None = None) -> Response:
     sections = web_form(values, version=record.schema_version,
                         tenant_options=record.tenant_options, problems=problems, raw=raw)
-    return _html("practitioner/online.html", status, page=_page_model(record, own_upload=False),
+    return _html("practitioner/online.html", page=_page_model(record, own_upload=False),
                  sections=sections, notice=notice, saved_section=section,
                  tenant_name=_tenant_name(record), submit=SUBMIT)
 

@@ -68,7 +68,7 @@ from sharewise.plugin.records.services import (
 )
 from sharewise.plugin.storage import NotFound, StorageError, storage
 from sharewise.plugin.tenants import DEFAULT_TIMEZONE, get_tenant
-from sharewise.plugin.uploads.models import DRAFT, ONLINE, REJECTED, UploadVersion
+from sharewise.plugin.uploads.models import DRAFT, ONLINE, UploadVersion
 from sharewise.plugin.uploads.services import (
     REJECTION_STATUS,
     UploadResult,
@@ -413,18 +413,22 @@ def _latest_state(record: Record) -> tuple[bool, ResultModel | None]:
         return False, None
     with session_scope(readonly=True) as session:
         latest = latest_readable(session, record)
-        if latest is None:
-            return False, None
-        zone = _zone(record)
-        missing = list(latest.problems or [])
-        return True, ResultModel(
-            kind="draft" if latest.outcome == DRAFT else "incomplete",
-            fresh=False,
-            version=latest.version,
-            missing_count=len(missing),
-            received_display=_when(latest.received_at, zone),
-            groups=_groups(missing, record.schema_version),
-        )
+    if latest is None:
+        return False, None
+    return True, _standing(record, latest)
+
+
+def _standing(record: Record, latest: UploadVersion) -> ResultModel:
+    """The to-do list of the practitioner's last version (an upload or an online save)."""
+    missing = list(latest.problems or [])
+    return ResultModel(
+        kind="draft" if latest.outcome == DRAFT else "incomplete",
+        fresh=False,
+        version=latest.version,
+        missing_count=len(missing),
+        received_display=_when(latest.received_at, _zone(record)),
+        groups=_groups(missing, record.schema_version),
+    )
 
 
 def _html(template: str, status: int = 200, **context: Any) -> Response:
@@ -575,12 +579,12 @@ def form_pdf(token: str) -> Response:
         return _pdf_response(store.get(record.final_pdf_key), f"{rid}-final.pdf")
     with session_scope(readonly=True) as session:
         latest: UploadVersion | None = latest_readable(session, record)
-        key = latest.storage_key if latest is not None and latest.outcome != REJECTED else None
-        version = latest.version if latest is not None else None
-        if latest is not None and latest.source == ONLINE:
-            data = online_pdf(record, latest)
-            _accessed(record, "downloaded", f"the form as saved online (version {version})")
-            return _pdf_response(data, f"{rid}-version-{version}.pdf")
+    key = latest.storage_key if latest is not None else None  # never a refused one
+    version = latest.version if latest is not None else None
+    if latest is not None and latest.source == ONLINE:
+        data = online_pdf(record, latest)
+        _accessed(record, "downloaded", f"the form as saved online (version {version})")
+        return _pdf_response(data, f"{rid}-version-{version}.pdf")
     if key:
         try:
             data = store.get(key)

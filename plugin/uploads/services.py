@@ -32,7 +32,6 @@ version, audit rows and delivery row become visible together or not at all.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -99,10 +98,10 @@ REJECTION_STATUS: dict[str, int] = {
 #: Practitioner messages of the refusals that come from the record's state, not the file.
 STATE_MESSAGES = {
     "record_complete": "This decision record is already complete, so it cannot be changed or "
-    "replaced. We kept a copy of the file you sent; if the completed record needs correcting, "
+    "replaced. We kept a copy of what you sent; if the completed record needs correcting, "
     "speak to your manager.",
     "record_cancelled": "This request was cancelled in the case system, so the form is no longer "
-    "needed. We kept a copy of the file you sent.",
+    "needed. We kept a copy of what you sent.",
 }
 
 #: Default time bound of one read (seconds); ``UPLOAD_READ_TIMEOUT`` in the app config wins.
@@ -299,24 +298,21 @@ def save_online(
     save's result, and nothing else happens.
     """
     record = _lock(session, record)  # its status and last version, as of this save
-    code = None
     problems: list[dict[str, Any]] = []
-    if record.status in (COMPLETE, CANCELLED):
-        code = "record_complete" if record.status == COMPLETE else "record_cancelled"
-    else:
+    if not record.is_final:  # a final one refuses the save (_commit_version)
         merged = {**(record.prefill or {}), **values}
         checked = validate(merged, version=record.schema_version,
                            tenant_options=record.tenant_options)
         problems = [p.as_dict() for p in merge_problems(read_problems, checked,
                                                         record.schema_version)]
-    typed = (typed or None) if code is None else None
+    typed = typed or None
     repeated = _repeated_save(session, record, values, typed, problems, submit=submit)
     if repeated is not None:
         return repeated
     # no sha256: over a sparse draft's values (a few choices) a plain hash could be reversed
     return _commit_version(
         session, record, source=ONLINE, actor=actor, size=len(canonical_json(values)),
-        sha256=None, key=None, code=code, message=None, values=dict(values),
+        sha256=None, key=None, code=None, message=None, values=dict(values),
         problems=problems, app=app, draft=not submit, typed=typed)
 
 
@@ -328,13 +324,15 @@ def _repeated_save(session: Session, record: Record, values: dict[str, Any],
     version."""
     last = latest_version(session, record)
     if (last is None or last.source != ONLINE or last.typed != typed
-            or last.values != json.loads(canonical_json(values))):
+            or last.values != values):
         return None
-    if submit:
-        same = last.outcome == ACCEPTED or (last.outcome == OUTCOME_INCOMPLETE
-                                            and last.problems == problems)
+    if last.outcome == ACCEPTED:  # it completed the record: a repeated submission is that
+        same = submit
+    elif record.is_final:  # cancelled since: this save is refused
+        same = False
     else:
-        same = last.outcome == DRAFT and last.problems == problems
+        same = (last.outcome == (OUTCOME_INCOMPLETE if submit else DRAFT)
+                and last.problems == problems)
     if not same:
         return None
     log.info("record %s: online save repeats version %d; nothing saved", record.public_id,
@@ -352,11 +350,11 @@ def version_values(record: Record, version: UploadVersion) -> dict[str, Any]:
 def online_pdf(record: Record, version: UploadVersion) -> bytes:
     """The record's form as a PDF holding what an online save held: what the download gives
     after one, so the practitioner can carry on in a PDF reader."""
-    from sharewise.forms.prefill import fill
+    from sharewise.plugin.records.prefill import build_pdf_unchecked
 
-    return fill(version_values(record, version), record_id=record.public_id,
-                prefill_hash=record.prefill_hash, version=record.schema_version,
-                tenant_options=record.tenant_options).pdf
+    return build_pdf_unchecked(version_values(record, version), record.public_id,
+                               record.prefill_hash, record.schema_version,
+                               record.tenant_options)
 
 
 def merge_problems(read: Any, validated: list[Problem], version: int = 1) -> list[Problem]:
@@ -420,9 +418,12 @@ def _commit_version(
     # The status may have changed while the file was read (a racing upload completed it).
     if code is None and record.status in (COMPLETE, CANCELLED):
         code = "record_complete" if record.status == COMPLETE else "record_cancelled"
+    # what a refused version keeps of what was sent: an upload its file; an online save, which
+    # has no file, its values (sealed; a purged record keeps nothing)
+    keep_values = code is None or (source == ONLINE and record.purged_at is None)
     if code in STATE_MESSAGES:
         message = STATE_MESSAGES[code]
-        values, problems = None, []
+        problems = []
     version = _next_version(session, record)
     now = utcnow()
     if code is not None:
@@ -444,10 +445,10 @@ def _commit_version(
         storage_key=key,
         outcome=outcome,
         rejection_code=code,
-        values=values if code is None else None,
+        values=values if keep_values else None,
         problems=problems,
     )
-    if typed and code is None:
+    if typed and keep_values:
         row.typed = typed
     session.add(row)
 
@@ -455,22 +456,17 @@ def _commit_version(
         _schedule_from_values(session, record, values or {}, outcome == ACCEPTED, app)
     if outcome == REJECTED:
         audit(session, record, actor, "upload_rejected", f"upload {version}: {code}")
-    elif outcome == DRAFT:
+    elif outcome in (DRAFT, OUTCOME_INCOMPLETE):
         record.missing = problems
-        reason = f"version {version}: draft saved online, {len(problems)} item(s) missing"
-        if record.status == AWAITING:
-            transition(session, record, INCOMPLETE, actor, reason, event="draft_saved", at=now)
+        if outcome == DRAFT:
+            event, reason = "draft_saved", f"version {version}: draft saved online, "
         else:
-            audit(session, record, actor, "draft_saved", reason)
-    elif outcome == OUTCOME_INCOMPLETE:
-        reason = f"upload {version}: {len(problems)} item(s) missing"
-        record.missing = problems
+            event, reason = "upload_incomplete", f"upload {version}: "
+        reason += f"{len(problems)} item(s) missing"
         if record.status == AWAITING:
-            transition(
-                session, record, INCOMPLETE, actor, reason, event="upload_incomplete", at=now
-            )
+            transition(session, record, INCOMPLETE, actor, reason, event=event, at=now)
         else:
-            audit(session, record, actor, "upload_incomplete", reason)
+            audit(session, record, actor, event, reason)
     else:
         _complete(session, record, version, values or {}, actor, now, app)
     session.flush()

@@ -218,6 +218,11 @@ def test_a_submission_completes_the_record_as_an_upload_does(app, client, signed
     assert 'class="online"' not in locked and "Download the final record (PDF)" in locked
     late = client.post(online_path(made), data=posted(partial_answers(), "draft-1"))
     assert late.status_code == 409
+    # refused, and kept as it says: an online save has no file, so its values are the copy
+    assert "We kept a copy of what you sent" in late.get_data(as_text=True)
+    refused = versions(app, rid)[-1]
+    assert (refused.outcome, refused.rejection_code) == ("rejected", "record_complete")
+    assert refused.values["decision"] == partial_answers()["decision"]
     assert record_row(app, rid).final_sha256 == record.final_sha256
 
 

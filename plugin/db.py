@@ -109,8 +109,9 @@ def is_locked(exc: BaseException) -> bool:
 
 
 def _use_wal(cur: sqlite3.Cursor, busy_timeout: float) -> None:
-    """Put the database file in WAL mode (it stays so), retrying a lost race for up to
-    ``busy_timeout`` seconds; a file already in WAL mode costs one read."""
+    """Put the database file in WAL mode (it stays so), retrying a lost race until
+    ``busy_timeout`` seconds have passed (a last try may itself wait that long for a lock);
+    a file already in WAL mode costs one read."""
     deadline = time.monotonic() + busy_timeout
     while True:
         try:
@@ -148,7 +149,8 @@ def make_engine(url: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        pool: dict[str, Any] = {"poolclass": NullPool}  # in memory: as SQLite opens it
+        # in memory, or a ``file:`` URI: each connection as SQLite opens it
+        pool: dict[str, Any] = {"poolclass": NullPool}
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             # one kept; as many more as the process's threads need at once, closed after

@@ -202,6 +202,8 @@ def read_token(token: str, purpose: str, app: Flask | None = None) -> LinkClaims
 #: a manager's team link (the overview of their practitioners' open records) lasts two weeks:
 #: each working day's digest brings a fresh one
 TEAM_SECONDS = 14 * 86400
+#: the salt of the team links' signer
+TEAM_SALT = "sharewise.link.team"
 
 
 def manager_key(tenant: str, address: str, app: Flask | None = None) -> str:
@@ -215,14 +217,14 @@ def manager_key(tenant: str, address: str, app: Flask | None = None) -> str:
 def team_url(tenant: str, address: str, app: Flask | None = None) -> str:
     """The absolute URL of a manager's team overview (``/admin/team/<token>``)."""
     app = app or current_app
-    token = signer("sharewise.link.team", app).dumps([tenant, manager_key(tenant, address, app)])
+    token = signer(TEAM_SALT, app).dumps([tenant, manager_key(tenant, address, app)])
     return f"{app.config['BASE_URL']}/admin/team/{token}"
 
 
 def load_team_token(token: str, app: Flask | None = None) -> tuple[str, str]:
     """``(tenant, manager key)`` of a team link, or :class:`LinkError`."""
     try:
-        tenant, key = signer("sharewise.link.team", app).loads(token, max_age=TEAM_SECONDS)
+        tenant, key = signer(TEAM_SALT, app).loads(token, max_age=TEAM_SECONDS)
     except SignatureExpired:
         raise LinkExpired("this team link has expired") from None
     except (*_DECODE_ERRORS, ValueError, TypeError):

@@ -497,7 +497,7 @@ class Settings:
     web_threads: int = setting(
         "2", "gunicorn threads per worker process. Two keep a web worker busy while one request "
         "waits; on SQLite, where writes take turns, more only contend for the write lock and "
-        "Python's GIL (a 10,000-event backlog: 150 events/s with four, 167 with two).", COUNT)
+        "Python's GIL (measured in docs/performance.md, fifth run).", COUNT)
     web_max_requests: int = setting(
         "500", "Requests a gunicorn worker serves before it is replaced by a fresh fork of the "
         "preloaded master (with up to 10 % random jitter), which returns the memory its heap "

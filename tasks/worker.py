@@ -101,13 +101,16 @@ def _routine_beat_line(record: logging.LogRecord) -> bool:
     return isinstance(record.msg, str) and record.msg.startswith("Scheduler: Sending due task")
 
 
+#: the sweeps' task names (their lines are routine)
+_SWEEP_TASKS = frozenset(s["task"] for s in SWEEPS.values())
+
+
 def _routine_task_line(record: logging.LogRecord) -> bool:
     """A sweep's "Task ... received" and "... succeeded" lines (every minute, each sweep);
     not other tasks' lines, nor any failure."""
     args = record.args
-    routine = {s["task"] for s in SWEEPS.values()}
     return (record.levelno == logging.INFO and isinstance(args, dict)
-            and args.get("name") in routine)
+            and args.get("name") in _SWEEP_TASKS)
 
 
 #: the routine lines of beat and of the sweeps, logged at DEBUG; one instance each, so adding
